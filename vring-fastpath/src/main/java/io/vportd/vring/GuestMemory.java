@@ -127,6 +127,20 @@ public final class GuestMemory {
         return r.mapping().asSlice(uaddr - r.userAddr(), len);
     }
 
+    /**
+     * True when host [addr, addr+len) lies wholly inside one region's mapping: lets a holder of
+     * translated addresses check they survived a memory table change.
+     */
+    public boolean containsHost(long addr, long len) {
+        for (GuestRegion r : regions) {
+            long off = addr - r.mapping().address();
+            if (len >= 0 && Long.compareUnsigned(off, r.size()) < 0 && Long.compareUnsigned(len, r.size() - off) <= 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Guest physical address of frontend virtual {@code uaddr}, or -1 when it is not mapped. */
     public long userToGuest(long uaddr) {
         int i = findUser(uaddr, 1);

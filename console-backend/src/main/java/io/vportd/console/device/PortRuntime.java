@@ -1,0 +1,51 @@
+package io.vportd.console.device;
+
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.endpoint.Endpoint;
+import io.vportd.vring.Chain;
+import io.vportd.vring.SplitQueue;
+
+/**
+ * Everything the data plane keeps for one port. Confined to the data-plane thread; the counters
+ * are read by other threads only through {@link PortCounters}, which publishes them.
+ */
+final class PortRuntime {
+
+    final PortConfig config;
+    final String label;
+    final Endpoint endpoint;
+    final PortCounters counters = new PortCounters();
+
+    SplitQueue receive;   // device writes: host to guest
+    SplitQueue transmit;  // device reads: guest to host
+    Chain receiveChain;
+    Chain transmitChain;
+    /** A popped transmit chain whose bytes the host has not taken completely yet. */
+    boolean transmitHeld;
+    /** A popped receive chain waiting for host bytes. */
+    boolean receiveHeld;
+
+    boolean guestOpen;
+    /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
+    boolean hostReadable;
+    boolean hostWritable;
+    /** Work may be waiting: kicked, connected, opened, or left unfinished by the last cycle. */
+    boolean dirty;
+
+    final ConsoleOutputBuffer consoleBacklog;
+
+    PortRuntime(PortConfig config, Endpoint endpoint, int consoleBacklogBytes) {
+        this.config = config;
+        this.endpoint = endpoint;
+        this.label = labelOf(config);
+        this.consoleBacklog = config.console() ? new ConsoleOutputBuffer(consoleBacklogBytes) : null;
+    }
+
+    static String labelOf(PortConfig c) {
+        return c.name() == null ? "port " + c.id() : "port " + c.id() + " (" + c.name() + ")";
+    }
+
+    boolean isConsole() {
+        return config.console();
+    }
+}

@@ -1,0 +1,45 @@
+package io.vportd.console.endpoint;
+
+import java.io.IOException;
+
+/**
+ * The host side of one port: where guest output goes and where guest input comes from. The data
+ * plane moves bytes itself, straight between guest memory and {@link #outputFd()} /
+ * {@link #inputFd()} with readv/writev; an endpoint only owns the descriptors and the connection
+ * life cycle. All methods run on the data-plane thread.
+ */
+public interface Endpoint extends AutoCloseable {
+
+    /** Opens listening sockets or files; called once before any other method. */
+    void start(EndpointHost host, int port) throws IOException;
+
+    /** Readiness on a descriptor this endpoint registered with the role {@link EndpointHost#ROLE_LISTEN}. */
+    default void onListenReady(int events) {
+    }
+
+    /** True while a host peer can take guest output (a connected client, an open file). */
+    boolean connected();
+
+    /** Descriptor guest output is written to while connected, or -1. */
+    int outputFd();
+
+    /** Descriptor host input is read from while connected, or -1 (output-only endpoints). */
+    int inputFd();
+
+    /** True when guest output is to be accepted and thrown away on purpose (the null endpoint). */
+    default boolean discardsOutput() {
+        return false;
+    }
+
+    /**
+     * The data plane saw end of file or an error on the connection: close it. A listening endpoint
+     * goes back to waiting for the next client; others stay disconnected.
+     */
+    void hostGone();
+
+    /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
+    String describe();
+
+    @Override
+    void close();
+}

@@ -1,0 +1,43 @@
+package io.vportd.console.endpoint;
+
+/** A port whose guest output is thrown away on purpose and which never has input. */
+public final class NullEndpoint implements Endpoint {
+
+    @Override
+    public void start(EndpointHost host, int port) {
+        host.hostConnected(port);
+    }
+
+    @Override
+    public boolean connected() {
+        return true;
+    }
+
+    @Override
+    public int outputFd() {
+        return -1;
+    }
+
+    @Override
+    public int inputFd() {
+        return -1;
+    }
+
+    @Override
+    public boolean discardsOutput() {
+        return true;
+    }
+
+    @Override
+    public void hostGone() {
+    }
+
+    @Override
+    public String describe() {
+        return "null";
+    }
+
+    @Override
+    public void close() {
+    }
+}

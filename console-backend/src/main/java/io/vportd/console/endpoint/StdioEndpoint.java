@@ -1,0 +1,93 @@
+package io.vportd.console.endpoint;
+
+import io.vportd.sys.Epoll;
+import io.vportd.sys.NativeException;
+import io.vportd.sys.Posix;
+import io.vportd.sys.Terminal;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+
+/**
+ * The daemon's own standard input and output: a console in the foreground. When standard input
+ * is a terminal it is put in raw mode (so keys reach the guest as typed) and restored on close and
+ * at exit. Input that cannot be polled (a regular file, /dev/null) is not read.
+ */
+public final class StdioEndpoint implements Endpoint {
+
+    private static final System.Logger LOG = System.getLogger("vportd.endpoint");
+
+    private final String label;
+    private EndpointHost host;
+    private int inFd = -1;
+    private Terminal.Saved savedMode;
+
+    public StdioEndpoint(String portLabel) {
+        this.label = portLabel;
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        this.host = host;
+        if (Posix.isatty(0)) {
+            savedMode = Terminal.makeRaw(0);
+            Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
+        }
+        try {
+            host.watch(0, Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+            Posix.setNonBlocking(0, true);
+            inFd = 0;
+        } catch (NativeException e) {
+            // EPERM: standard input is a regular file or /dev/null, which readiness cannot watch.
+            LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled",
+                    label, e.getMessage());
+        }
+        host.hostConnected(port);
+    }
+
+    @Override
+    public boolean connected() {
+        return true;
+    }
+
+    @Override
+    public int outputFd() {
+        return 1;
+    }
+
+    @Override
+    public int inputFd() {
+        return inFd;
+    }
+
+    @Override
+    public void hostGone() {
+        // End of standard input: keep the output side; stop reading.
+        if (inFd >= 0) {
+            host.unwatch(inFd);
+            inFd = -1;
+            LOG.log(Level.INFO, "{0}: standard input ended", label);
+        }
+    }
+
+    @Override
+    public String describe() {
+        return "stdio";
+    }
+
+    private synchronized void restoreTerminal() {
+        if (savedMode != null) {
+            Terminal.restore(0, savedMode);
+            savedMode = null;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (inFd >= 0) {
+            host.unwatch(inFd);
+            Posix.setNonBlockingQuietly(0, false);
+            inFd = -1;
+        }
+        restoreTerminal();
+    }
+}
