@@ -1,0 +1,134 @@
+package io.vportd.console.device;
+
+import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.endpoint.Endpoint;
+import io.vportd.console.endpoint.FileEndpoint;
+import io.vportd.console.endpoint.NullEndpoint;
+import io.vportd.console.endpoint.StdioEndpoint;
+import io.vportd.console.endpoint.UnixServerEndpoint;
+import io.vportd.vhost.QueueSetup;
+import io.vportd.vhost.VhostUserBackend;
+import io.vportd.vring.GuestMemory;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.util.List;
+
+/**
+ * The multiport virtio-console as a vhost-user backend: feature bits, the 12-byte config space
+ * and the queue count here; everything that moves bytes lives in the {@link DataPlane}.
+ */
+public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger("vportd.device");
+
+    public static final long F_SIZE = 1L << 0;
+    public static final long F_MULTIPORT = 1L << 1;
+    public static final long F_EMERG_WRITE = 1L << 2;
+    public static final long F_RING_INDIRECT_DESC = 1L << 28;
+    public static final long F_RING_EVENT_IDX = 1L << 29;
+    public static final long F_VERSION_1 = 1L << 32;
+
+    public static final long FEATURES = F_SIZE | F_MULTIPORT | F_EMERG_WRITE | F_RING_INDIRECT_DESC
+            | F_RING_EVENT_IDX | F_VERSION_1;
+
+    private final QueueMap map;
+    private final ConfigSpace config;
+    private final DataPlane dataPlane;
+
+    public ConsoleDevice(int maxPorts, List<PortConfig> ports) throws IOException {
+        this.map = new QueueMap(maxPorts);
+        this.config = new ConfigSpace(maxPorts);
+        for (PortConfig p : ports) {
+            if (p.id() >= maxPorts) {
+                throw new IllegalArgumentException(PortRuntime.labelOf(p) + ": id is not below max ports " + maxPorts);
+            }
+            if (p.console() && p.sizeKnown()) {
+                config.size(p.cols(), p.rows()); // the config space carries the first console's size
+                break;
+            }
+        }
+        this.dataPlane = new DataPlane(map, ports, ConsoleDevice::endpointFor);
+        dataPlane.start();
+    }
+
+    static Endpoint endpointFor(PortConfig p) {
+        String label = PortRuntime.labelOf(p);
+        EndpointSpec spec = p.endpoint();
+        return switch (spec) {
+            case EndpointSpec.UnixSocket s -> new UnixServerEndpoint(s.path(), label);
+            case EndpointSpec.FileOut f -> new FileEndpoint(f.path(), label);
+            case EndpointSpec.Stdio s -> new StdioEndpoint(label);
+            case EndpointSpec.Null n -> new NullEndpoint();
+            default -> throw new IllegalArgumentException(label + ": endpoint " + spec.toSpec()
+                    + " is not supported yet (supported: socket=, file=, stdio, null)");
+        };
+    }
+
+    public DataPlane dataPlane() {
+        return dataPlane;
+    }
+
+    @Override
+    public long deviceFeatures() {
+        return FEATURES;
+    }
+
+    @Override
+    public int queueCount() {
+        return map.queueCount();
+    }
+
+    @Override
+    public int configSize() {
+        return ConfigSpace.SIZE;
+    }
+
+    @Override
+    public void getConfig(int offset, byte[] dst) {
+        config.read(offset, dst);
+    }
+
+    @Override
+    public void setConfig(int offset, byte[] src) {
+        int ch = ConfigSpace.emergencyCharacter(offset, src);
+        if (ch != ConfigSpace.NO_CHARACTER) {
+            dataPlane.emergencyWrite(ch);
+        } else {
+            LOG.log(Level.DEBUG, "ignoring a write to read-only config bytes at offset {0}", offset);
+        }
+    }
+
+    @Override
+    public void setFeatures(long acked) {
+        if ((acked & F_MULTIPORT) == 0) {
+            LOG.log(Level.WARNING, "the guest did not accept MULTIPORT: only port 0 can work");
+        }
+        dataPlane.setFeatures(acked);
+    }
+
+    @Override
+    public void setMemory(GuestMemory memory) {
+        dataPlane.setMemory(memory);
+    }
+
+    @Override
+    public void startQueue(int index, QueueSetup setup) {
+        dataPlane.startQueue(index, setup);
+    }
+
+    @Override
+    public int stopQueue(int index) {
+        return dataPlane.stopQueue(index);
+    }
+
+    @Override
+    public void reset() {
+        dataPlane.reset();
+    }
+
+    @Override
+    public void close() {
+        dataPlane.close();
+    }
+}
