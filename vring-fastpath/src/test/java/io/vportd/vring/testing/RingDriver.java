@@ -214,6 +214,24 @@ public final class RingDriver implements AutoCloseable {
         return new Buffer(GPA_BASE + at, len);
     }
 
+    /** Allocates {@code len} bytes that do not cross a region boundary (for indirect tables). */
+    public Buffer allocateWithinRegion(int len, int alignment) {
+        long at = align(bump, alignment);
+        if (at / regionSize != (at + len - 1) / regionSize) {
+            at = align((at / regionSize + 1) * regionSize, alignment);
+        }
+        if (at + len > regionSize * mappings.length) {
+            throw new IllegalStateException("guest memory exhausted: " + len + " bytes at " + at);
+        }
+        bump = at + len;
+        return new Buffer(GPA_BASE + at, len);
+    }
+
+    /** Bytes the bump allocator has left. */
+    public long bytesFree() {
+        return regionSize * mappings.length - bump;
+    }
+
     /**
      * Allocates {@code len} bytes ending exactly at the end of region {@code k} (plus {@code over}
      * bytes into the next region when {@code over > 0}); for spanning and out-of-range tests.
@@ -381,7 +399,7 @@ public final class RingDriver implements AutoCloseable {
     /** Offers readable then writable buffers through one indirect table in guest memory. */
     public int addIndirectChain(Buffer[] out, Buffer[] in) {
         int n = out.length + in.length;
-        Buffer table = allocate(16 * n, 16);
+        Buffer table = allocateWithinRegion(16 * n, 16);
         for (int i = 0; i < n; i++) {
             Buffer b = i < out.length ? out[i] : in[i - out.length];
             int flags = (i >= out.length ? F_WRITE : 0) | (i < n - 1 ? F_NEXT : 0);
