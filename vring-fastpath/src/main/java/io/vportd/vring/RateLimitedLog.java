@@ -1,0 +1,49 @@
+package io.vportd.vring;
+
+import java.lang.System.Logger;
+import java.lang.System.Logger.Level;
+
+/**
+ * Lets at most {@code burst} lines through per {@code windowNanos}; counts the rest and mentions
+ * how many were dropped in the next line that passes. Only for bad-input paths: it formats
+ * strings. Not thread-safe: one per ring worker.
+ */
+final class RateLimitedLog {
+
+    private final Logger logger;
+    private final int burst;
+    private final long windowNanos;
+    private long windowStart;
+    private int inWindow;
+    private long dropped;
+    private boolean started;
+
+    RateLimitedLog(Logger logger, int burst, long windowNanos) {
+        this.logger = logger;
+        this.burst = burst;
+        this.windowNanos = windowNanos;
+    }
+
+    void warn(String format, Object... args) {
+        long now = System.nanoTime();
+        if (!started || now - windowStart >= windowNanos) {
+            started = true;
+            windowStart = now;
+            inWindow = 0;
+        }
+        if (inWindow >= burst) {
+            dropped++;
+            return;
+        }
+        inWindow++;
+        if (!logger.isLoggable(Level.WARNING)) {
+            return;
+        }
+        String text = String.format(format, args);
+        if (dropped > 0) {
+            text = text + " (" + dropped + " similar lines suppressed)";
+            dropped = 0;
+        }
+        logger.log(Level.WARNING, text);
+    }
+}

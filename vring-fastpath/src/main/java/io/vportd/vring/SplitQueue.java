@@ -1,0 +1,477 @@
+package io.vportd.vring;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.Objects;
+
+/**
+ * Device side of one virtio 1.x split virtqueue over ring memory that is already translated to
+ * host segments (descriptor table, available ring, used ring).
+ *
+ * <p>Threading: one ring worker calls everything except construction, which may happen on any
+ * thread before the worker is handed the queue (the hand-off must be a safe publication, e.g.
+ * through a concurrent queue). {@link #setMemory(GuestMemory)} must be called from the worker or
+ * while the worker is quiesced.
+ *
+ * <p>The guest is untrusted: every index, address and length it writes is checked. A bad chain
+ * is consumed, returned to the guest with used length 0, counted in {@link QueueStats} and logged
+ * (rate-limited); {@link #pop(Chain)} never throws for guest input and never touches memory
+ * outside the ring segments and the guest memory regions.
+ *
+ * <p>Memory ordering (the driver runs concurrently on another CPU): the available index is read
+ * with acquire semantics before any ring entry or descriptor it covers; the used index is stored
+ * with release semantics after the used entries; a full fence separates publishing the used
+ * index from reading the driver's interrupt suppression, and publishing notification state
+ * (used flags or avail_event) from re-reading the available index.
+ */
+public final class SplitQueue {
+
+    /** Largest split queue size the spec allows. */
+    public static final int MAX_SIZE = 32768;
+
+    /** {@link #pop} result: a chain was popped into the Chain. */
+    public static final int POPPED = 1;
+    /** {@link #pop} result: nothing available (or the queue is broken). */
+    public static final int EMPTY = 0;
+    /** {@link #pop} result: a bad chain was consumed (used length 0 pushed) and counted. */
+    public static final int BAD_CHAIN = -1;
+    /** {@link #pop} result: the queue has just been marked broken; later calls return {@link #EMPTY}. */
+    public static final int BROKEN = -2;
+
+    static final int DESC_SIZE = 16;
+    static final int F_NEXT = 1;
+    static final int F_WRITE = 2;
+    static final int F_INDIRECT = 4;
+    /** Available ring flag: the driver does not want interrupts. */
+    static final int AVAIL_F_NO_INTERRUPT = 1;
+    /** Used ring flag: the device does not want kicks. */
+    static final int USED_F_NO_NOTIFY = 1;
+    /** Bound on indirect table entries (the largest queue size). */
+    static final int MAX_INDIRECT = MAX_SIZE;
+
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort U16_UNALIGNED =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32_UNALIGNED =
+            ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64_UNALIGNED =
+            ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** (MemorySegment, long offset) -> short; used for the acquire/release/fenced accesses. */
+    private static final VarHandle U16_VH = U16.varHandle();
+
+    private static final System.Logger LOGGER = System.getLogger("io.vportd.vring");
+
+    private final int index;
+    private final int size;
+    private final int mask;
+    private final MemorySegment desc;
+    private final MemorySegment avail;
+    private final MemorySegment used;
+    private final boolean eventIdx;
+    private final Direction direction;
+    private final boolean writable;
+    private final QueueStats stats;
+    private final long usedEventOffset;
+    private final long availEventOffset;
+    private final RateLimitedLog log;
+
+    private GuestMemory memory = GuestMemory.empty();
+    /** Next available ring slot the device will consume (free-running 16-bit). */
+    private int nextAvail;
+    /** Last available index read from the ring (free-running 16-bit). */
+    private int availShadow;
+    /** Used index the device will publish (free-running 16-bit). */
+    private int usedIdx;
+    /** Used index at the last publishUsed. */
+    private int publishedUsed;
+    private boolean notifyDisabled;
+    private boolean broken;
+    private ChainError lastError;
+
+    /**
+     * @param index     queue index (for log lines)
+     * @param size      number of ring entries, a power of two in 1..32768
+     * @param desc      descriptor table, at least 16*size bytes, 16-byte aligned, native
+     * @param avail     available ring, at least 4+2*size (+2 with EVENT_IDX) bytes, 2-byte aligned, native
+     * @param used      used ring, at least 4+8*size (+2 with EVENT_IDX) bytes, 4-byte aligned, native
+     * @param eventIdx  whether VIRTIO_F_RING_EVENT_IDX was negotiated
+     * @param direction which way every descriptor must point
+     * @param stats     counters to update (may be shared across restarts of the same queue)
+     * @throws IllegalArgumentException on a bad size, a too-small or misaligned segment
+     */
+    public SplitQueue(int index, int size, MemorySegment desc, MemorySegment avail, MemorySegment used,
+                      boolean eventIdx, Direction direction, QueueStats stats) {
+        Objects.requireNonNull(desc, "desc");
+        Objects.requireNonNull(avail, "avail");
+        Objects.requireNonNull(used, "used");
+        Objects.requireNonNull(direction, "direction");
+        Objects.requireNonNull(stats, "stats");
+        if (size < 1 || size > MAX_SIZE || (size & (size - 1)) != 0) {
+            throw new IllegalArgumentException("queue " + index + ": size must be a power of two in 1..32768, got " + size);
+        }
+        checkSegment(index, "descriptor table", desc, descBytes(size), 16);
+        checkSegment(index, "available ring", avail, availBytes(size, eventIdx), 2);
+        checkSegment(index, "used ring", used, usedBytes(size, eventIdx), 4);
+        this.index = index;
+        this.size = size;
+        this.mask = size - 1;
+        this.desc = desc;
+        this.avail = avail;
+        this.used = used;
+        this.eventIdx = eventIdx;
+        this.direction = direction;
+        this.writable = direction == Direction.DEVICE_WRITES;
+        this.stats = stats;
+        this.usedEventOffset = 4L + 2L * size;
+        this.availEventOffset = 4L + 8L * size;
+        this.log = new RateLimitedLog(LOGGER, 10, 10_000_000_000L);
+        this.usedIdx = Short.toUnsignedInt((short) U16_VH.getAcquire(used, 2L));
+        this.publishedUsed = usedIdx;
+    }
+
+    /** Bytes a descriptor table of {@code size} entries needs. */
+    public static long descBytes(int size) {
+        return (long) DESC_SIZE * size;
+    }
+
+    /** Bytes an available ring of {@code size} entries needs (with used_event when eventIdx). */
+    public static long availBytes(int size, boolean eventIdx) {
+        return 4L + 2L * size + (eventIdx ? 2 : 0);
+    }
+
+    /** Bytes a used ring of {@code size} entries needs (with avail_event when eventIdx). */
+    public static long usedBytes(int size, boolean eventIdx) {
+        return 4L + 8L * size + (eventIdx ? 2 : 0);
+    }
+
+    private static void checkSegment(int index, String what, MemorySegment s, long need, int align) {
+        if (!s.isNative()) {
+            throw new IllegalArgumentException("queue " + index + ": " + what + " is not native memory");
+        }
+        if (s.byteSize() < need) {
+            throw new IllegalArgumentException("queue " + index + ": " + what + " is " + s.byteSize()
+                    + " bytes, needs " + need);
+        }
+        if ((s.address() & (align - 1)) != 0) {
+            throw new IllegalArgumentException(String.format("queue %d: %s at 0x%x is not %d-byte aligned",
+                    index, what, s.address(), align));
+        }
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public Direction direction() {
+        return direction;
+    }
+
+    public boolean eventIdx() {
+        return eventIdx;
+    }
+
+    public QueueStats stats() {
+        return stats;
+    }
+
+    /** A Chain sized for this queue (the caller owns and closes it). */
+    public Chain newChain() {
+        return new Chain(size);
+    }
+
+    /** Replaces the translation table for descriptor addresses. Worker thread or quiesced worker only. */
+    public void setMemory(GuestMemory memory) {
+        this.memory = Objects.requireNonNull(memory, "memory");
+    }
+
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    /** Sets the next available index to consume (SET_VRING_BASE); only the low 16 bits count. */
+    public void setNextAvail(int value) {
+        nextAvail = value & 0xFFFF;
+        availShadow = nextAvail;
+    }
+
+    /** The next available index the device will consume (GET_VRING_BASE). */
+    public int nextAvail() {
+        return nextAvail;
+    }
+
+    /** The used index the device will publish next (free-running, 16 bits). */
+    public int usedIndex() {
+        return usedIdx;
+    }
+
+    /** True once the driver moved the available index impossibly far; the queue then does nothing. */
+    public boolean isBroken() {
+        return broken;
+    }
+
+    /** Why the last bad chain was refused, or null. */
+    public ChainError lastError() {
+        return lastError;
+    }
+
+    /** True when the driver has made buffers available that the device has not popped yet. */
+    public boolean hasAvailable() {
+        if (broken) {
+            return false;
+        }
+        if (availShadow != nextAvail) {
+            return true;
+        }
+        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
+        return availShadow != nextAvail;
+    }
+
+    /**
+     * Pops the next available chain into {@code c}.
+     *
+     * @return {@link #POPPED}, {@link #EMPTY}, {@link #BAD_CHAIN} (consumed with used length 0,
+     *         counted, caller should go on popping and later publish), or {@link #BROKEN} (once)
+     */
+    public int pop(Chain c) {
+        if (broken) {
+            return EMPTY;
+        }
+        int next = nextAvail;
+        if (availShadow == next) {
+            availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
+            if (availShadow == next) {
+                return EMPTY;
+            }
+            if (((availShadow - next) & 0xFFFF) > size) {
+                markBroken();
+                return BROKEN;
+            }
+        }
+        int head = Short.toUnsignedInt(avail.get(U16_UNALIGNED, 4L + 2L * (next & mask)));
+        nextAvail = (next + 1) & 0xFFFF;
+        if (head >= size) {
+            c.reset(head, writable);
+            rejected(ChainError.HEAD_OUT_OF_RANGE, head, -1);
+            return BAD_CHAIN;
+        }
+        ChainError err = walk(c, head);
+        if (err != null) {
+            c.clearSegments();
+            rejected(err, head, c.capacity());
+            pushUsed(head, 0);
+            return BAD_CHAIN;
+        }
+        stats.chainPopped(c.totalLength());
+        return POPPED;
+    }
+
+    /** Walks the chain starting at {@code head}; returns null when good. */
+    private ChainError walk(Chain c, int head) {
+        c.reset(head, writable);
+        GuestMemory mem = memory;
+        MemorySegment table = desc;
+        long tableBase = 0;
+        long tableCount = size;
+        boolean indirect = false;
+        int i = head;
+        int hops = 0;
+        long total = 0;
+        while (true) {
+            if (hops++ >= tableCount) {
+                return ChainError.CHAIN_TOO_LONG;
+            }
+            long at = tableBase + (long) i * DESC_SIZE;
+            long addr = table.get(U64_UNALIGNED, at);
+            long len = Integer.toUnsignedLong(table.get(U32_UNALIGNED, at + 8));
+            int flags = Short.toUnsignedInt(table.get(U16_UNALIGNED, at + 12));
+            int nextIdx = Short.toUnsignedInt(table.get(U16_UNALIGNED, at + 14));
+            if ((flags & F_INDIRECT) != 0) {
+                if (indirect) {
+                    return ChainError.NESTED_INDIRECT;
+                }
+                if ((flags & F_NEXT) != 0) {
+                    return ChainError.INDIRECT_WITH_NEXT;
+                }
+                if (len == 0 || (len & (DESC_SIZE - 1)) != 0 || len / DESC_SIZE > MAX_INDIRECT) {
+                    return ChainError.INDIRECT_BAD_LENGTH;
+                }
+                int r = mem.findGuest(addr, len);
+                if (r < 0) {
+                    return ChainError.INDIRECT_NOT_MAPPED;
+                }
+                GuestRegion region = mem.region(r);
+                table = region.mapping();
+                tableBase = addr - region.guestPhysAddr();
+                tableCount = len / DESC_SIZE;
+                indirect = true;
+                i = 0;
+                hops = 0;
+                continue;
+            }
+            if (((flags & F_WRITE) != 0) != writable) {
+                return ChainError.WRONG_DIRECTION;
+            }
+            total += len;
+            if (total > Integer.MAX_VALUE) {
+                return ChainError.TOTAL_LENGTH_OVERFLOW;
+            }
+            if (len != 0) {
+                ChainError e = translate(c, mem, addr, len);
+                if (e != null) {
+                    return e;
+                }
+            }
+            if ((flags & F_NEXT) == 0) {
+                return null;
+            }
+            if (nextIdx >= tableCount) {
+                return ChainError.NEXT_OUT_OF_RANGE;
+            }
+            i = nextIdx;
+        }
+    }
+
+    /** Adds guest [gpa, gpa+len) to the chain, one segment per region it touches. len > 0, < 2^31. */
+    private static ChainError translate(Chain c, GuestMemory mem, long gpa, long len) {
+        if (Long.compareUnsigned(gpa + len - 1, gpa) < 0) {
+            return ChainError.ADDRESS_NOT_MAPPED; // wraps around the address space
+        }
+        long rem = len;
+        while (rem > 0) {
+            int r = mem.findGuest(gpa, 1);
+            if (r < 0) {
+                return ChainError.ADDRESS_NOT_MAPPED;
+            }
+            if (c.isFull()) {
+                return ChainError.TOO_MANY_SEGMENTS;
+            }
+            GuestRegion region = mem.region(r);
+            long off = gpa - region.guestPhysAddr();
+            long n = Math.min(rem, region.size() - off);
+            c.add(region.mapping(), off, (int) n);
+            gpa += n;
+            rem -= n;
+        }
+        return null;
+    }
+
+    private void rejected(ChainError err, int head, int capacity) {
+        lastError = err;
+        stats.badChain(err);
+        log.warn("queue %d: bad descriptor chain at head %d (%s); returned with length 0%s", index, head,
+                err.text(), err == ChainError.TOO_MANY_SEGMENTS ? " (capacity " + capacity + ")" : "");
+    }
+
+    private void markBroken() {
+        broken = true;
+        lastError = ChainError.AVAIL_INDEX_JUMP;
+        stats.badChain(ChainError.AVAIL_INDEX_JUMP);
+        log.warn("queue %d: available index %d is more than %d ahead of %d; queue marked broken until reset",
+                index, availShadow, size, nextAvail);
+    }
+
+    /**
+     * Writes a used entry for chain {@code head} with {@code len} bytes written by the device
+     * (0 for device-readable chains). Not visible to the driver until {@link #publishUsed()}.
+     *
+     * @throws IllegalArgumentException if head is not a ring index or len is negative (caller bugs)
+     */
+    public void pushUsed(int head, int len) {
+        if (head < 0 || head >= size || len < 0) {
+            throw new IllegalArgumentException("queue " + index + ": pushUsed(" + head + ", " + len + ")");
+        }
+        long at = 4L + 8L * (usedIdx & mask);
+        used.set(U32_UNALIGNED, at, head);
+        used.set(U32_UNALIGNED, at + 4, len);
+        usedIdx = (usedIdx + 1) & 0xFFFF;
+        stats.used(len);
+    }
+
+    /**
+     * Makes the used entries pushed so far visible to the driver (release store of the used index)
+     * and says whether the driver wants an interrupt for them.
+     *
+     * @return true when the caller must signal the call eventfd
+     */
+    public boolean publishUsed() {
+        int now = usedIdx;
+        int old = publishedUsed;
+        if (now == old) {
+            return false;
+        }
+        U16_VH.setRelease(used, 2L, (short) now);
+        publishedUsed = now;
+        // The driver publishes its suppression state and then re-reads the used index; we publish
+        // the used index and then read its suppression state. A full fence on both sides means at
+        // least one of us sees the other's store.
+        VarHandle.fullFence();
+        boolean need;
+        if (eventIdx) {
+            int event = Short.toUnsignedInt(avail.get(U16_UNALIGNED, usedEventOffset));
+            // Interrupt when used_event lies in [old, now): the driver asked to hear about that entry.
+            need = ((now - event - 1) & 0xFFFF) < ((now - old) & 0xFFFF);
+        } else {
+            need = (Short.toUnsignedInt(avail.get(U16_UNALIGNED, 0L)) & AVAIL_F_NO_INTERRUPT) == 0;
+        }
+        if (need) {
+            stats.interrupt();
+        } else {
+            stats.interruptSuppressed();
+        }
+        return need;
+    }
+
+    /**
+     * Asks the driver not to kick while the device is draining. Without EVENT_IDX this sets
+     * VIRTQ_USED_F_NO_NOTIFY; with EVENT_IDX it leaves avail_event where it is, so the driver
+     * kicks at most once more until {@link #enableNotifications()}.
+     */
+    public void disableNotifications() {
+        if (notifyDisabled) {
+            return;
+        }
+        notifyDisabled = true;
+        if (!eventIdx) {
+            U16_VH.setRelease(used, 0L, (short) USED_F_NO_NOTIFY);
+        }
+    }
+
+    /**
+     * Asks the driver to kick for the next buffer, then re-checks the available index. Use as
+     * "disable, drain, enable; if enable returned true, drain again": a buffer the driver added
+     * between the last pop and this call is seen here, so no wake-up is lost.
+     *
+     * @return true when buffers are available (the caller must drain again)
+     */
+    public boolean enableNotifications() {
+        if (broken) {
+            return false;
+        }
+        notifyDisabled = false;
+        if (eventIdx) {
+            U16_VH.setRelease(used, availEventOffset, (short) nextAvail);
+        } else {
+            U16_VH.setRelease(used, 0L, (short) 0);
+        }
+        // Our store above and the driver's avail index store must not pass each other's loads.
+        VarHandle.fullFence();
+        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
+        boolean more = availShadow != nextAvail;
+        if (more) {
+            stats.notifyRecheck();
+        }
+        return more;
+    }
+
+    @Override
+    public String toString() {
+        return "SplitQueue[" + index + ", size=" + size + ", " + direction + (eventIdx ? ", event-idx" : "")
+                + ", nextAvail=" + nextAvail + ", used=" + usedIdx + (broken ? ", BROKEN" : "") + "]";
+    }
+}
