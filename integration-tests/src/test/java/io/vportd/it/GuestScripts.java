@@ -1,0 +1,39 @@
+package io.vportd.it;
+
+/** Shell (busybox sh) pieces shared by scenario scripts. */
+public final class GuestScripts {
+
+    private GuestScripts() {
+    }
+
+    /**
+     * Helpers every scenario may use:
+     * <ul>
+     * <li>{@code mark KEY [VALUE...]} prints a {@code VPORTD-MARK} line for the test;</li>
+     * <li>{@code fail MESSAGE} prints a mark {@code fail} and exits 1;</li>
+     * <li>{@code port NAME} prints {@code /dev/virtio-ports/NAME};</li>
+     * <li>{@code recv_token DEV N} opens DEV and reads N bytes, again and again while the
+     *     host side is away (a read then ends at once with EOF), and prints them; fails after
+     *     about 60 s.</li>
+     * </ul>
+     */
+    public static final String PRELUDE = """
+            mark() { echo "VPORTD-MARK $*"; }
+            fail() { mark fail "$*"; exit 1; }
+            port() { echo "/dev/virtio-ports/$1"; }
+            recv_token() {
+              _i=0
+              while [ $_i -lt 1200 ]; do
+                _d=$(head -c "$2" "$1" 2>/dev/null)
+                if [ -n "$_d" ]; then printf '%s' "$_d"; return 0; fi
+                _i=$((_i + 1)); sleep 0.05
+              done
+              fail "no token from the host on $1"
+            }
+            """;
+
+    /** The prelude followed by {@code body}. */
+    public static String script(String body) {
+        return PRELUDE + body;
+    }
+}
