@@ -1,6 +1,5 @@
 package io.vportd.console;
 
-import java.util.Locale;
 import java.util.logging.ConsoleHandler;
 import java.util.logging.Level;
 import java.util.logging.LogManager;
@@ -12,7 +11,7 @@ final class Logging {
     private Logging() {
     }
 
-    static void configure(String level) {
+    static void configure(System.Logger.Level level) {
         System.setProperty("java.util.logging.SimpleFormatter.format",
                 "%1$tF %1$tT.%1$tL %4$-7s %3$s: %5$s%6$s%n");
         LogManager.getLogManager().reset();
@@ -24,17 +23,15 @@ final class Logging {
         root.setLevel(l);
     }
 
-    static Level parse(String level) {
-        if (level == null) {
-            return Level.INFO;
-        }
-        return switch (level.toLowerCase(Locale.ROOT)) {
-            case "error" -> Level.SEVERE;
-            case "warn", "warning" -> Level.WARNING;
-            case "info" -> Level.INFO;
-            case "debug" -> Level.FINE;
-            case "trace" -> Level.FINEST;
-            default -> throw new IllegalArgumentException("unknown log level " + level);
+    static Level parse(System.Logger.Level level) {
+        return switch (level) {
+            case ALL -> Level.ALL;
+            case TRACE -> Level.FINEST;
+            case DEBUG -> Level.FINE;
+            case INFO -> Level.INFO;
+            case WARNING -> Level.WARNING;
+            case ERROR -> Level.SEVERE;
+            case OFF -> Level.OFF;
         };
     }
 }

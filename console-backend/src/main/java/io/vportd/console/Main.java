@@ -19,13 +19,13 @@ public final class Main {
         try {
             config = VportdCommand.parse(args);
         } catch (UsageException e) {
-            System.err.println("vportd: " + e.getMessage());
-            System.err.println("Try 'vportd --help' for the options and an example.");
-            System.exit(2);
-            return;
-        }
-        if (config == null) {
-            System.exit(0); // --help or --version was printed
+            if (e.isInformational()) {
+                System.out.print(e.getMessage());
+                System.out.println();
+            } else {
+                System.err.println("vportd: " + e.getMessage());
+            }
+            System.exit(e.exitCode());
             return;
         }
         Logging.configure(config.logLevel());

@@ -5,7 +5,6 @@ import io.vportd.console.control.ControlMachine;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
-import io.vportd.sys.Epoll;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
@@ -100,8 +99,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         this.control = new ControlMachine(map.maxPorts(), this);
         this.epoll = Posix.epollCreate();
         this.wake = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
-        this.events = arena.allocate((long) Epoll.EVENT_SIZE * MAX_EVENTS, 8);
-        Posix.epollCtl(epoll.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, token(KIND_WAKE, 0, 0));
+        this.events = arena.allocate((long) Posix.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
+        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, wake.fd(), Posix.EPOLLIN, token(KIND_WAKE, 0, 0));
+        if (r < 0) {
+            throw new NativeException("epoll_ctl(ADD wake eventfd)", -r);
+        }
         for (PortConfig c : configs) {
             installPort(c, endpoints.apply(c));
         }
@@ -215,7 +217,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                     break;
                 }
                 for (int i = 0; i < n; i++) {
-                    dispatch(Epoll.data(events, i), Epoll.events(events, i));
+                    dispatch(Posix.epollEventData(events, i), Posix.epollEventMask(events, i));
                 }
                 runCommands();
                 service();
@@ -258,10 +260,10 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             if (b == ROLE_LISTEN) {
                 p.endpoint.onListenReady(ev);
             } else {
-                if ((ev & (Epoll.EPOLLIN | Epoll.EPOLLHUP | Epoll.EPOLLRDHUP | Epoll.EPOLLERR)) != 0) {
+                if ((ev & (Posix.EPOLLIN | Posix.EPOLLHUP | Posix.EPOLLRDHUP | Posix.EPOLLERR)) != 0) {
                     p.hostReadable = true;
                 }
-                if ((ev & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0) {
+                if ((ev & (Posix.EPOLLOUT | Posix.EPOLLHUP | Posix.EPOLLERR)) != 0) {
                     p.hostWritable = true;
                 }
                 p.dirty = true;
@@ -576,12 +578,15 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void watch(int fd, int eventMask, int port, int role) throws NativeException {
-        Posix.epollCtl(epoll.fd(), Epoll.EPOLL_CTL_ADD, fd, eventMask, token(KIND_ENDPOINT, port, role));
+        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, fd, eventMask, token(KIND_ENDPOINT, port, role));
+        if (r < 0) {
+            throw new NativeException("epoll_ctl(ADD fd " + fd + ")", -r);
+        }
     }
 
     @Override
     public void unwatch(int fd) {
-        Posix.epollCtlQuietly(epoll.fd(), Epoll.EPOLL_CTL_DEL, fd, 0, 0);
+        Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_DEL, fd, 0, 0);
     }
 
     @Override
@@ -657,10 +662,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         SplitQueue q = new SplitQueue(index, s.size(), s.desc(), s.avail(), s.used(), s.eventIdx(), dir, stats);
         q.setMemory(memory);
         q.setNextAvail(s.firstAvailIndex());
-        try {
-            Posix.epollCtl(epoll.fd(), Epoll.EPOLL_CTL_ADD, s.kickFd(), Epoll.EPOLLIN, token(KIND_KICK, index, 0));
-        } catch (NativeException ex) {
-            throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + ex.getMessage(), ex);
+        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, s.kickFd(), Posix.EPOLLIN, token(KIND_KICK, index, 0));
+        if (r < 0) {
+            throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + Errno.describe(-r));
         }
         queues[index] = q;
         queueStats[index] = stats;
@@ -705,7 +709,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             return 0;
         }
         SplitQueue q = queues[index];
-        Posix.epollCtlQuietly(epoll.fd(), Epoll.EPOLL_CTL_DEL, kickFds[index], 0, 0);
+        Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_DEL, kickFds[index], 0, 0);
         int next = q.nextAvail();
         int port = map.portOf(index);
         Chain released = null;
@@ -869,8 +873,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 }
             }
         }
-        wake.close();
-        epoll.close();
+        wake.closeQuietly();
+        epoll.closeQuietly();
         arena.close();
         for (Exception e : errors) {
             LOG.log(Level.WARNING, "while shutting the data plane down: {0}", e.getMessage());

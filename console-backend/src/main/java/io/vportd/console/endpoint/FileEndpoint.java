@@ -56,7 +56,7 @@ public final class FileEndpoint implements Endpoint {
     @Override
     public void close() {
         if (file != null) {
-            file.close();
+            file.closeQuietly();
             file = null;
         }
     }

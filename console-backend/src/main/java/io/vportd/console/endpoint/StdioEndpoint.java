@@ -1,9 +1,7 @@
 package io.vportd.console.endpoint;
 
-import io.vportd.sys.Epoll;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
-import io.vportd.sys.Terminal;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 
@@ -19,7 +17,7 @@ public final class StdioEndpoint implements Endpoint {
     private final String label;
     private EndpointHost host;
     private int inFd = -1;
-    private Terminal.Saved savedMode;
+    private byte[] savedMode;
 
     public StdioEndpoint(String portLabel) {
         this.label = portLabel;
@@ -29,11 +27,11 @@ public final class StdioEndpoint implements Endpoint {
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
         if (Posix.isatty(0)) {
-            savedMode = Terminal.makeRaw(0);
+            savedMode = Posix.enterRawMode(0);
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
         try {
-            host.watch(0, Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+            host.watch(0, Posix.EPOLLIN | Posix.EPOLLRDHUP | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
             Posix.setNonBlocking(0, true);
             inFd = 0;
         } catch (NativeException e) {
@@ -76,7 +74,11 @@ public final class StdioEndpoint implements Endpoint {
 
     private synchronized void restoreTerminal() {
         if (savedMode != null) {
-            Terminal.restore(0, savedMode);
+            try {
+                Posix.tcsetattr(0, savedMode);
+            } catch (NativeException e) {
+                LOG.log(Level.WARNING, "{0}: cannot restore the terminal mode: {1}", label, e.getMessage());
+            }
             savedMode = null;
         }
     }
@@ -85,7 +87,11 @@ public final class StdioEndpoint implements Endpoint {
     public void close() {
         if (inFd >= 0) {
             host.unwatch(inFd);
-            Posix.setNonBlockingQuietly(0, false);
+            try {
+                Posix.setNonBlocking(0, false);
+            } catch (NativeException e) {
+                LOG.log(Level.DEBUG, "{0}: cannot clear O_NONBLOCK on standard input: {1}", label, e.getMessage());
+            }
             inFd = -1;
         }
         restoreTerminal();

@@ -1,6 +1,5 @@
 package io.vportd.console.endpoint;
 
-import io.vportd.sys.Epoll;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
@@ -43,7 +42,7 @@ public final class UnixServerEndpoint implements Endpoint {
         }
         listener = Posix.unixListen(path, 4);
         Posix.setNonBlocking(listener.fd(), true);
-        host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
+        host.watch(listener.fd(), Posix.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
         LOG.log(Level.INFO, "{0}: listening on {1}", label, path);
     }
 
@@ -62,13 +61,13 @@ public final class UnixServerEndpoint implements Endpoint {
                 Posix.close(fd);
                 continue;
             }
-            Fd c = new Fd(fd);
+            Fd c = Fd.adopt(fd);
             try {
-                host.watch(fd, Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port,
+                host.watch(fd, Posix.EPOLLIN | Posix.EPOLLOUT | Posix.EPOLLRDHUP | Posix.EPOLLET, port,
                         EndpointHost.ROLE_CONNECTION);
             } catch (NativeException e) {
                 LOG.log(Level.WARNING, "{0}: cannot watch new client: {1}", label, e.getMessage());
-                c.close();
+                c.closeQuietly();
                 continue;
             }
             client = c;
@@ -96,7 +95,7 @@ public final class UnixServerEndpoint implements Endpoint {
     public void hostGone() {
         if (client != null) {
             host.unwatch(client.fd());
-            client.close();
+            client.closeQuietly();
             client = null;
             LOG.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
         }
@@ -111,12 +110,12 @@ public final class UnixServerEndpoint implements Endpoint {
     public void close() {
         if (client != null) {
             host.unwatch(client.fd());
-            client.close();
+            client.closeQuietly();
             client = null;
         }
         if (listener != null) {
             host.unwatch(listener.fd());
-            listener.close();
+            listener.closeQuietly();
             listener = null;
             try {
                 Files.deleteIfExists(path);
