@@ -103,6 +103,8 @@ public final class Posix {
     private static final int TCSANOW = 0;
     private static final int TERMIOS_SIZE = 60;
     private static final int SUN_PATH_MAX = 108;
+    private static final long STAT_SIZE = 144;   // struct stat, x86_64
+    private static final long STAT_ST_SIZE = 48; // st_size offset
     private static final int SOCKADDR_UN_SIZE = 110;
 
     // struct msghdr (x86_64)
@@ -163,6 +165,7 @@ public final class Posix {
     private static final MethodHandle MEMFD_CREATE = linkErrno("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle FTRUNCATE = linkErrno("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
     private static final MethodHandle MMAP = linkErrno("mmap", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle FSTAT = linkErrno("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle MUNMAP = linkErrno("munmap", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG));
     private static final MethodHandle ISATTY = linkErrno("isatty", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle IOCTL_PTR = linkVariadicErrno("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
@@ -777,6 +780,22 @@ public final class Posix {
                     throw new NativeException("ftruncate(" + fd + ", " + len + ")", e);
                 }
             }
+        } catch (NativeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+
+    /** Size in bytes of the file behind {@code fd} (fstat st_size); use before mapping it. */
+    public static long fileSize(int fd) throws NativeException {
+        MemorySegment cap = capture();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = arena.allocate(STAT_SIZE, 8);
+            if ((int) FSTAT.invokeExact(cap, fd, st) < 0) {
+                throw new NativeException("fstat(" + fd + ")", errno(cap));
+            }
+            return st.get(JAVA_LONG, STAT_ST_SIZE);
         } catch (NativeException e) {
             throw e;
         } catch (Throwable t) {

@@ -84,6 +84,7 @@ class PosixTest {
         try (Fd a = sp[0]; Fd b = sp[1]; Fd memfd = Posix.memfdCreate("test-guest");
              Arena scratch = Arena.ofConfined()) {
             Posix.ftruncate(memfd.fd(), 1 << 16);
+            assertEquals(1 << 16, Posix.fileSize(memfd.fd()));
             MemorySegment msg = bytes(scratch, "hello");
             assertEquals(5, Posix.sendWithFds(a.fd(), msg, 5, memfd.fd()));
             MemorySegment in = scratch.allocate(16);
