@@ -51,7 +51,11 @@ public final class Main {
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.log(Level.INFO, "shutting down");
-            server.close();
+            try {
+                server.close();
+            } catch (Exception e) {
+                log.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
+            }
             device.close();
             stopped.countDown();
         }, "vportd-shutdown"));

@@ -31,6 +31,11 @@ public interface SerialDeviceUnderTest {
         /** Connects the host side of {@code port}; the guest sees the host connect. */
         HostPort connectHost(PortSpec port, Duration within);
 
+        /** What the device's own process logged so far (empty for the built-in device). */
+        default String log() {
+            return "";
+        }
+
         /** Stops what {@link #attach} started; never throws. */
         @Override
         void close();

@@ -1,0 +1,98 @@
+package io.vportd.it;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A vportd daemon started as its own process from the jar the build made
+ * ({@code console-backend/target/vportd.jar}), with its log streamed to the test output and kept
+ * for assertions. Closing it stops the daemon (SIGTERM, then SIGKILL).
+ */
+public final class VportdProcess implements AutoCloseable {
+
+    private final Process process;
+    private final StringBuffer log = new StringBuffer();
+    private final Thread pump;
+    private final String name;
+
+    private VportdProcess(String name, Process process) {
+        this.name = name;
+        this.process = process;
+        this.pump = Thread.ofPlatform().daemon().name("vportd-log-" + name).start(this::pumpLog);
+    }
+
+    /** The daemon jar of this checkout; fails with a clear message when the build did not make it. */
+    public static Path jar() {
+        Path jar = Rig.locate().repoRoot().resolve("console-backend/target/vportd.jar");
+        if (!Files.isRegularFile(jar)) {
+            throw new IllegalStateException(jar + " is missing: build it with mvn package (the verify phase does)");
+        }
+        return jar;
+    }
+
+    /** Starts vportd with these arguments and waits until its vhost-user socket exists. */
+    public static VportdProcess start(String name, Path socket, List<String> args, Duration within) throws IOException {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(),
+                "--socket-path", socket.toString()));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        VportdProcess v = new VportdProcess(name, p);
+        try {
+            Await.until("vportd to listen on " + socket, within, () -> {
+                if (!p.isAlive()) {
+                    throw new IllegalStateException("vportd exited with " + p.exitValue() + " before listening:\n" + v.log());
+                }
+                return Files.exists(socket);
+            });
+        } catch (RuntimeException | Error e) {
+            v.close();
+            throw e;
+        }
+        return v;
+    }
+
+    private void pumpLog() {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = r.readLine()) != null) {
+                log.append(line).append('\n');
+                System.out.println("[vportd " + name + "] " + line);
+            }
+        } catch (IOException e) {
+            log.append("(log stream ended: ").append(e.getMessage()).append(")\n");
+        }
+    }
+
+    public String log() {
+        return log.toString();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    @Override
+    public void close() {
+        process.destroy();
+        try {
+            if (!process.waitFor(10, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
+            }
+            pump.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            process.destroyForcibly();
+        }
+    }
+}
