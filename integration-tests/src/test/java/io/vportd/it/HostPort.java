@@ -147,6 +147,35 @@ public final class HostPort implements AutoCloseable {
         return Digests.hex(md.digest());
     }
 
+    /**
+     * A slow reader: reads exactly {@code count} bytes at most {@code chunk} at a time, pausing
+     * {@code pause} between reads (so the sender meets back-pressure), and returns their SHA-256.
+     */
+    public String readSha256Slowly(long count, int chunk, Duration pause, Duration within) {
+        long deadline = System.nanoTime() + within.toNanos();
+        MessageDigest md = Digests.sha256();
+        ByteBuffer buf = ByteBuffer.allocate(chunk);
+        long got = 0;
+        while (got < count) {
+            buf.clear();
+            buf.limit((int) Math.min(chunk, count - got));
+            int n = readSome(buf, deadline, within, count);
+            if (n < 0) {
+                throw new AssertionError(label + ": EOF after " + got + " of " + count + " bytes");
+            }
+            buf.flip();
+            md.update(buf);
+            got += n;
+            try {
+                Thread.sleep(pause);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted", e);
+            }
+        }
+        return Digests.hex(md.digest());
+    }
+
     /** Reads until EOF and returns how many bytes came before it. */
     public long readUntilEof(Duration within) {
         long deadline = System.nanoTime() + within.toNanos();
