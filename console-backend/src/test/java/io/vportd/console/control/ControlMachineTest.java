@@ -455,6 +455,25 @@ class ControlMachineTest {
     }
 
     @Test
+    void stalePortReadyForAReAddedIdIsIgnored() {
+        m.addPort(generic(1));
+        deviceReady();
+        assertEquals(List.of(msg(1, PORT_ADD, 1)), drain());
+        m.removePort(1);                                  // before the guest's PORT_READY arrives
+        assertEquals(List.of(msg(1, PORT_REMOVE, 1)), drain());
+        m.addPort(generic(1));                            // PORT_ADD queued, not sent
+        m.hostConnected(1);
+        rec.take();
+        send(1, PORT_READY, 1);                           // the guest's answer to the first PORT_ADD
+        assertEquals(1, m.stats().staleReady());
+        assertEquals(PortState.CONFIGURED, m.portState(1));
+        assertEquals(List.of(), rec.take());
+        assertEquals(List.of(msg(1, PORT_ADD, 1)), drain());
+        send(1, PORT_READY, 1);
+        assertEquals(List.of(msg(1, PORT_OPEN, 1)), drain());
+    }
+
+    @Test
     void removeOfARemovingPortCancelsTheReAdd() {
         m.addPort(generic(1));
         bringUp();
