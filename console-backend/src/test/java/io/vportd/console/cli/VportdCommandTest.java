@@ -57,6 +57,13 @@ class VportdCommandTest {
     }
 
     @Test
+    void portOptionWithEqualsSign() throws UsageException {
+        DaemonConfig c = DaemonConfig.parse("--socket-path=/s", "--port=nr=0,console,cols=80,rows=24,stdio");
+        assertEquals(80, c.ports().get(0).cols());
+        assertTrue(c.ports().get(0).console());
+    }
+
+    @Test
     void logLevelSpellings() {
         assertEquals(System.Logger.Level.WARNING, VportdCommand.level("warn"));
         assertEquals(System.Logger.Level.WARNING, VportdCommand.level("Warning"));
