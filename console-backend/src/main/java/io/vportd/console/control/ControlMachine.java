@@ -160,7 +160,7 @@ public final class ControlMachine {
         if (existing != null) {
             if (existing.state == PortState.REMOVING && existing.reAdd == null) {
                 existing.reAdd = config;
-                LOG.log(System.Logger.Level.DEBUG, "port {0}: re-add queued behind PORT_REMOVE", id);
+                LOG.log(System.Logger.Level.DEBUG, "port {0}: re-add queued behind PORT_REMOVE", str(id));
                 return;
             }
             throw new IllegalArgumentException("port id " + id + " already exists");
@@ -190,7 +190,7 @@ public final class ControlMachine {
     public boolean removePort(int id) {
         Port p = port(id);
         if (p == null) {
-            LOG.log(System.Logger.Level.DEBUG, "removePort({0}): no such port", id);
+            LOG.log(System.Logger.Level.DEBUG, "removePort({0}): no such port", str(id));
             return false;
         }
         if (p.state == PortState.REMOVING) {
@@ -242,7 +242,7 @@ public final class ControlMachine {
             long n = ++stats.malformed;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.WARNING, "guest control message too short or out of bounds (len {0}); "
-                        + "{1} so far", len, n);
+                        + "{1} so far", str(len), str(n));
             }
             return;
         }
@@ -272,7 +272,7 @@ public final class ControlMachine {
         };
         if (shouldLog(n)) {
             LOG.log(System.Logger.Level.WARNING, "guest control message rejected ({0}): {1} id={2} value={3}; "
-                    + "{4} so far", why, ControlMessage.eventName(event), Integer.toUnsignedString(id), value, n);
+                    + "{4} so far", why, ControlMessage.eventName(event), Integer.toUnsignedString(id), str(value), str(n));
         }
     }
 
@@ -282,7 +282,7 @@ public final class ControlMachine {
             long n = ++stats.unknownPort;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.WARNING, "guest {0} for unknown port {1} ignored; {2} so far",
-                        ControlMessage.eventName(event), id, n);
+                        ControlMessage.eventName(event), str(id), str(n));
             }
             return null;
         }
@@ -302,7 +302,7 @@ public final class ControlMachine {
         if (deviceReady) {
             long n = ++stats.duplicateDeviceReady;
             if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", n);
+                LOG.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", str(n));
             }
             return;
         }
@@ -353,7 +353,7 @@ public final class ControlMachine {
             // an earlier incarnation of the id (removed and re-added since); ignore it.
             long n = ++stats.staleReady;
             if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "stale PORT_READY for port {0} (PORT_ADD not sent yet) ignored", id);
+                LOG.log(System.Logger.Level.INFO, "stale PORT_READY for port {0} (PORT_ADD not sent yet) ignored", str(id));
             }
             return;
         }
@@ -371,7 +371,7 @@ public final class ControlMachine {
                 listener.deviceReady(true);
             }
             if (before != PortState.FAILED) {
-                LOG.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", id);
+                LOG.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", str(id));
                 listener.portFailed(id, "guest answered PORT_READY 0");
             }
             return;
@@ -398,7 +398,7 @@ public final class ControlMachine {
             listener.deviceReady(true);
         }
         if (before != PortState.READY) {
-            LOG.log(System.Logger.Level.DEBUG, "port {0} ready", id);
+            LOG.log(System.Logger.Level.DEBUG, "port {0} ready", str(id));
             listener.portReady(id);
         }
     }
@@ -410,7 +410,7 @@ public final class ControlMachine {
      */
     private void enterRestored(int firstId) {
         LOG.log(System.Logger.Level.INFO, "PORT_READY for port {0} without DEVICE_READY: treating the guest as "
-                + "restored from hibernation", firstId);
+                + "restored from hibernation", str(firstId));
         deviceReady = true;
         cursor = 0;
         for (Port q : ports) {
@@ -435,7 +435,7 @@ public final class ControlMachine {
             long n = ++stats.openBeforeReady;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.INFO, "guest PORT_OPEN {0} for port {1} in state {2}",
-                        open ? 1 : 0, id, p.state);
+                        open ? "1" : "0", str(id), p.state);
             }
         }
         if (p.guestOpen == open) {
@@ -729,6 +729,11 @@ public final class ControlMachine {
 
     public ControlStats stats() {
         return stats;
+    }
+
+    /** Numbers as plain digits in log lines (MessageFormat would group them: 1,024). */
+    private static String str(long v) {
+        return Long.toString(v);
     }
 
     /** Logs the first few occurrences, then only at powers of two: deterministic rate limiting. */

@@ -76,6 +76,7 @@ class ControlLoggingTest {
         }
         // counts 1..8, then only powers of two (16, 32, ... 8192): 18 lines at most
         assertTrue(lines.size() <= 20, lines.size() + " lines for 10000 bad messages");
+        assertTrue(lines.getLast().contains("8192 so far"), lines.getLast());
         assertEquals(10_001, m.stats().malformed());
     }
 }
