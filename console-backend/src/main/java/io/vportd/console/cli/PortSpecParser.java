@@ -220,6 +220,9 @@ public final class PortSpecParser {
         String text = needValue(spec, key, items, key + "=N");
         int v = HostPort.parseDecimal(text, Integer.MAX_VALUE);
         if (v < 0) {
+            if (text.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                throw fail(spec, key + " must be " + min + ".." + max + ", got " + text);
+            }
             throw fail(spec, key + ": '" + text + "' is not a number");
         }
         if (v < min || v > max) {

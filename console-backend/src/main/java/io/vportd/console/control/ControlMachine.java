@@ -44,8 +44,12 @@ import static io.vportd.console.control.ControlMessage.RESIZE_PAYLOAD_SIZE;
  * <li>A repeated DEVICE_READY 1 is counted and ignored: no port is added twice.</li>
  * <li>PORT_READY while the device is not ready (after {@link #deviceReset}, no DEVICE_READY since)
  *     is a hibernation restore: the device becomes ready, the port is treated as added and is
- *     announced, and ports the guest never heard of before the reset get PORT_ADD. Ports that
- *     were announced before the reset wait for their own PORT_READY from the guest.</li>
+ *     announced, ports the guest never heard of before the reset get PORT_ADD, and ports removed
+ *     around the reset get PORT_REMOVE. Ports that were announced before the reset wait for
+ *     their own PORT_READY from the guest. (A fresh driver always starts with DEVICE_READY.)</li>
+ * <li>PORT_READY for a port whose PORT_ADD has not gone out yet, while the device is ready and
+ *     the port was not announced before a reset, answers an earlier incarnation of the id
+ *     (removed and re-added meanwhile): it is counted as {@code staleReady} and ignored.</li>
  * <li>Guest PORT_OPEN for a port that is not ready is recorded and reported (counted as
  *     {@code openBeforeReady}).</li>
  * <li>Guest messages for a port being removed count as {@code unknownPort} and are ignored.</li>
@@ -156,7 +160,7 @@ public final class ControlMachine {
         if (existing != null) {
             if (existing.state == PortState.REMOVING && existing.reAdd == null) {
                 existing.reAdd = config;
-                LOG.log(System.Logger.Level.DEBUG, "port {0}: re-add queued behind PORT_REMOVE", id);
+                LOG.log(System.Logger.Level.DEBUG, "port {0}: re-add queued behind PORT_REMOVE", str(id));
                 return;
             }
             throw new IllegalArgumentException("port id " + id + " already exists");
@@ -174,16 +178,19 @@ public final class ControlMachine {
 
     /**
      * Removes a port. If the guest was told about it (PORT_ADD went out), PORT_REMOVE is queued
-     * and replaces anything else pending for it; otherwise the port simply disappears and
-     * {@link ControlListener#portRemoved} is called at once. A guest-open port is reported
-     * closed. Calling it for a port already being removed cancels a queued re-add.
+     * and replaces anything else pending for it; {@link ControlListener#portRemoved} follows when
+     * PORT_REMOVE is polled. Otherwise the port simply disappears and portRemoved is called at
+     * once. (Between a reset and the next DEVICE_READY, a port announced before the reset is kept
+     * as a tombstone in state REMOVING until the guest shows whether it is fresh or restored.)
+     * A guest-open port is reported closed. Calling it for a port already being removed cancels a
+     * queued re-add.
      *
      * @return false if there is no such port (or it is already being removed with no re-add)
      */
     public boolean removePort(int id) {
         Port p = port(id);
         if (p == null) {
-            LOG.log(System.Logger.Level.DEBUG, "removePort({0}): no such port", id);
+            LOG.log(System.Logger.Level.DEBUG, "removePort({0}): no such port", str(id));
             return false;
         }
         if (p.state == PortState.REMOVING) {
@@ -195,21 +202,24 @@ public final class ControlMachine {
         }
         boolean wasOpen = p.guestOpen;
         p.guestOpen = false;
-        // A restored guest may still know a port that is CONFIGURED again after a reset.
-        boolean guestKnows = p.state.announced() || deviceReady && p.announcedBeforeReset;
-        if (!guestKnows) {
+        if (p.state.announced() || p.announcedBeforeReset) {
+            // The guest has the port (or, after a reset, a restored guest may still have it).
+            p.state = PortState.REMOVING;
+            p.pending = 0;
+            p.announcedBeforeReset = !deviceReady;
+            if (deviceReady) {
+                setPending(p, P_REMOVE);
+            }
+            // else: a tombstone, resolved by the next DEVICE_READY (dropped) or restore (PORT_REMOVE)
+            if (wasOpen) {
+                listener.guestClosed(id);
+            }
+        } else {
             free(p);
             if (wasOpen) {
                 listener.guestClosed(id);
             }
             listener.portRemoved(id);
-        } else {
-            p.state = PortState.REMOVING;
-            p.pending = 0;
-            setPending(p, P_REMOVE);
-            if (wasOpen) {
-                listener.guestClosed(id);
-            }
         }
         return true;
     }
@@ -232,7 +242,7 @@ public final class ControlMachine {
             long n = ++stats.malformed;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.WARNING, "guest control message too short or out of bounds (len {0}); "
-                        + "{1} so far", len, n);
+                        + "{1} so far", str(len), str(n));
             }
             return;
         }
@@ -262,7 +272,7 @@ public final class ControlMachine {
         };
         if (shouldLog(n)) {
             LOG.log(System.Logger.Level.WARNING, "guest control message rejected ({0}): {1} id={2} value={3}; "
-                    + "{4} so far", why, ControlMessage.eventName(event), Integer.toUnsignedString(id), value, n);
+                    + "{4} so far", why, ControlMessage.eventName(event), Integer.toUnsignedString(id), str(value), str(n));
         }
     }
 
@@ -272,7 +282,7 @@ public final class ControlMachine {
             long n = ++stats.unknownPort;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.WARNING, "guest {0} for unknown port {1} ignored; {2} so far",
-                        ControlMessage.eventName(event), id, n);
+                        ControlMessage.eventName(event), str(id), str(n));
             }
             return null;
         }
@@ -292,15 +302,26 @@ public final class ControlMachine {
         if (deviceReady) {
             long n = ++stats.duplicateDeviceReady;
             if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", n);
+                LOG.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", str(n));
             }
             return;
         }
         LOG.log(System.Logger.Level.INFO, "guest driver ready; announcing ports");
         deviceReady = true;
         cursor = 0;
-        for (Port p : ports) {
+        List<Integer> removed = new ArrayList<>();
+        for (int id = 0; id < maxPorts; id++) {
+            Port p = ports[id];
             if (p == null) {
+                continue;
+            }
+            if (p.state == PortState.REMOVING) {
+                // A tombstone left by a reset: a fresh driver never heard of it.
+                ports[id] = null;
+                removed.add(id);
+                if (p.reAdd != null) {
+                    install(p.reAdd);
+                }
                 continue;
             }
             p.announcedBeforeReset = false; // a fresh driver knows no port
@@ -309,27 +330,34 @@ public final class ControlMachine {
             }
         }
         listener.deviceReady(true);
+        for (int id : removed) {
+            listener.portRemoved(id);
+        }
     }
 
     private void onPortReady(int id, boolean ok) {
+        boolean implied = false;
+        if (!deviceReady && ports[id] != null) {
+            implied = true;
+            enterRestored(id);
+        }
         Port p = liveGuestPort(id, PORT_READY);
         if (p == null) {
+            if (implied) {
+                listener.deviceReady(true);
+            }
+            return;
+        }
+        if (p.state == PortState.CONFIGURED && !implied && !p.announcedBeforeReset) {
+            // The guest cannot have this port: its PORT_ADD has not gone out. This is a reply to
+            // an earlier incarnation of the id (removed and re-added since); ignore it.
+            long n = ++stats.staleReady;
+            if (shouldLog(n)) {
+                LOG.log(System.Logger.Level.INFO, "stale PORT_READY for port {0} (PORT_ADD not sent yet) ignored", str(id));
+            }
             return;
         }
         stats.messagesIn++;
-        boolean implied = false;
-        if (!deviceReady) {
-            implied = true;
-            deviceReady = true;
-            cursor = 0;
-            for (Port q : ports) {
-                if (q != null && q != p && q.state == PortState.CONFIGURED && !q.announcedBeforeReset) {
-                    setPending(q, P_ADD);
-                }
-            }
-            LOG.log(System.Logger.Level.INFO, "PORT_READY for port {0} without DEVICE_READY: treating it as a "
-                    + "restored guest", id);
-        }
         if (p.state == PortState.CONFIGURED) {
             stats.readyWithoutDeviceReady++;
         }
@@ -343,7 +371,7 @@ public final class ControlMachine {
                 listener.deviceReady(true);
             }
             if (before != PortState.FAILED) {
-                LOG.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", id);
+                LOG.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", str(id));
                 listener.portFailed(id, "guest answered PORT_READY 0");
             }
             return;
@@ -370,8 +398,30 @@ public final class ControlMachine {
             listener.deviceReady(true);
         }
         if (before != PortState.READY) {
-            LOG.log(System.Logger.Level.DEBUG, "port {0} ready", id);
+            LOG.log(System.Logger.Level.DEBUG, "port {0} ready", str(id));
             listener.portReady(id);
+        }
+    }
+
+    /**
+     * A guest that sends PORT_READY without DEVICE_READY was restored from hibernation: it still
+     * has the ports it had before the reset and re-reports each. Ports it never heard of get
+     * PORT_ADD, ports removed meanwhile get PORT_REMOVE; the others wait for their PORT_READY.
+     */
+    private void enterRestored(int firstId) {
+        LOG.log(System.Logger.Level.INFO, "PORT_READY for port {0} without DEVICE_READY: treating the guest as "
+                + "restored from hibernation", str(firstId));
+        deviceReady = true;
+        cursor = 0;
+        for (Port q : ports) {
+            if (q == null) {
+                continue;
+            }
+            if (q.state == PortState.REMOVING) {
+                setPending(q, P_REMOVE);
+            } else if (q.state == PortState.CONFIGURED && !q.announcedBeforeReset && q.config.id() != firstId) {
+                setPending(q, P_ADD);
+            }
         }
     }
 
@@ -385,7 +435,7 @@ public final class ControlMachine {
             long n = ++stats.openBeforeReady;
             if (shouldLog(n)) {
                 LOG.log(System.Logger.Level.INFO, "guest PORT_OPEN {0} for port {1} in state {2}",
-                        open ? 1 : 0, id, p.state);
+                        open ? "1" : "0", str(id), p.state);
             }
         }
         if (p.guestOpen == open) {
@@ -452,8 +502,8 @@ public final class ControlMachine {
      * The guest driver or the device was reset. All guest-side state is forgotten: no message
      * stays queued, ports go back to {@link PortState#CONFIGURED} and nothing is announced until
      * the next DEVICE_READY (or a restored guest's PORT_READY). Ports, host connections and sizes
-     * are kept; ports whose PORT_REMOVE was still queued are dropped (or replaced by their queued
-     * re-add). Ports the guest had open are reported closed. Size negotiation is not changed:
+     * are kept. A port being removed stays a tombstone: a fresh DEVICE_READY drops it, a restored
+     * guest gets its PORT_REMOVE. Ports the guest had open are reported closed. Size negotiation is not changed:
      * call {@link #setSizeNegotiated} when features are acked again.
      */
     public void deviceReset() {
@@ -462,7 +512,6 @@ public final class ControlMachine {
         cursor = 0;
         pendingPorts.clear();
         List<Integer> closed = new ArrayList<>();
-        List<Integer> removed = new ArrayList<>();
         for (int id = 0; id < maxPorts; id++) {
             Port p = ports[id];
             if (p == null) {
@@ -472,11 +521,9 @@ public final class ControlMachine {
                 closed.add(id);
             }
             if (p.state == PortState.REMOVING) {
-                ports[id] = null;
-                removed.add(id);
-                if (p.reAdd != null) {
-                    install(p.reAdd);
-                }
+                // Keep a tombstone: a restored guest still has the port and must get PORT_REMOVE.
+                p.pending = 0;
+                p.announcedBeforeReset = true;
                 continue;
             }
             p.announcedBeforeReset |= p.state.announced();
@@ -489,9 +536,6 @@ public final class ControlMachine {
         }
         for (int id : closed) {
             listener.guestClosed(id);
-        }
-        for (int id : removed) {
-            listener.portRemoved(id);
         }
     }
 
@@ -685,6 +729,11 @@ public final class ControlMachine {
 
     public ControlStats stats() {
         return stats;
+    }
+
+    /** Numbers as plain digits in log lines (MessageFormat would group them: 1,024). */
+    private static String str(long v) {
+        return Long.toString(v);
     }
 
     /** Logs the first few occurrences, then only at powers of two: deterministic rate limiting. */

@@ -20,6 +20,7 @@ public final class ControlStats {
     volatile long portReadyFailed;
     volatile long readyWithoutDeviceReady;
     volatile long openBeforeReady;
+    volatile long staleReady;
     volatile long resets;
 
     /** Guest messages that were accepted and acted on (or deliberately ignored as duplicates). */
@@ -50,6 +51,8 @@ public final class ControlStats {
     public long readyWithoutDeviceReady() { return readyWithoutDeviceReady; }
     /** Guest PORT_OPEN for a port that was not ready. */
     public long openBeforeReady() { return openBeforeReady; }
+    /** PORT_READY for a port whose PORT_ADD is still queued (a reply to a removed earlier incarnation). */
+    public long staleReady() { return staleReady; }
     /** deviceReset calls. */
     public long resets() { return resets; }
 
@@ -65,7 +68,7 @@ public final class ControlStats {
                 + ", wrongDirection=" + wrongDirection + ", unknownPort=" + unknownPort
                 + ", duplicateReady=" + duplicateReady + ", duplicateDeviceReady=" + duplicateDeviceReady
                 + ", deviceReadyFailed=" + deviceReadyFailed + ", portReadyFailed=" + portReadyFailed
-                + ", readyWithoutDeviceReady=" + readyWithoutDeviceReady + ", openBeforeReady=" + openBeforeReady
+                + ", readyWithoutDeviceReady=" + readyWithoutDeviceReady + ", openBeforeReady=" + openBeforeReady + ", staleReady=" + staleReady
                 + ", resets=" + resets + '}';
     }
 }
