@@ -166,6 +166,8 @@ class VportdPortsIT {
                 mark writing
                 cat /tmp/out > "$(port org.test.three)" || fail "write failed"
                 mark written
+                # Bytes still in the ring die with the VM: stay up until the host has them all.
+                [ "$(recv_token "$(port org.test.three)" 4)" = done ] || fail "no acknowledgement"
                 """.formatted(size),
                 "nr=3,name=org.test.three,socket=" + sock("p3"));
         String sha = g.awaitMark("out-sha", STEP);
@@ -177,6 +179,7 @@ class VportdPortsIT {
         HostPort three = host("p3");
         assertEquals(sha, three.readSha256Slowly(size, 4096, Duration.ofMillis(2), Duration.ofSeconds(400)),
                 "every byte arrives, in order, to a late and slow reader");
+        three.write("done", STEP);
         g.awaitExit().assertSucceeded();
     }
 
