@@ -136,6 +136,7 @@ class VportdPortsIT {
                 wait $writer || fail "writer failed"
                 mark in-bytes "$(wc -c < /tmp/in)"
                 mark in-sha "$(sha256sum /tmp/in | cut -d' ' -f1)"
+                [ "$(recv_token "$(port org.test.three)" 4)" = done ] || fail "no acknowledgement"
                 """.formatted(size, size),
                 "nr=3,name=org.test.three,socket=" + sock("p3"),
                 "nr=7,name=org.test.seven,socket=" + sock("p7"));
@@ -147,6 +148,7 @@ class VportdPortsIT {
         String guestOut = g.awaitMark("out-sha", STEP);
         assertEquals(guestOut, get(fromGuest), "guest->host 64 MiB on port 3");
         String hostOut = get(toGuest);
+        three.write("done", STEP);
         GuestResult r = g.awaitExit().assertSucceeded();
         assertEquals(Integer.toString(size), r.mark("in-bytes").strip());
         assertEquals(hostOut, r.mark("in-sha"), "host->guest 64 MiB on port 7");
