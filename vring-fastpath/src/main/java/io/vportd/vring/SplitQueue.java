@@ -37,7 +37,11 @@ public final class SplitQueue {
     public static final int EMPTY = 0;
     /** {@link #pop} result: a bad chain was consumed (used length 0 pushed) and counted. */
     public static final int BAD_CHAIN = -1;
-    /** {@link #pop} result: the queue has just been marked broken; later calls return {@link #EMPTY}. */
+    /**
+     * {@link #pop} result: this call found the available index impossibly far ahead and marked the
+     * queue broken; later calls return {@link #EMPTY}. (When {@link #hasAvailable()} or
+     * {@link #enableNotifications()} is the call that notices, they return false instead.)
+     */
     public static final int BROKEN = -2;
 
     static final int DESC_SIZE = 16;
@@ -225,11 +229,25 @@ public final class SplitQueue {
         if (broken) {
             return false;
         }
-        if (availShadow != nextAvail) {
-            return true;
+        return availShadow != nextAvail || refreshAvail();
+    }
+
+    /**
+     * Reloads the available index (acquire) and checks it: more than {@code size} entries
+     * beyond the device's position is impossible for a correct driver, and the queue is marked
+     * broken. Every read of the guest's available index goes through here.
+     *
+     * @return true when entries are available
+     */
+    private boolean refreshAvail() {
+        int a = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
+        availShadow = a;
+        int pending = (a - nextAvail) & 0xFFFF;
+        if (pending > size) {
+            markBroken();
+            return false;
         }
-        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-        return availShadow != nextAvail;
+        return pending != 0;
     }
 
     /**
@@ -243,15 +261,8 @@ public final class SplitQueue {
             return EMPTY;
         }
         int next = nextAvail;
-        if (availShadow == next) {
-            availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-            if (availShadow == next) {
-                return EMPTY;
-            }
-            if (((availShadow - next) & 0xFFFF) > size) {
-                markBroken();
-                return BROKEN;
-            }
+        if (availShadow == next && !refreshAvail()) {
+            return broken ? BROKEN : EMPTY;
         }
         int head = Short.toUnsignedInt(avail.get(U16_UNALIGNED, 4L + 2L * (next & mask)));
         nextAvail = (next + 1) & 0xFFFF;
@@ -461,8 +472,7 @@ public final class SplitQueue {
         }
         // Our store above and the driver's avail index store must not pass each other's loads.
         VarHandle.fullFence();
-        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-        boolean more = availShadow != nextAvail;
+        boolean more = refreshAvail();
         if (more) {
             stats.notifyRecheck();
         }

@@ -266,6 +266,24 @@ class HostileChainTest {
     }
 
     @Test
+    void availIndexJumpNoticedOutsidePopAlsoBreaksTheQueue() {
+        for (int via = 0; via < 2; via++) {
+            try (RingDriver d = new RingDriver(8, via == 1)) {
+                SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
+                try (Chain c = q.newChain()) {
+                    d.setAvailIdx(100);
+                    boolean seen = via == 0 ? q.hasAvailable() : q.enableNotifications();
+                    assertFalse(seen, "a broken queue offers nothing");
+                    assertTrue(q.isBroken());
+                    assertEquals(SplitQueue.EMPTY, q.pop(c), "and pop must not walk the garbage");
+                    assertEquals(0, q.nextAvail());
+                    assertEquals(1, q.stats().badChains(ChainError.AVAIL_INDEX_JUMP));
+                }
+            }
+        }
+    }
+
+    @Test
     void exactlyFullRingIsNotAJump() {
         try (RingDriver d = new RingDriver(4, false)) {
             SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
