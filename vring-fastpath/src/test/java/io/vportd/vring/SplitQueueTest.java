@@ -1,5 +1,6 @@
 package io.vportd.vring;
 
+import io.vportd.vring.testing.HostView;
 import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
 import io.vportd.vring.testing.RingDriver.Used;
@@ -48,7 +49,7 @@ class SplitQueueTest {
                 assertEquals(6, c.length(0));
                 assertFalse(c.isWritable());
                 // The host address is the mapping's, not the guest physical or user address.
-                MemorySegment view = MemorySegment.ofAddress(c.hostAddress(1)).reinterpret(5);
+                MemorySegment view = HostView.of(d.memory(), c.hostAddress(1), 5);
                 assertEquals('w', view.get(ValueLayout.JAVA_BYTE, 0));
                 byte[] out = new byte[11];
                 assertEquals(11, c.copyOut(0, out, 0, 11));
