@@ -1,5 +1,6 @@
 package io.vportd.vring;
 
+import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.HostView;
 import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
@@ -136,6 +137,36 @@ class SplitQueueTest {
                 byte[] out = new byte[10];
                 c.copyOut(0, out, 0, 10);
                 assertArrayEquals(ascii("0123456789"), out);
+            }
+        }
+    }
+
+    @Test
+    void queuesOfOneDeviceShareGuestRam() {
+        try (GuestRam ram = new GuestRam(8L << 20, 2)) {
+            RingDriver rx = new RingDriver(ram, 8, true);
+            RingDriver tx = new RingDriver(ram, 64, true);
+            SplitQueue qrx = rx.newDeviceQueue(0, Direction.DEVICE_WRITES, new QueueStats());
+            SplitQueue qtx = tx.newDeviceQueue(1, Direction.DEVICE_READS, new QueueStats());
+            assertEquals(1, qtx.index());
+            assertTrue(rx.descGpa() != tx.descGpa());
+            assertEquals(ram.memory().userToGuest(tx.usedUserAddr()), tx.usedGpa());
+            int out = tx.addOutBuffer(ascii("ping"));
+            int in = rx.addInBuffer(16);
+            try (Chain c = qtx.newChain(); Chain r = qrx.newChain()) {
+                assertEquals(SplitQueue.POPPED, qtx.pop(c));
+                byte[] msg = new byte[4];
+                c.copyOut(0, msg, 0, 4);
+                assertEquals(SplitQueue.POPPED, qrx.pop(r));
+                assertEquals(4, r.copyIn(msg, 0, 4));
+                qtx.pushUsed(out, 0);
+                qrx.pushUsed(in, 4);
+                qtx.publishUsed();
+                qrx.publishUsed();
+                assertEquals(out, tx.pollUsed().id());
+                assertArrayEquals(ascii("ping"), rx.pollUsed().data());
+                assertEquals(SplitQueue.EMPTY, qtx.pop(c));
+                assertEquals(SplitQueue.EMPTY, qrx.pop(r));
             }
         }
     }
