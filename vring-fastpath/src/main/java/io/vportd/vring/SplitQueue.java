@@ -93,6 +93,8 @@ public final class SplitQueue {
     private boolean notifyDisabled;
     private boolean broken;
     private ChainError lastError;
+    private boolean canUnpop;
+    private long lastPoppedBytes;
 
     /**
      * @param index     queue index (for log lines)
@@ -200,6 +202,7 @@ public final class SplitQueue {
 
     /** Sets the next available index to consume (SET_VRING_BASE); only the low 16 bits count. */
     public void setNextAvail(int value) {
+        canUnpop = false;
         nextAvail = value & 0xFFFF;
         availShadow = nextAvail;
     }
@@ -257,6 +260,7 @@ public final class SplitQueue {
      *         counted, caller should go on popping and later publish), or {@link #BROKEN} (once)
      */
     public int pop(Chain c) {
+        canUnpop = false;
         if (broken) {
             return EMPTY;
         }
@@ -279,7 +283,26 @@ public final class SplitQueue {
             return BAD_CHAIN;
         }
         stats.chainPopped(c.totalLength());
+        lastPoppedBytes = c.totalLength();
+        canUnpop = true;
         return POPPED;
+    }
+
+    /**
+     * Gives back the chain just popped, untouched, so the next {@link #pop} returns it again
+     * (for a device that popped a receive buffer and then found it had nothing to put in it, or
+     * must stop the queue while holding one). Only directly after a pop that returned
+     * {@link #POPPED}, before its used entry is pushed.
+     *
+     * @throws IllegalStateException otherwise (a caller bug)
+     */
+    public void unpop() {
+        if (!canUnpop) {
+            throw new IllegalStateException("queue " + index + ": unpop without a preceding successful pop");
+        }
+        canUnpop = false;
+        nextAvail = (nextAvail - 1) & 0xFFFF;
+        stats.chainUnpopped(lastPoppedBytes);
     }
 
     /** Walks the chain starting at {@code head}; returns null when good. */
@@ -397,6 +420,7 @@ public final class SplitQueue {
         if (head < 0 || head >= size || len < 0) {
             throw new IllegalArgumentException("queue " + index + ": pushUsed(" + head + ", " + len + ")");
         }
+        canUnpop = false;
         long at = 4L + 8L * (usedIdx & mask);
         used.set(U32_UNALIGNED, at, head);
         used.set(U32_UNALIGNED, at + 4, len);

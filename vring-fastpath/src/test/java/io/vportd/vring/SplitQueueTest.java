@@ -212,6 +212,33 @@ class SplitQueueTest {
     }
 
     @Test
+    void unpopHandsTheSameChainOutAgain() {
+        try (RingDriver d = new RingDriver(8, true)) {
+            SplitQueue q = d.newDeviceQueue(Direction.DEVICE_WRITES);
+            int first = d.addInBuffer(10);
+            int second = d.addInBuffer(20);
+            try (Chain c = q.newChain()) {
+                assertThrows(IllegalStateException.class, q::unpop);
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(first, c.head());
+                q.unpop();
+                assertThrows(IllegalStateException.class, q::unpop, "only once");
+                assertEquals(0, q.nextAvail());
+                assertEquals(0, q.stats().chains());
+                assertTrue(q.hasAvailable());
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(first, c.head());
+                q.pushUsed(first, 0);
+                assertThrows(IllegalStateException.class, q::unpop, "not after pushUsed");
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(second, c.head());
+                assertEquals(2, q.stats().chains());
+                assertEquals(30, q.stats().chainBytes());
+            }
+        }
+    }
+
+    @Test
     void pushUsedRejectsCallerBugs() {
         try (RingDriver d = new RingDriver(4, false)) {
             SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
