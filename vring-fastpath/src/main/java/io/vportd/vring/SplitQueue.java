@@ -114,12 +114,10 @@ public final class SplitQueue {
         Objects.requireNonNull(used, "used");
         Objects.requireNonNull(direction, "direction");
         Objects.requireNonNull(stats, "stats");
-        if (size < 1 || size > MAX_SIZE || (size & (size - 1)) != 0) {
-            throw new IllegalArgumentException("queue " + index + ": size must be a power of two in 1..32768, got " + size);
+        String problem = ringProblem(size, desc, avail, used, eventIdx);
+        if (problem != null) {
+            throw new IllegalArgumentException("queue " + index + ": " + problem);
         }
-        checkSegment(index, "descriptor table", desc, descBytes(size), 16);
-        checkSegment(index, "available ring", avail, availBytes(size, eventIdx), 2);
-        checkSegment(index, "used ring", used, usedBytes(size, eventIdx), 4);
         this.index = index;
         this.size = size;
         this.mask = size - 1;
@@ -152,18 +150,41 @@ public final class SplitQueue {
         return 4L + 8L * size + (eventIdx ? 2 : 0);
     }
 
-    private static void checkSegment(int index, String what, MemorySegment s, long need, int align) {
+    /**
+     * What is wrong with these ring parameters, or null when a queue can be built over them:
+     * size a power of two in 1..32768; each segment native, large enough and aligned
+     * (descriptor table 16, available ring 2, used ring 4 bytes). For a vhost-user session to
+     * refuse bad VHOST_USER_SET_VRING_ADDR values before handing the queue to a worker.
+     */
+    public static String ringProblem(int size, MemorySegment desc, MemorySegment avail, MemorySegment used,
+                                     boolean eventIdx) {
+        if (size < 1 || size > MAX_SIZE || (size & (size - 1)) != 0) {
+            return "size must be a power of two in 1.." + MAX_SIZE + ", got " + size;
+        }
+        String p = segmentProblem("descriptor table", desc, descBytes(size), 16);
+        if (p == null) {
+            p = segmentProblem("available ring", avail, availBytes(size, eventIdx), 2);
+        }
+        if (p == null) {
+            p = segmentProblem("used ring", used, usedBytes(size, eventIdx), 4);
+        }
+        return p;
+    }
+
+    private static String segmentProblem(String what, MemorySegment s, long need, int align) {
+        if (s == null) {
+            return what + " is missing";
+        }
         if (!s.isNative()) {
-            throw new IllegalArgumentException("queue " + index + ": " + what + " is not native memory");
+            return what + " is not native memory";
         }
         if (s.byteSize() < need) {
-            throw new IllegalArgumentException("queue " + index + ": " + what + " is " + s.byteSize()
-                    + " bytes, needs " + need);
+            return what + " is " + s.byteSize() + " bytes, needs " + need;
         }
         if ((s.address() & (align - 1)) != 0) {
-            throw new IllegalArgumentException(String.format("queue %d: %s at 0x%x is not %d-byte aligned",
-                    index, what, s.address(), align));
+            return String.format("%s at 0x%x is not %d-byte aligned", what, s.address(), align);
         }
+        return null;
     }
 
     public int index() {

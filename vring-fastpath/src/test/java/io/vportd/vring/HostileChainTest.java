@@ -396,6 +396,10 @@ class HostileChainTest {
                 Runnable b = bad.get(i);
                 assertThrows(IllegalArgumentException.class, b::run, "case " + i);
             }
+            assertNull(SplitQueue.ringProblem(8, desc, avail, used, true));
+            assertTrue(SplitQueue.ringProblem(8, desc, m.asSlice(4097, 32), used, true).contains("not 2-byte aligned"));
+            assertTrue(SplitQueue.ringProblem(8, desc, avail, null, true).contains("used ring"));
+            assertTrue(SplitQueue.ringProblem(12, desc, avail, used, true).contains("power of two"));
             // Without EVENT_IDX the trailing event fields are not needed.
             assertDoesNotThrow(() -> new SplitQueue(0, 8, desc, m.asSlice(4096, SplitQueue.availBytes(8, false)),
                     m.asSlice(8192, SplitQueue.usedBytes(8, false)), false, r, s));
