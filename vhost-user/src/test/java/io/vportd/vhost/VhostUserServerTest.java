@@ -140,6 +140,7 @@ class VhostUserServerTest {
         try (VhostUserServer server = new VhostUserServer(sock, backend).start();
              TestFrontend fe = TestFrontend.connect(sock, 2, 12)) {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
+            assertEquals(1, server.sessionsStarted());
             int oldCall = backend.running(0).callFd();
             backend.setStopIndex(0, 5);
             try (Fd call = Posix.eventfd(0, Posix.EFD_NONBLOCK)) {
@@ -171,6 +172,7 @@ class VhostUserServerTest {
              TestFrontend fe = TestFrontend.connect(sock, 2, 12);
              Fd extra = Posix.memfdCreate("extra")) {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
+            assertEquals(0, server.sessionsFailed());
             Posix.ftruncate(extra.fd(), 1 << 20);
             Codec.MemRegion r = new Codec.MemRegion(1L << 32, 1 << 20, 0x7f20_0000_0000L, 0);
             assertEquals(0, fe.request(Request.ADD_MEM_REG, Codec.singleRegion(r), extra.fd()));
@@ -248,6 +250,7 @@ class VhostUserServerTest {
         try (VhostUserServer server = new VhostUserServer(sock, backend).start()) {
             fe = TestFrontend.connect(sock, 2, 12);
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 16);
+            assertEquals(1, server.sessionsStarted());
         }
         try (TestFrontend f = fe) {
             assertTrue(f.awaitDisconnect(WAIT));
