@@ -83,12 +83,17 @@ public final class Session implements AutoCloseable {
     private Fd backendReq;
     private List<Mapped> mapped = new ArrayList<>();
     private GuestMemory memory = GuestMemory.empty();
-    private long unknownRequests;
+    private final VhostStats stats;
     private boolean closed;
 
     public Session(VhostUserBackend backend, ReplySink sink) {
+        this(backend, sink, new VhostStats());
+    }
+
+    public Session(VhostUserBackend backend, ReplySink sink, VhostStats stats) {
         this.backend = backend;
         this.sink = sink;
+        this.stats = stats;
         int n = backend.queueCount();
         if (n < 1 || n > 1024) {
             throw new IllegalArgumentException("backend queue count must be 1..1024: " + n);
@@ -109,8 +114,8 @@ public final class Session implements AutoCloseable {
         return memory;
     }
 
-    public long unknownRequests() {
-        return unknownRequests;
+    public VhostStats stats() {
+        return stats;
     }
 
     private boolean replyAck() {
@@ -134,6 +139,22 @@ public final class Session implements AutoCloseable {
     public void handle(Message m) throws IOException {
         Fd[] fds = m.fds();
         try {
+            handleOwned(m, fds);
+        } catch (VhostProtocolException e) {
+            stats.rejectedMessages.incrementAndGet();
+            throw e;
+        } finally {
+            for (int i = 0; i < fds.length; i++) {
+                if (fds[i] != null) {
+                    fds[i].closeQuietly();
+                    fds[i] = null;
+                }
+            }
+        }
+    }
+
+    private void handleOwned(Message m, Fd[] fds) throws IOException {
+        {
             Codec.Header h = m.header();
             Codec.validateHeader(h);
             if (h.size() != m.payload().length) {
@@ -143,7 +164,7 @@ public final class Session implements AutoCloseable {
             Request r = Request.of(h.request());
             Codec.validateShape(r, h.request(), m.payload(), fds.length);
             if (r == null) {
-                unknownRequests++;
+                stats.unknownRequests.incrementAndGet();
                 LOG.log(System.Logger.Level.WARNING, "vhost-user: ignoring {0} with {1} payload bytes",
                         Request.describe(h.request()), m.payload().length);
                 if (h.needReply()) {
@@ -165,13 +186,6 @@ public final class Session implements AutoCloseable {
                     }
                 }
                 throw e;
-            }
-        } finally {
-            for (int i = 0; i < fds.length; i++) {
-                if (fds[i] != null) {
-                    fds[i].closeQuietly();
-                    fds[i] = null;
-                }
             }
         }
     }
@@ -201,8 +215,11 @@ public final class Session implements AutoCloseable {
             case SET_FEATURES -> {
                 long acked = Codec.u64(p);
                 if ((acked & ~featuresOffered) != 0) {
-                    throw new VhostProtocolException(r + ": acknowledges features 0x"
-                            + Long.toHexString(acked & ~featuresOffered) + " that were not offered");
+                    // Not fatal: a frontend's transport may add bits; the device never sees them.
+                    stats.unofferedFeatureAcks.incrementAndGet();
+                    LOG.log(System.Logger.Level.WARNING, "vhost-user: {0} acknowledges features 0x{1} that were not offered; dropping them",
+                            r, Long.toHexString(acked & ~featuresOffered));
+                    acked &= featuresOffered;
                 }
                 ackedFeatures = acked;
                 featuresSet = true;

@@ -40,6 +40,7 @@ public final class VhostUserServer implements AutoCloseable {
     private final AtomicLong sessionsEnded = new AtomicLong();
     private final AtomicLong sessionsFailed = new AtomicLong();
     private final AtomicReference<String> lastError = new AtomicReference<>();
+    private final VhostStats stats = new VhostStats();
 
     public VhostUserServer(Path socketPath, VhostUserBackend backend) throws IOException {
         this.socketPath = Objects.requireNonNull(socketPath, "socketPath");
@@ -73,6 +74,11 @@ public final class VhostUserServer implements AutoCloseable {
     /** Sessions that ended on a protocol, backend or socket error. */
     public long sessionsFailed() {
         return sessionsFailed.get();
+    }
+
+    /** Counters of frontend misbehaviour over all sessions. */
+    public VhostStats stats() {
+        return stats;
     }
 
     /** The message of the last session error, or null. */
@@ -136,8 +142,8 @@ public final class VhostUserServer implements AutoCloseable {
             }
         }
         boolean failed = false;
-        try (Wire wire = new Wire(conn.fd())) {
-            Session session = new Session(backend, wire::send);
+        try (Wire wire = new Wire(conn.fd(), stats)) {
+            Session session = new Session(backend, wire::send, stats);
             try {
                 Session.Message m;
                 while ((m = wire.receive()) != null) {

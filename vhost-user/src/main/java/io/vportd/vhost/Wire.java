@@ -26,9 +26,16 @@ public final class Wire implements AutoCloseable {
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment buf = arena.allocate(Codec.HEADER_SIZE + Codec.MAX_PAYLOAD, 8);
     private final int[] fdScratch = new int[MAX_FDS];
+    private final VhostStats stats;
 
     public Wire(int socket) {
+        this(socket, new VhostStats());
+    }
+
+    /** Framing errors (bad header, descriptor flood, truncated message) count as rejected messages. */
+    public Wire(int socket, VhostStats stats) {
         this.socket = socket;
+        this.stats = stats;
     }
 
     /**
@@ -57,6 +64,9 @@ public final class Wire implements AutoCloseable {
             Session.Message m = new Session.Message(h, payload, fds.toArray(new Fd[0]));
             ok = true;
             return m;
+        } catch (VhostProtocolException e) {
+            stats.rejectedMessages.incrementAndGet();
+            throw e;
         } finally {
             if (!ok) {
                 fds.forEach(Fd::closeQuietly);

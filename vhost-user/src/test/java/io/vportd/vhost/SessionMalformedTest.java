@@ -129,8 +129,6 @@ class SessionMalformedTest {
                             p[4] = 8;
                             h.send(Request.GET_CONFIG, p);
                         }),
-                bad("features not offered", "not offered", true,
-                        h -> h.send(Request.SET_FEATURES, Codec.u64(1L << 40))),
                 bad("protocol features not offered", "not offered", true,
                         h -> h.send(Request.SET_PROTOCOL_FEATURES, Codec.u64(1L << 1))),
                 bad("GET_VRING_BASE out of range", "out of range", false,
@@ -152,9 +150,21 @@ class SessionMalformedTest {
                 assertEquals(1, h.lastAck(), "the ack reports failure");
             }
             assertNull(backend.running(0));
+            assertEquals(1, h.session.stats().rejectedMessages());
         }
         assertTrue(backend.events().contains("reset"));
         assertEquals(before, FdCount.now(), "no descriptor leaked");
+    }
+
+    @org.junit.jupiter.api.Test
+    void unofferedFeatureBitsAreDroppedNotFatal() throws Exception {
+        RecordingBackend backend = RecordingBackend.console(2);
+        try (SessionHarness h = new SessionHarness(backend).negotiated()) {
+            h.send(Request.SET_FEATURES, Codec.u64(1L << 40 | 1L << 32 | 1L << Codec.F_PROTOCOL_FEATURES));
+            assertEquals(0, h.lastAck());
+            assertEquals(1L << 32, backend.ackedFeatures(), "device sees only offered bits, without PROTOCOL_FEATURES");
+            assertEquals(1, h.session.stats().unofferedFeatureAcks());
+        }
     }
 
     @org.junit.jupiter.api.Test

@@ -218,6 +218,8 @@ class VhostUserServerTest {
                 TestFrontend.Reply r = fe.receive();
                 assertEquals(99, r.request());
                 assertEquals(1, r.u64(), "failure ack for an unknown request");
+                assertEquals(1, server.stats().unknownRequests());
+                assertEquals(3, server.stats().rejectedMessages(), "version 2, truncation, fd flood");
                 fe.startQueue(2, 0x4000, 0x5000, 0x6000, 32);
                 assertNotNull(backend.running(2), "the stream stayed in sync");
             }
