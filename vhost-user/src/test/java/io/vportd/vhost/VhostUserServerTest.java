@@ -80,7 +80,10 @@ class VhostUserServerTest {
                 long desc = 0x10000;
                 long avail = 0x11000;
                 long used = 0x12000;
+                backend.clearEvents();
                 fe.startQueue(1, desc, avail, used, 256, 7);
+                assertEquals(List.of("startQueue 1", "stopQueue 1", "startQueue 1"), backend.events(),
+                        "started on enable, restarted by the second SET_VRING_CALL");
                 QueueSetup s = backend.running(1);
                 assertNotNull(s, "queue 1 started");
                 assertEquals(256, s.size());
@@ -106,6 +109,11 @@ class VhostUserServerTest {
                 // Config write and read back.
                 fe.setConfig(8, new byte[] {'x', 0, 0, 0});
                 assertEquals('x', backend.config()[8]);
+                byte[] whole = backend.config();
+                whole[8] = 'y';
+                fe.guestConfigWrite(whole);
+                assertEquals("setConfig 0 12", backend.events().get(backend.events().size() - 1));
+                assertEquals('y', backend.config()[8]);
                 assertArrayEquals(new byte[] {80, 0}, fe.getConfig(0, 2));
                 assertArrayEquals(new byte[0], fe.getConfig(10, 4), "out of range: empty reply");
             }

@@ -26,7 +26,8 @@ import java.util.List;
  * SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, GET_MAX_MEM_SLOTS, SET_BACKEND_REQ_FD, SET_OWNER,
  * GET_FEATURES, SET_VRING_CALL per queue, GET_CONFIG) and the driver-OK step (SET_FEATURES,
  * ADD_MEM_REG or SET_MEM_TABLE). {@link #startQueue} then sends per queue SET_VRING_NUM,
- * SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL and SET_VRING_ENABLE.
+ * SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ENABLE and, as QEMU's
+ * unmask step does, SET_VRING_CALL again on the running ring (so a backend sees stop + restart).
  * Every request without a reply of its own is sent with need_reply and its REPLY_ACK awaited,
  * so when a call returns the backend has processed it.
  *
@@ -226,6 +227,9 @@ public final class TestFrontend implements AutoCloseable {
         requestAck(Request.SET_VRING_KICK, Codec.u64(index), kicks[index].fd());
         setCall(index);
         requestAck(Request.SET_VRING_ENABLE, Codec.vringState(index, 1));
+        // QEMU's vhost-user-base unmasks every queue after vhost_dev_start, which sends the
+        // call fd once more for a ring that is already running.
+        requestAck(Request.SET_VRING_CALL, Codec.u64(index), calls[index].fd());
     }
 
     private void setCall(int index) throws IOException {
@@ -283,9 +287,18 @@ public final class TestFrontend implements AutoCloseable {
         return Codec.config(r.payload()).data();
     }
 
-    /** SET_CONFIG (flags 0, a driver write), acknowledged. */
+    /**
+     * SET_CONFIG (flags 0, a driver write), acknowledged. Note: QEMU's vhost-user-base forwards
+     * every guest config write as SET_CONFIG of the whole config space (offset 0, config_size
+     * bytes); {@link #guestConfigWrite} sends exactly that.
+     */
     public void setConfig(int offset, byte[] data) throws IOException {
         requestAck(Request.SET_CONFIG, Codec.config(offset, 0, data));
+    }
+
+    /** What QEMU sends when the guest writes config bytes: the whole config, offset 0. */
+    public void guestConfigWrite(byte[] wholeConfig) throws IOException {
+        setConfig(0, wholeConfig);
     }
 
     /** RESET_DEVICE, acknowledged. */
