@@ -314,12 +314,17 @@ public final class Session implements AutoCloseable {
             case SET_VRING_KICK -> {
                 long v = Codec.u64(p);
                 Queue q = queue(r, (int) (v & Codec.VRING_INDEX_MASK));
-                if ((v & Codec.VRING_NOFD) != 0) {
-                    throw new VhostProtocolException(r + ": queue " + q.index + " without a kick fd (polling) is not supported");
-                }
                 boolean was = stop(q);
                 Fd old = q.kick;
-                q.kick = take(fds, 0);
+                if ((v & Codec.VRING_NOFD) != 0) {
+                    // Polling mode is not supported: the ring waits for a real kick fd.
+                    LOG.log(System.Logger.Level.WARNING,
+                            "vhost-user: {0} for queue {1} without a kick fd (polling) is not supported; the ring stays stopped",
+                            r, q.index);
+                    q.kick = null;
+                } else {
+                    q.kick = take(fds, 0);
+                }
                 if (old != null) {
                     old.closeQuietly();
                 }

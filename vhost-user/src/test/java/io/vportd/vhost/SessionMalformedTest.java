@@ -61,8 +61,6 @@ class SessionMalformedTest {
                         h -> h.send(Request.SET_VRING_KICK, Codec.u64(0))),
                 bad("kick reserved bits", "reserved bits", false,
                         h -> h.send(Request.SET_VRING_KICK, Codec.u64(1L << 20), SessionHarness.eventfds(1))),
-                bad("polling kick", "polling", true,
-                        h -> h.send(Request.SET_VRING_KICK, Codec.u64(Codec.VRING_NOFD))),
                 bad("nine regions", "9 regions", false,
                         h -> {
                             byte[] p = new byte[Codec.MEM_TABLE_MAX_PAYLOAD];
@@ -165,6 +163,25 @@ class SessionMalformedTest {
             assertEquals(1L << 32, backend.ackedFeatures(), "device sees only offered bits, without PROTOCOL_FEATURES");
             assertEquals(1, h.session.stats().unofferedFeatureAcks());
         }
+    }
+
+    @org.junit.jupiter.api.Test
+    void kickWithoutFdStopsTheRingButKeepsTheSession() throws Exception {
+        long before = FdCount.now();
+        RecordingBackend backend = RecordingBackend.console(2);
+        try (SessionHarness h = new SessionHarness(backend).negotiated()) {
+            h.send(Request.SET_VRING_NUM, Codec.vringState(0, 16));
+            h.send(Request.SET_VRING_ADDR, addr(0, U + 0x1000, U + 0x2000, U + 0x3000));
+            h.send(Request.SET_VRING_KICK, Codec.u64(0), SessionHarness.eventfds(1));
+            h.send(Request.SET_VRING_ENABLE, Codec.vringState(0, 1));
+            assertEquals(16, backend.running(0).size());
+            h.send(Request.SET_VRING_KICK, Codec.u64(Codec.VRING_NOFD));
+            assertEquals(0, h.lastAck());
+            assertNull(backend.running(0), "no kick fd: the ring is stopped");
+            h.send(Request.SET_VRING_KICK, Codec.u64(0), SessionHarness.eventfds(1));
+            assertEquals(16, backend.running(0).size(), "a new kick fd starts it again");
+        }
+        assertEquals(before, FdCount.now());
     }
 
     @org.junit.jupiter.api.Test
