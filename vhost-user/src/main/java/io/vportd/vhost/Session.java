@@ -154,39 +154,37 @@ public final class Session implements AutoCloseable {
     }
 
     private void handleOwned(Message m, Fd[] fds) throws IOException {
-        {
-            Codec.Header h = m.header();
-            Codec.validateHeader(h);
-            if (h.size() != m.payload().length) {
-                throw new VhostProtocolException(Request.describe(h.request()) + ": header says " + h.size()
-                        + " payload bytes, message has " + m.payload().length);
+        Codec.Header h = m.header();
+        Codec.validateHeader(h);
+        if (h.size() != m.payload().length) {
+            throw new VhostProtocolException(Request.describe(h.request()) + ": header says " + h.size()
+                    + " payload bytes, message has " + m.payload().length);
+        }
+        Request r = Request.of(h.request());
+        Codec.validateShape(r, h.request(), m.payload(), fds.length);
+        if (r == null) {
+            stats.unknownRequests.incrementAndGet();
+            LOG.log(System.Logger.Level.WARNING, "vhost-user: ignoring {0} with {1} payload bytes",
+                    Request.describe(h.request()), m.payload().length);
+            if (h.needReply()) {
+                ack(h.request(), 1);
             }
-            Request r = Request.of(h.request());
-            Codec.validateShape(r, h.request(), m.payload(), fds.length);
-            if (r == null) {
-                stats.unknownRequests.incrementAndGet();
-                LOG.log(System.Logger.Level.WARNING, "vhost-user: ignoring {0} with {1} payload bytes",
-                        Request.describe(h.request()), m.payload().length);
-                if (h.needReply()) {
+            return;
+        }
+        try {
+            boolean own = dispatch(r, m.payload(), fds);
+            if (h.needReply() && replyAck() && !own) {
+                ack(h.request(), 0);
+            }
+        } catch (VhostProtocolException e) {
+            if (h.needReply() && replyAck() && !r.hasReply) {
+                try {
                     ack(h.request(), 1);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
                 }
-                return;
             }
-            try {
-                boolean own = dispatch(r, m.payload(), fds);
-                if (h.needReply() && replyAck() && !own) {
-                    ack(h.request(), 0);
-                }
-            } catch (VhostProtocolException e) {
-                if (h.needReply() && replyAck() && !r.hasReply) {
-                    try {
-                        ack(h.request(), 1);
-                    } catch (IOException suppressed) {
-                        e.addSuppressed(suppressed);
-                    }
-                }
-                throw e;
-            }
+            throw e;
         }
     }
 
