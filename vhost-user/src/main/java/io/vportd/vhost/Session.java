@@ -594,8 +594,8 @@ public final class Session implements AutoCloseable {
 
     /**
      * Installs {@code next} as the memory table. Running rings are stopped first, the backend
-     * gets the new table, mappings that left the table are unmapped, and the rings restart with
-     * addresses translated through the new table. On a table error nothing changes and the
+     * gets the new table, mappings that left the table are unmapped, and every ring that can run
+     * (re)starts with addresses translated through the new table. On a table error nothing changes and the
      * caller still owns the new mappings.
      */
     private void swapMemory(Request r, List<Mapped> next) throws VhostProtocolException {
@@ -622,8 +622,14 @@ public final class Session implements AutoCloseable {
                 x.arena().close();
             }
         }
-        for (Queue q : running) {
+        // Every ring that can run now does: those stopped above, and any configured ring that
+        // was only waiting for memory.
+        for (Queue q : queues) {
             maybeStart(r, q);
+        }
+        if (!running.isEmpty() && table.regionCount() == 0) {
+            LOG.log(System.Logger.Level.WARNING, "vhost-user: {0} removed all guest memory; {1} ring(s) stay stopped",
+                    r, running.size());
         }
     }
 

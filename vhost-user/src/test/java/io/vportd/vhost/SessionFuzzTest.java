@@ -74,12 +74,22 @@ class SessionFuzzTest {
                     bb.putLong(32, data.consumeBoolean() ? 0 : 4096);
                 }
             }
-            case SET_FEATURES -> bb.putLong(0, RecordingBackend.console(4).deviceFeatures() & data.consumeLong());
-            case SET_PROTOCOL_FEATURES -> bb.putLong(0, Session.PROTOCOL_FEATURES_OFFERED & data.consumeLong());
+            case SET_FEATURES -> {
+                if (len >= 8) {
+                    bb.putLong(0, RecordingBackend.console(4).deviceFeatures() & data.consumeLong());
+                }
+            }
+            case SET_PROTOCOL_FEATURES -> {
+                if (len >= 8) {
+                    bb.putLong(0, Session.PROTOCOL_FEATURES_OFFERED & data.consumeLong());
+                }
+            }
             case GET_CONFIG, SET_CONFIG -> {
-                bb.putInt(0, data.consumeInt(0, 12));
-                bb.putInt(4, len - Codec.CONFIG_HEADER);
-                bb.putInt(8, data.consumeInt(0, 1));
+                if (len >= Codec.CONFIG_HEADER) {
+                    bb.putInt(0, data.consumeInt(0, 12));
+                    bb.putInt(4, len - Codec.CONFIG_HEADER);
+                    bb.putInt(8, data.consumeInt(0, 1));
+                }
             }
             default -> {
             }
