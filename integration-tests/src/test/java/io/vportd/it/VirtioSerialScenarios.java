@@ -82,6 +82,8 @@ public abstract class VirtioSerialScenarios {
     private HostPort host(PortSpec p) {
         HostPort hp = attachment.connectHost(p, STEP);
         hostPorts.add(hp);
+        Guest g = guest;
+        hp.abortWhen(() -> !g.isAlive(), "the guest has ended (its console is in the test log)");
         return hp;
     }
 
@@ -100,6 +102,7 @@ public abstract class VirtioSerialScenarios {
                   [ -L "$l" ] && mark link "${l##*/}" "$(readlink "$l")"
                 done
                 [ -c /dev/hvc0 ] && mark hvc0 present
+                need_ports org.test.one
                 [ "$(recv_token "$(port org.test.one)" 2)" = go ] || fail "bad token"
                 # no newline: the tty would turn it into CR LF
                 printf console-says-hello > /dev/hvc0 || fail "cannot write /dev/hvc0"
@@ -142,6 +145,7 @@ public abstract class VirtioSerialScenarios {
     @Timeout(400)
     void bulkTransferBothWaysIsByteExact() throws Exception {
         Guest g = boot("bulk", """
+                need_ports org.test.one org.test.two
                 head -c %d /dev/urandom > /tmp/g2h || fail "no random data"
                 mark g2h-sha "$(sha256sum /tmp/g2h | cut -d' ' -f1)"
                 cat /tmp/g2h > "$(port org.test.one)" || fail "write to org.test.one failed"
@@ -178,8 +182,8 @@ public abstract class VirtioSerialScenarios {
     @Timeout(300)
     void openCloseAndConnectDisconnectAreSeen() throws IOException {
         Guest g = boot("openclose", """
+                need_ports org.test.one org.test.two
                 P=$(port org.test.one)
-                [ -e "$P" ] || fail "no $P"
                 mark eof-while-disconnected "$(head -c 1 "$P" | wc -c)"
                 exec 3<> "$P"
                 mark waiting-for-host
