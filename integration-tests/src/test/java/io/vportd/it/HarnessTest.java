@@ -84,7 +84,7 @@ class HarnessTest {
                 AssertionError aborted = assertThrows(AssertionError.class,
                         () -> port.readExactly(1, Duration.ofSeconds(30)));
                 assertTrue(aborted.getMessage().contains("the guest has ended"), aborted.getMessage());
-                peer.close();
+                peer.shutdownOutput();
                 AssertionError eof = assertThrows(AssertionError.class,
                         () -> port.readExactly(4, Duration.ofSeconds(10)));
                 assertTrue(eof.getMessage().contains("EOF"), eof.getMessage());
@@ -137,11 +137,13 @@ class HarnessTest {
                     () -> p.awaitLine(Pattern.compile("never"), Duration.ofSeconds(30)));
             assertTrue(ended.getMessage().contains("ended before"), ended.getMessage());
         }
-        try (HostProcess p = HostProcess.start("sleeper", List.of("sh", "-c", "echo up; exec sleep 600"), null, Map.of())) {
-            p.awaitLine(Pattern.compile("^up$"), Duration.ofSeconds(30));
-            p.close();
-            assertTrue(!p.isAlive(), "close() ends the process");
+        HostProcess sleeper = HostProcess.start("sleeper", List.of("sh", "-c", "echo up; exec sleep 600"), null, Map.of());
+        try {
+            sleeper.awaitLine(Pattern.compile("^up$"), Duration.ofSeconds(30));
+        } finally {
+            sleeper.close();
         }
+        assertTrue(!sleeper.isAlive(), "close() ends the process");
     }
 
     @Test
