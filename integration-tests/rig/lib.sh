@@ -7,7 +7,7 @@ CACHE_ROOT="${VPORTD_CACHE:-$REPO_ROOT/.cache}"
 RIG_CACHE="$CACHE_ROOT/rig"
 # Bump these when the recipe changes so that old caches are rebuilt, not trusted.
 ROOTFS_VERSION=1
-GUEST_VERSION=1
+GUEST_VERSION=2
 ROOTFS_DIR="$RIG_CACHE/rootfs-v$ROOTFS_VERSION"
 GUEST_DIR="$RIG_CACHE/guest-v$GUEST_VERSION"
 GUEST_SUITE=trixie
@@ -45,6 +45,19 @@ host_debian_mirror() {
   fi
   [[ -n $uri ]] || die "could not find a Debian mirror in the host's apt sources (/etc/apt/sources.list*)"
   printf '%s\n' "${uri%/}"
+}
+
+# Removes a folder of ours that may still hold mounts (an mmdebstrap killed outright leaves
+# /dev, /proc, /sys mounted in its chroot): unmount everything below it first, and never
+# let rm cross into another file system.
+safe_rm() {
+  local dir=$1 m
+  [[ -e $dir ]] || return 0
+  dir=$(cd "$dir" && pwd -P)
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done < <(awk -v d="$dir/" '{ gsub(/\\040/, " ", $2); if (index($2 "/", d) == 1) print $2 }' /proc/self/mounts | sort -r)
+  rm -rf --one-file-system "$dir"
 }
 
 rootfs_ready() { [[ -f $ROOTFS_DIR/.vportd-rootfs-complete ]]; }

@@ -1,10 +1,7 @@
 package io.vportd.it;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -44,9 +41,7 @@ public final class Guest implements AutoCloseable {
     private final Path workDir;
     private final Duration timeout;
     private final long startNanos;
-    private final List<String> lines = new ArrayList<>();
-    private final Thread pump;
-    private boolean ended;
+    private final LineLog console;
 
     private Guest(String name, Process process, Path workDir, Duration timeout) {
         this.name = name;
@@ -54,7 +49,7 @@ public final class Guest implements AutoCloseable {
         this.workDir = workDir;
         this.timeout = timeout;
         this.startNanos = System.nanoTime();
-        this.pump = Thread.ofPlatform().daemon().name("guest-console-" + name).start(this::pumpConsole);
+        this.console = new LineLog(name, process.getInputStream());
     }
 
     public static Builder builder() {
@@ -65,68 +60,14 @@ public final class Guest implements AutoCloseable {
         return name;
     }
 
-    private void pumpConsole() {
-        try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-            String line;
-            while ((line = r.readLine()) != null) {
-                String clean = clean(line);
-                System.out.println("[" + name + "] " + clean);
-                synchronized (lines) {
-                    lines.add(clean);
-                    lines.notifyAll();
-                }
-            }
-        } catch (IOException e) {
-            System.out.println("[" + name + "] console read ended: " + e.getMessage());
-        } finally {
-            synchronized (lines) {
-                ended = true;
-                lines.notifyAll();
-            }
-        }
-    }
-
-    /** Drops carriage returns and terminal escape sequences (the firmware clears the screen). */
-    static String clean(String line) {
-        return line.replaceAll("\u001B\\[[0-9;?]*[A-Za-z]|\u001Bc|\r", "");
-    }
-
     /** Everything the console printed so far. */
     public String output() {
-        synchronized (lines) {
-            return String.join("\n", lines) + (lines.isEmpty() ? "" : "\n");
-        }
+        return console.text();
     }
 
     /** Waits for a console line matching {@code pattern} (searched from the start) and returns its matcher. */
     public Matcher awaitLine(Pattern pattern, Duration within) {
-        long deadline = System.nanoTime() + within.toNanos();
-        int from = 0;
-        synchronized (lines) {
-            while (true) {
-                for (; from < lines.size(); from++) {
-                    Matcher m = pattern.matcher(lines.get(from));
-                    if (m.find()) {
-                        return m;
-                    }
-                }
-                long left = Await.nanosLeft(deadline);
-                if (ended) {
-                    throw new AssertionError("guest " + name + " ended before printing /" + pattern + "/"
-                            + "\n--- guest output ---\n" + output());
-                }
-                if (left == 0) {
-                    throw new AssertionError("guest " + name + " printed no /" + pattern + "/ within "
-                            + within.toMillis() + " ms\n--- guest output ---\n" + output());
-                }
-                try {
-                    TimeUnit.NANOSECONDS.timedWait(lines, left);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new AssertionError("interrupted waiting for guest output", e);
-                }
-            }
-        }
+        return console.awaitLine(pattern, within);
     }
 
     /** Waits for the mark {@code VPORTD-MARK key [value]} and returns its value ("" when none). */
@@ -158,7 +99,7 @@ public final class Guest implements AutoCloseable {
                 throw new AssertionError("guest " + name + " still running " + GRACE.toSeconds()
                         + " s after its timeout; killed\n--- guest output ---\n" + output());
             }
-            pump.join(Duration.ofSeconds(10));
+            console.awaitEnd(Duration.ofSeconds(10));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             close();

@@ -12,6 +12,8 @@ public final class GuestScripts {
      * <li>{@code mark KEY [VALUE...]} prints a {@code VPORTD-MARK} line for the test;</li>
      * <li>{@code fail MESSAGE} prints a mark {@code fail} and exits 1;</li>
      * <li>{@code port NAME} prints {@code /dev/virtio-ports/NAME};</li>
+     * <li>{@code need_ports NAME...} waits (about 10 s at most) until each
+     *     {@code /dev/virtio-ports/NAME} link exists, else fails;</li>
      * <li>{@code recv_token DEV N} opens DEV and reads N bytes, again and again while the
      *     host side is away (a read then ends at once with EOF), and prints them; fails after
      *     about 60 s.</li>
@@ -21,7 +23,18 @@ public final class GuestScripts {
             mark() { echo "VPORTD-MARK $*"; }
             fail() { mark fail "$*"; exit 1; }
             port() { echo "/dev/virtio-ports/$1"; }
+            need_ports() {
+              _i=0
+              while :; do
+                _missing=""
+                for _n in "$@"; do [ -L "/dev/virtio-ports/$_n" ] || _missing="$_missing $_n"; done
+                [ -z "$_missing" ] && return 0
+                [ $_i -ge 100 ] && fail "no /dev/virtio-ports link for:$_missing"
+                _i=$((_i + 1)); sleep 0.1
+              done
+            }
             recv_token() {
+              [ -c "$1" ] || fail "no port device $1"
               _i=0
               while [ $_i -lt 1200 ]; do
                 _d=$(head -c "$2" "$1" 2>/dev/null)

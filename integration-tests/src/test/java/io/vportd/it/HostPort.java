@@ -14,6 +14,7 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.SplittableRandom;
+import java.util.function.BooleanSupplier;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -30,6 +31,8 @@ public final class HostPort implements AutoCloseable {
     private final SocketChannel channel;
     private final Selector readSelector;
     private final Selector writeSelector;
+    private volatile BooleanSupplier abortWhen = () -> false;
+    private volatile String abortReason = "";
 
     private HostPort(String label, SocketChannel channel) throws IOException {
         this.label = label;
@@ -63,6 +66,16 @@ public final class HostPort implements AutoCloseable {
             closeQuietly(ch);
             throw new UncheckedIOException("cannot set up " + socket, e);
         }
+    }
+
+    /**
+     * Makes every wait on this port give up early (with an {@link AssertionError} saying
+     * {@code reason}) once {@code condition} holds, e.g. when the guest has already ended.
+     */
+    public HostPort abortWhen(BooleanSupplier condition, String reason) {
+        this.abortWhen = condition;
+        this.abortReason = reason;
+        return this;
     }
 
     public String label() {
@@ -222,8 +235,12 @@ public final class HostPort implements AutoCloseable {
         if (left == 0) {
             throw new AssertionError(label + ": timed out after " + within.toMillis() + " ms " + doing);
         }
-        sel.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+        // wake up now and then to notice an abort condition (e.g. the guest died)
+        sel.select(Math.clamp(TimeUnit.NANOSECONDS.toMillis(left), 1, 200));
         sel.selectedKeys().clear();
+        if (abortWhen.getAsBoolean()) {
+            throw new AssertionError(label + ": gave up " + doing + ": " + abortReason);
+        }
     }
 
     /** Half-closes: the peer reads EOF, this side can still read. */

@@ -1,7 +1,6 @@
 package io.vportd.it;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -82,6 +81,8 @@ public abstract class VirtioSerialScenarios {
     private HostPort host(PortSpec p) {
         HostPort hp = attachment.connectHost(p, STEP);
         hostPorts.add(hp);
+        Guest g = guest;
+        hp.abortWhen(() -> !g.isAlive(), "the guest has ended (its console is in the test log)");
         return hp;
     }
 
@@ -100,6 +101,7 @@ public abstract class VirtioSerialScenarios {
                   [ -L "$l" ] && mark link "${l##*/}" "$(readlink "$l")"
                 done
                 [ -c /dev/hvc0 ] && mark hvc0 present
+                need_ports org.test.one
                 [ "$(recv_token "$(port org.test.one)" 2)" = go ] || fail "bad token"
                 # no newline: the tty would turn it into CR LF
                 printf console-says-hello > /dev/hvc0 || fail "cannot write /dev/hvc0"
@@ -142,6 +144,7 @@ public abstract class VirtioSerialScenarios {
     @Timeout(400)
     void bulkTransferBothWaysIsByteExact() throws Exception {
         Guest g = boot("bulk", """
+                need_ports org.test.one org.test.two
                 head -c %d /dev/urandom > /tmp/g2h || fail "no random data"
                 mark g2h-sha "$(sha256sum /tmp/g2h | cut -d' ' -f1)"
                 cat /tmp/g2h > "$(port org.test.one)" || fail "write to org.test.one failed"
@@ -178,9 +181,10 @@ public abstract class VirtioSerialScenarios {
     @Timeout(300)
     void openCloseAndConnectDisconnectAreSeen() throws IOException {
         Guest g = boot("openclose", """
+                need_ports org.test.one org.test.two
                 P=$(port org.test.one)
-                [ -e "$P" ] || fail "no $P"
                 mark eof-while-disconnected "$(head -c 1 "$P" | wc -c)"
+                mark poll-while-disconnected "$(porttool poll < "$P")"
                 exec 3<> "$P"
                 mark waiting-for-host
                 i=0; got=""
@@ -190,6 +194,7 @@ public abstract class VirtioSerialScenarios {
                   i=$((i + 1)); sleep 0.05
                 done
                 mark got "$got"
+                mark poll-while-connected "$(porttool poll <&3)"
                 printf 'from-guest' >&3 || fail "write failed"
                 exec 3>&-
                 mark guest-closed
@@ -197,14 +202,20 @@ public abstract class VirtioSerialScenarios {
                 exec 3< "$P"
                 mark late "$(head -c 4 <&3)"
                 mark eof-after-host-disconnect "$(head -c 1 <&3 | wc -c)"
+                mark poll-after-host-disconnect "$(porttool poll <&3)"
                 exec 3<&-
                 """);
         assertEquals("0", g.awaitMark("eof-while-disconnected", STEP).strip(),
                 "a guest read ends at once with EOF while the host is not connected");
+        assertPollHas(g.awaitMark("poll-while-disconnected", STEP), "POLLHUP", true,
+                "poll reports POLLHUP while the host is not connected");
         g.awaitMark("waiting-for-host", STEP);
         HostPort one = host(ONE);
         one.write("hello", STEP);
         assertEquals("hello", g.awaitMark("got", STEP), "data flows once the host is connected");
+        String connected = g.awaitMark("poll-while-connected", STEP);
+        assertPollHas(connected, "POLLHUP", false, "no POLLHUP once the host is connected");
+        assertPollHas(connected, "POLLOUT", true, "the port is writable once the host is connected");
         assertEquals("from-guest", one.readString("from-guest".length(), STEP), "guest writes reach the host");
         g.awaitMark("guest-closed", STEP);
         one.write("late", STEP);
@@ -215,6 +226,8 @@ public abstract class VirtioSerialScenarios {
         one.close();
         assertEquals("0", g.awaitMark("eof-after-host-disconnect", STEP).strip(),
                 "a blocked guest read ends with EOF when the host disconnects");
+        assertPollHas(g.awaitMark("poll-after-host-disconnect", STEP), "POLLHUP", true,
+                "poll reports POLLHUP again after the host disconnected");
         g.awaitExit().assertSucceeded();
     }
 
@@ -229,7 +242,8 @@ public abstract class VirtioSerialScenarios {
         }
     }
 
-    static void assertContains(String haystack, String needle) {
-        assertTrue(haystack.contains(needle), () -> "expected '" + needle + "' in:\n" + haystack);
+    static void assertPollHas(String events, String event, boolean expected, String what) {
+        boolean has = List.of(events.strip().split(" ")).contains(event);
+        assertEquals(expected, has, what + " (poll events: '" + events + "')");
     }
 }

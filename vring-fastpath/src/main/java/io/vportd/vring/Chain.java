@@ -113,6 +113,11 @@ public final class Chain implements AutoCloseable {
         return iovBase + (long) iovStart * IOVEC_SIZE;
     }
 
+    /** The iovecs left, as a bounds-checked view of the native array (for tests and diagnostics). */
+    public MemorySegment iovecs() {
+        return iov.asSlice((long) iovStart * IOVEC_SIZE, (long) (count - iovStart) * IOVEC_SIZE);
+    }
+
     /** Number of iovecs left, starting at {@link #iovAddress()}. */
     public int iovCount() {
         return count - iovStart;

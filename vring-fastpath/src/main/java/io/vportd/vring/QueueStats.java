@@ -50,6 +50,11 @@ public final class QueueStats {
         CHAIN_BYTES.setOpaque(this, chainBytes + bytes);
     }
 
+    void chainUnpopped(long bytes) {
+        CHAINS.setOpaque(this, chains - 1);
+        CHAIN_BYTES.setOpaque(this, chainBytes - bytes);
+    }
+
     void used(long bytes) {
         USED_BYTES.setOpaque(this, usedBytes + bytes);
     }

@@ -2,6 +2,7 @@ package io.vportd.vring;
 
 import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
+import java.util.function.LongSupplier;
 
 /**
  * Lets at most {@code burst} lines through per {@code windowNanos}; counts the rest and mentions
@@ -18,14 +19,21 @@ final class RateLimitedLog {
     private long dropped;
     private boolean started;
 
+    private final LongSupplier clock;
+
     RateLimitedLog(Logger logger, int burst, long windowNanos) {
+        this(logger, burst, windowNanos, System::nanoTime);
+    }
+
+    RateLimitedLog(Logger logger, int burst, long windowNanos, LongSupplier clock) {
         this.logger = logger;
         this.burst = burst;
         this.windowNanos = windowNanos;
+        this.clock = clock;
     }
 
     void warn(String format, Object... args) {
-        long now = System.nanoTime();
+        long now = clock.getAsLong();
         if (!started || now - windowStart >= windowNanos) {
             started = true;
             windowStart = now;

@@ -37,7 +37,11 @@ public final class SplitQueue {
     public static final int EMPTY = 0;
     /** {@link #pop} result: a bad chain was consumed (used length 0 pushed) and counted. */
     public static final int BAD_CHAIN = -1;
-    /** {@link #pop} result: the queue has just been marked broken; later calls return {@link #EMPTY}. */
+    /**
+     * {@link #pop} result: this call found the available index impossibly far ahead and marked the
+     * queue broken; later calls return {@link #EMPTY}. (When {@link #hasAvailable()} or
+     * {@link #enableNotifications()} is the call that notices, they return false instead.)
+     */
     public static final int BROKEN = -2;
 
     static final int DESC_SIZE = 16;
@@ -89,6 +93,8 @@ public final class SplitQueue {
     private boolean notifyDisabled;
     private boolean broken;
     private ChainError lastError;
+    private boolean canUnpop;
+    private long lastPoppedBytes;
 
     /**
      * @param index     queue index (for log lines)
@@ -108,12 +114,10 @@ public final class SplitQueue {
         Objects.requireNonNull(used, "used");
         Objects.requireNonNull(direction, "direction");
         Objects.requireNonNull(stats, "stats");
-        if (size < 1 || size > MAX_SIZE || (size & (size - 1)) != 0) {
-            throw new IllegalArgumentException("queue " + index + ": size must be a power of two in 1..32768, got " + size);
+        String problem = ringProblem(size, desc, avail, used, eventIdx);
+        if (problem != null) {
+            throw new IllegalArgumentException("queue " + index + ": " + problem);
         }
-        checkSegment(index, "descriptor table", desc, descBytes(size), 16);
-        checkSegment(index, "available ring", avail, availBytes(size, eventIdx), 2);
-        checkSegment(index, "used ring", used, usedBytes(size, eventIdx), 4);
         this.index = index;
         this.size = size;
         this.mask = size - 1;
@@ -146,18 +150,41 @@ public final class SplitQueue {
         return 4L + 8L * size + (eventIdx ? 2 : 0);
     }
 
-    private static void checkSegment(int index, String what, MemorySegment s, long need, int align) {
+    /**
+     * What is wrong with these ring parameters, or null when a queue can be built over them:
+     * size a power of two in 1..32768; each segment native, large enough and aligned
+     * (descriptor table 16, available ring 2, used ring 4 bytes). For a vhost-user session to
+     * refuse bad VHOST_USER_SET_VRING_ADDR values before handing the queue to a worker.
+     */
+    public static String ringProblem(int size, MemorySegment desc, MemorySegment avail, MemorySegment used,
+                                     boolean eventIdx) {
+        if (size < 1 || size > MAX_SIZE || (size & (size - 1)) != 0) {
+            return "size must be a power of two in 1.." + MAX_SIZE + ", got " + size;
+        }
+        String p = segmentProblem("descriptor table", desc, descBytes(size), 16);
+        if (p == null) {
+            p = segmentProblem("available ring", avail, availBytes(size, eventIdx), 2);
+        }
+        if (p == null) {
+            p = segmentProblem("used ring", used, usedBytes(size, eventIdx), 4);
+        }
+        return p;
+    }
+
+    private static String segmentProblem(String what, MemorySegment s, long need, int align) {
+        if (s == null) {
+            return what + " is missing";
+        }
         if (!s.isNative()) {
-            throw new IllegalArgumentException("queue " + index + ": " + what + " is not native memory");
+            return what + " is not native memory";
         }
         if (s.byteSize() < need) {
-            throw new IllegalArgumentException("queue " + index + ": " + what + " is " + s.byteSize()
-                    + " bytes, needs " + need);
+            return what + " is " + s.byteSize() + " bytes, needs " + need;
         }
         if ((s.address() & (align - 1)) != 0) {
-            throw new IllegalArgumentException(String.format("queue %d: %s at 0x%x is not %d-byte aligned",
-                    index, what, s.address(), align));
+            return String.format("%s at 0x%x is not %d-byte aligned", what, s.address(), align);
         }
+        return null;
     }
 
     public int index() {
@@ -196,6 +223,7 @@ public final class SplitQueue {
 
     /** Sets the next available index to consume (SET_VRING_BASE); only the low 16 bits count. */
     public void setNextAvail(int value) {
+        canUnpop = false;
         nextAvail = value & 0xFFFF;
         availShadow = nextAvail;
     }
@@ -225,11 +253,25 @@ public final class SplitQueue {
         if (broken) {
             return false;
         }
-        if (availShadow != nextAvail) {
-            return true;
+        return availShadow != nextAvail || refreshAvail();
+    }
+
+    /**
+     * Reloads the available index (acquire) and checks it: more than {@code size} entries
+     * beyond the device's position is impossible for a correct driver, and the queue is marked
+     * broken. Every read of the guest's available index goes through here.
+     *
+     * @return true when entries are available
+     */
+    private boolean refreshAvail() {
+        int a = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
+        availShadow = a;
+        int pending = (a - nextAvail) & 0xFFFF;
+        if (pending > size) {
+            markBroken();
+            return false;
         }
-        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-        return availShadow != nextAvail;
+        return pending != 0;
     }
 
     /**
@@ -239,19 +281,13 @@ public final class SplitQueue {
      *         counted, caller should go on popping and later publish), or {@link #BROKEN} (once)
      */
     public int pop(Chain c) {
+        canUnpop = false;
         if (broken) {
             return EMPTY;
         }
         int next = nextAvail;
-        if (availShadow == next) {
-            availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-            if (availShadow == next) {
-                return EMPTY;
-            }
-            if (((availShadow - next) & 0xFFFF) > size) {
-                markBroken();
-                return BROKEN;
-            }
+        if (availShadow == next && !refreshAvail()) {
+            return broken ? BROKEN : EMPTY;
         }
         int head = Short.toUnsignedInt(avail.get(U16_UNALIGNED, 4L + 2L * (next & mask)));
         nextAvail = (next + 1) & 0xFFFF;
@@ -268,7 +304,26 @@ public final class SplitQueue {
             return BAD_CHAIN;
         }
         stats.chainPopped(c.totalLength());
+        lastPoppedBytes = c.totalLength();
+        canUnpop = true;
         return POPPED;
+    }
+
+    /**
+     * Gives back the chain just popped, untouched, so the next {@link #pop} returns it again
+     * (for a device that popped a receive buffer and then found it had nothing to put in it, or
+     * must stop the queue while holding one). Only directly after a pop that returned
+     * {@link #POPPED}, before its used entry is pushed.
+     *
+     * @throws IllegalStateException otherwise (a caller bug)
+     */
+    public void unpop() {
+        if (!canUnpop) {
+            throw new IllegalStateException("queue " + index + ": unpop without a preceding successful pop");
+        }
+        canUnpop = false;
+        nextAvail = (nextAvail - 1) & 0xFFFF;
+        stats.chainUnpopped(lastPoppedBytes);
     }
 
     /** Walks the chain starting at {@code head}; returns null when good. */
@@ -386,6 +441,7 @@ public final class SplitQueue {
         if (head < 0 || head >= size || len < 0) {
             throw new IllegalArgumentException("queue " + index + ": pushUsed(" + head + ", " + len + ")");
         }
+        canUnpop = false;
         long at = 4L + 8L * (usedIdx & mask);
         used.set(U32_UNALIGNED, at, head);
         used.set(U32_UNALIGNED, at + 4, len);
@@ -461,8 +517,7 @@ public final class SplitQueue {
         }
         // Our store above and the driver's avail index store must not pass each other's loads.
         VarHandle.fullFence();
-        availShadow = Short.toUnsignedInt((short) U16_VH.getAcquire(avail, 2L));
-        boolean more = availShadow != nextAvail;
+        boolean more = refreshAvail();
         if (more) {
             stats.notifyRecheck();
         }

@@ -1,5 +1,6 @@
 package io.vportd.vring;
 
+import io.vportd.vring.testing.HostView;
 import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
 import io.vportd.vring.testing.RingDriver.Used;
@@ -134,7 +135,7 @@ class ChainPropertyTest {
                         assertEquals(o.head(), c.head(), where);
                         long total = Arrays.stream(o.buffers()).mapToLong(Buffer::length).sum();
                         assertEquals(total, c.totalLength(), where);
-                        seen.writeBytes(readChain(rnd, c));
+                        seen.writeBytes(readChain(rnd, d.memory(), c));
                         q.pushUsed(c.head(), 0);
                         goodChains++;
                     }
@@ -161,7 +162,7 @@ class ChainPropertyTest {
     }
 
     /** Reads the chain's bytes by a random mix of copyOut and simulated partial writev through the iovecs. */
-    private static byte[] readChain(Random rnd, Chain c) {
+    private static byte[] readChain(Random rnd, GuestMemory m, Chain c) {
         int total = (int) c.totalLength();
         byte[] out = new byte[total];
         if (rnd.nextBoolean()) {
@@ -177,7 +178,7 @@ class ChainPropertyTest {
         int at = 0;
         while (c.remaining() > 0) {
             int n = 1 + rnd.nextInt((int) c.remaining());
-            int got = readIovecs(c, out, at, n);
+            int got = readIovecs(m, c, out, at, n);
             assertEquals(n, got);
             at += n;
             assertEquals(total - at, c.advance(n));
@@ -187,30 +188,28 @@ class ChainPropertyTest {
     }
 
     /** What writev would do: take up to n bytes from the remaining iovecs (native memory). */
-    static int readIovecs(Chain c, byte[] out, int at, int n) {
-        MemorySegment iov = MemorySegment.ofAddress(c.iovAddress()).reinterpret(16L * c.iovCount());
+    static int readIovecs(GuestMemory m, Chain c, byte[] out, int at, int n) {
+        MemorySegment iov = c.iovecs();
         int done = 0;
         for (int j = 0; j < c.iovCount() && done < n; j++) {
             long base = iov.get(ValueLayout.JAVA_LONG, 16L * j);
             long len = iov.get(ValueLayout.JAVA_LONG, 16L * j + 8);
             int take = (int) Math.min(len, n - done);
-            MemorySegment.copy(MemorySegment.ofAddress(base).reinterpret(take), ValueLayout.JAVA_BYTE, 0,
-                    out, at + done, take);
+            MemorySegment.copy(HostView.of(m, base, take), ValueLayout.JAVA_BYTE, 0, out, at + done, take);
             done += take;
         }
         return done;
     }
 
     /** What readv would do: put up to n bytes into the remaining iovecs (native memory). */
-    static int writeIovecs(Chain c, byte[] src, int at, int n) {
-        MemorySegment iov = MemorySegment.ofAddress(c.iovAddress()).reinterpret(16L * c.iovCount());
+    static int writeIovecs(GuestMemory m, Chain c, byte[] src, int at, int n) {
+        MemorySegment iov = c.iovecs();
         int done = 0;
         for (int j = 0; j < c.iovCount() && done < n; j++) {
             long base = iov.get(ValueLayout.JAVA_LONG, 16L * j);
             long len = iov.get(ValueLayout.JAVA_LONG, 16L * j + 8);
             int take = (int) Math.min(len, n - done);
-            MemorySegment.copy(src, at + done, MemorySegment.ofAddress(base).reinterpret(take),
-                    ValueLayout.JAVA_BYTE, 0, take);
+            MemorySegment.copy(src, at + done, HostView.of(m, base, take), ValueLayout.JAVA_BYTE, 0, take);
             done += take;
         }
         return done;
@@ -266,7 +265,7 @@ class ChainPropertyTest {
                         int room = (int) c.totalLength();
                         int fill = rnd.nextInt(4) == 0 ? room : rnd.nextInt(room + 1);
                         fill = Math.min(fill, stream.length - produced);
-                        writeChain(rnd, c, stream, produced, fill);
+                        writeChain(rnd, d.memory(), c, stream, produced, fill);
                         produced += fill;
                         q.pushUsed(c.head(), fill);
                     }
@@ -292,7 +291,7 @@ class ChainPropertyTest {
         }
     }
 
-    private static void writeChain(Random rnd, Chain c, byte[] src, int from, int fill) {
+    private static void writeChain(Random rnd, GuestMemory m, Chain c, byte[] src, int from, int fill) {
         if (rnd.nextBoolean()) {
             int at = 0;
             while (at < fill) {
@@ -305,7 +304,7 @@ class ChainPropertyTest {
         int at = 0;
         while (at < fill) {
             int n = 1 + rnd.nextInt(fill - at);
-            assertEquals(n, writeIovecs(c, src, from + at, n));
+            assertEquals(n, writeIovecs(m, c, src, from + at, n));
             at += n;
             c.advance(n);
         }

@@ -4,7 +4,6 @@ import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
 import org.junit.jupiter.api.Test;
 
-import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,11 +13,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 class ChainTest {
 
     private static long iovBase(Chain c, int j) {
-        return MemorySegment.ofAddress(c.iovAddress()).reinterpret(16L * c.iovCount()).get(ValueLayout.JAVA_LONG, 16L * j);
+        return c.iovecs().get(ValueLayout.JAVA_LONG, 16L * j);
     }
 
     private static long iovLen(Chain c, int j) {
-        return MemorySegment.ofAddress(c.iovAddress()).reinterpret(16L * c.iovCount()).get(ValueLayout.JAVA_LONG, 16L * j + 8);
+        return c.iovecs().get(ValueLayout.JAVA_LONG, 16L * j + 8);
     }
 
     /** Pops a readable chain of buffers of 10, 20 and 30 bytes. */

@@ -266,6 +266,24 @@ class HostileChainTest {
     }
 
     @Test
+    void availIndexJumpNoticedOutsidePopAlsoBreaksTheQueue() {
+        for (int via = 0; via < 2; via++) {
+            try (RingDriver d = new RingDriver(8, via == 1)) {
+                SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
+                try (Chain c = q.newChain()) {
+                    d.setAvailIdx(100);
+                    boolean seen = via == 0 ? q.hasAvailable() : q.enableNotifications();
+                    assertFalse(seen, "a broken queue offers nothing");
+                    assertTrue(q.isBroken());
+                    assertEquals(SplitQueue.EMPTY, q.pop(c), "and pop must not walk the garbage");
+                    assertEquals(0, q.nextAvail());
+                    assertEquals(1, q.stats().badChains(ChainError.AVAIL_INDEX_JUMP));
+                }
+            }
+        }
+    }
+
+    @Test
     void exactlyFullRingIsNotAJump() {
         try (RingDriver d = new RingDriver(4, false)) {
             SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
@@ -378,6 +396,10 @@ class HostileChainTest {
                 Runnable b = bad.get(i);
                 assertThrows(IllegalArgumentException.class, b::run, "case " + i);
             }
+            assertNull(SplitQueue.ringProblem(8, desc, avail, used, true));
+            assertTrue(SplitQueue.ringProblem(8, desc, m.asSlice(4097, 32), used, true).contains("not 2-byte aligned"));
+            assertTrue(SplitQueue.ringProblem(8, desc, avail, null, true).contains("used ring"));
+            assertTrue(SplitQueue.ringProblem(12, desc, avail, used, true).contains("power of two"));
             // Without EVENT_IDX the trailing event fields are not needed.
             assertDoesNotThrow(() -> new SplitQueue(0, 8, desc, m.asSlice(4096, SplitQueue.availBytes(8, false)),
                     m.asSlice(8192, SplitQueue.usedBytes(8, false)), false, r, s));

@@ -268,10 +268,12 @@ class NotificationTest {
                 }
                 // Reclaim; when nothing is there, arm interrupts, re-check, then sleep.
                 d.disableInterrupts();
-                int id;
+                RingDriver.Used u;
                 int got = 0;
-                while ((id = d.reclaimUsed()) >= 0) {
-                    assertEquals(1, d.lastUsedLength());
+                while ((u = d.pollUsed()) != null) {
+                    // The device's byte must be visible once its used entry is (release/acquire).
+                    assertEquals(1, u.length());
+                    assertEquals((byte) received, u.data()[0], "byte of chain " + received);
                     received++;
                     got++;
                 }

@@ -1,5 +1,7 @@
 package io.vportd.vring;
 
+import io.vportd.vring.testing.GuestRam;
+import io.vportd.vring.testing.HostView;
 import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
 import io.vportd.vring.testing.RingDriver.Used;
@@ -48,7 +50,7 @@ class SplitQueueTest {
                 assertEquals(6, c.length(0));
                 assertFalse(c.isWritable());
                 // The host address is the mapping's, not the guest physical or user address.
-                MemorySegment view = MemorySegment.ofAddress(c.hostAddress(1)).reinterpret(5);
+                MemorySegment view = HostView.of(d.memory(), c.hostAddress(1), 5);
                 assertEquals('w', view.get(ValueLayout.JAVA_BYTE, 0));
                 byte[] out = new byte[11];
                 assertEquals(11, c.copyOut(0, out, 0, 11));
@@ -140,6 +142,36 @@ class SplitQueueTest {
     }
 
     @Test
+    void queuesOfOneDeviceShareGuestRam() {
+        try (GuestRam ram = new GuestRam(8L << 20, 2)) {
+            RingDriver rx = new RingDriver(ram, 8, true);
+            RingDriver tx = new RingDriver(ram, 64, true);
+            SplitQueue qrx = rx.newDeviceQueue(0, Direction.DEVICE_WRITES, new QueueStats());
+            SplitQueue qtx = tx.newDeviceQueue(1, Direction.DEVICE_READS, new QueueStats());
+            assertEquals(1, qtx.index());
+            assertTrue(rx.descGpa() != tx.descGpa());
+            assertEquals(ram.memory().userToGuest(tx.usedUserAddr()), tx.usedGpa());
+            int out = tx.addOutBuffer(ascii("ping"));
+            int in = rx.addInBuffer(16);
+            try (Chain c = qtx.newChain(); Chain r = qrx.newChain()) {
+                assertEquals(SplitQueue.POPPED, qtx.pop(c));
+                byte[] msg = new byte[4];
+                c.copyOut(0, msg, 0, 4);
+                assertEquals(SplitQueue.POPPED, qrx.pop(r));
+                assertEquals(4, r.copyIn(msg, 0, 4));
+                qtx.pushUsed(out, 0);
+                qrx.pushUsed(in, 4);
+                qtx.publishUsed();
+                qrx.publishUsed();
+                assertEquals(out, tx.pollUsed().id());
+                assertArrayEquals(ascii("ping"), rx.pollUsed().data());
+                assertEquals(SplitQueue.EMPTY, qtx.pop(c));
+                assertEquals(SplitQueue.EMPTY, qrx.pop(r));
+            }
+        }
+    }
+
+    @Test
     void indicesWrapAt16Bits() {
         try (RingDriver d = new RingDriver(4, true)) {
             d.startAt(65533, 65534);
@@ -175,6 +207,33 @@ class SplitQueueTest {
                 assertEquals(SplitQueue.POPPED, q.pop(c));
                 assertEquals(fresh, c.head());
                 assertEquals(2, q.nextAvail());
+            }
+        }
+    }
+
+    @Test
+    void unpopHandsTheSameChainOutAgain() {
+        try (RingDriver d = new RingDriver(8, true)) {
+            SplitQueue q = d.newDeviceQueue(Direction.DEVICE_WRITES);
+            int first = d.addInBuffer(10);
+            int second = d.addInBuffer(20);
+            try (Chain c = q.newChain()) {
+                assertThrows(IllegalStateException.class, q::unpop);
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(first, c.head());
+                q.unpop();
+                assertThrows(IllegalStateException.class, q::unpop, "only once");
+                assertEquals(0, q.nextAvail());
+                assertEquals(0, q.stats().chains());
+                assertTrue(q.hasAvailable());
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(first, c.head());
+                q.pushUsed(first, 0);
+                assertThrows(IllegalStateException.class, q::unpop, "not after pushUsed");
+                assertEquals(SplitQueue.POPPED, q.pop(c));
+                assertEquals(second, c.head());
+                assertEquals(2, q.stats().chains());
+                assertEquals(30, q.stats().chainBytes());
             }
         }
     }

@@ -2,11 +2,9 @@ package io.vportd.vring.testing;
 
 import io.vportd.vring.Direction;
 import io.vportd.vring.GuestMemory;
-import io.vportd.vring.GuestRegion;
 import io.vportd.vring.QueueStats;
 import io.vportd.vring.SplitQueue;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
@@ -18,13 +16,12 @@ import java.util.List;
  * The driver (guest) side of one split virtqueue, laid out in memory the way the Linux virtio
  * driver lays it out, for tests and benchmarks of the device side.
  *
- * <p>Guest memory is one or more regions allocated in an arena. Their guest physical addresses
- * start at {@link #GPA_BASE} and are contiguous (so a buffer may span two regions); their
- * frontend virtual addresses start at {@link #USER_BASE} with gaps, and the host mappings are
- * separate allocations. The three bases all differ, so a translation mix-up shows. The ring sits
- * at the start of region 0: descriptor table, available ring (flags, idx, ring[], used_event),
- * and the used ring (flags, idx, ring[], avail_event) on the next 4 KiB boundary. Buffers come
- * from a bump allocator after the ring.
+ * <p>Guest memory is a {@link GuestRam}: the driver's own (the simple constructors) or one
+ * shared by several drivers, as the queues of one device share one memory table. Guest
+ * physical addresses, frontend virtual addresses and host addresses all differ, so a
+ * translation mix-up shows. The ring is allocated 4 KiB-aligned inside one region: descriptor
+ * table, available ring (flags, idx, ring[], used_event), and the used ring (flags, idx, ring[],
+ * avail_event) on the next 4 KiB boundary. Buffers come from the RAM's bump allocator.
  *
  * <p>Two kinds of method: convenient ones that allocate ({@link #addOutBuffer}, {@link #pollUsed},
  * ...) for tests, and allocation-free ones ({@link #add(long[], int[], int, int)},
@@ -37,11 +34,10 @@ import java.util.List;
  */
 public final class RingDriver implements AutoCloseable {
 
-    /** Guest physical address of the first byte of guest memory. */
-    public static final long GPA_BASE = 0x1_4000_0000L;
+    /** Guest physical address of the first byte of guest memory (see {@link GuestRam}). */
+    public static final long GPA_BASE = GuestRam.GPA_BASE;
     /** Frontend (QEMU) virtual address of the first byte of guest memory. */
-    public static final long USER_BASE = 0x7f3a_1200_0000L;
-    private static final long USER_GAP = 0x10_0000L;
+    public static final long USER_BASE = GuestRam.USER_BASE;
 
     public static final int F_NEXT = 1;
     public static final int F_WRITE = 2;
@@ -64,17 +60,14 @@ public final class RingDriver implements AutoCloseable {
     private final int size;
     private final int mask;
     private final boolean eventIdx;
-    private final Arena arena;
-    private final MemorySegment[] mappings;
-    private final long regionSize;
-    private final GuestMemory memory;
+    private final GuestRam ram;
+    private final boolean ownsRam;
     private final MemorySegment desc;
     private final MemorySegment avail;
     private final MemorySegment used;
-    private final long descOffset;
-    private final long availOffset;
-    private final long usedOffset;
-    private long bump;
+    private final long descGpa;
+    private final long availGpa;
+    private final long usedGpa;
 
     private final int[] freeStack;
     private int freeTop;
@@ -90,45 +83,49 @@ public final class RingDriver implements AutoCloseable {
     private int lastUsedSeen;
     private int lastUsedLength;
 
-    /** A ring of {@code size} entries in 4 MiB (or more for big rings) of guest memory, one region. */
+    /** A ring of {@code size} entries in its own 4 MiB (or more for big rings) of guest memory, one region. */
     public RingDriver(int size, boolean eventIdx) {
         this(size, eventIdx, defaultMemory(size), 1);
     }
 
     /**
+     * A ring in its own guest memory; the ring is the first thing in region 0.
+     *
      * @param size        ring size (any value the caller likes; the device checks it)
      * @param eventIdx    whether VIRTIO_F_RING_EVENT_IDX is negotiated
      * @param memoryBytes guest memory in total, split evenly into {@code regions} regions
      * @param regions     number of regions (contiguous in guest physical space, separate on the host)
      */
     public RingDriver(int size, boolean eventIdx, long memoryBytes, int regions) {
-        if (size < 1 || size > 65536 || regions < 1) {
-            throw new IllegalArgumentException("size " + size + ", regions " + regions);
+        this(new GuestRam(memoryBytes, regions), size, eventIdx, true);
+    }
+
+    /**
+     * A ring allocated inside shared guest RAM (several queues of one device). The caller closes
+     * the RAM; closing this driver does not.
+     */
+    public RingDriver(GuestRam ram, int size, boolean eventIdx) {
+        this(ram, size, eventIdx, false);
+    }
+
+    private RingDriver(GuestRam ram, int size, boolean eventIdx, boolean ownsRam) {
+        if (size < 1 || size > 65536) {
+            throw new IllegalArgumentException("size " + size);
         }
+        this.ram = ram;
+        this.ownsRam = ownsRam;
         this.size = size;
         this.mask = Integer.highestOneBit(size) == size ? size - 1 : -1;
         this.eventIdx = eventIdx;
-        this.regionSize = align(memoryBytes / regions, 4096);
-        this.arena = Arena.ofShared();
-        this.mappings = new MemorySegment[regions];
-        List<GuestRegion> list = new ArrayList<>();
-        for (int k = 0; k < regions; k++) {
-            mappings[k] = arena.allocate(regionSize, 4096);
-            list.add(new GuestRegion(GPA_BASE + k * regionSize, regionSize,
-                    USER_BASE + k * (regionSize + USER_GAP), mappings[k]));
-        }
-        this.memory = GuestMemory.of(list);
-        this.descOffset = 0;
-        this.availOffset = 16L * size;
-        this.usedOffset = align(availOffset + 6 + 2L * size, 4096);
-        long ringEnd = align(usedOffset + 6 + 8L * size, 4096);
-        if (ringEnd > regionSize) {
-            throw new IllegalArgumentException("ring of " + size + " does not fit a region of " + regionSize);
-        }
-        this.desc = mappings[0].asSlice(descOffset, 16L * size);
-        this.avail = mappings[0].asSlice(availOffset, 6 + 2L * size);
-        this.used = mappings[0].asSlice(usedOffset, 6 + 8L * size);
-        this.bump = ringEnd;
+        long availOffset = 16L * size;
+        long usedOffset = GuestRam.align(availOffset + 6 + 2L * size, 4096);
+        Buffer ring = ram.allocateWithinRegion(usedOffset + 6 + 8L * size, 4096);
+        this.descGpa = ring.gpa();
+        this.availGpa = ring.gpa() + availOffset;
+        this.usedGpa = ring.gpa() + usedOffset;
+        this.desc = ram.slice(descGpa, 16L * size);
+        this.avail = ram.slice(availGpa, 6 + 2L * size);
+        this.used = ram.slice(usedGpa, 6 + 8L * size);
         this.freeStack = new int[size];
         for (int i = 0; i < size; i++) {
             freeStack[i] = size - 1 - i;
@@ -145,10 +142,6 @@ public final class RingDriver implements AutoCloseable {
         return Math.max(4L << 20, 2 * ring + (2L << 20));
     }
 
-    private static long align(long v, long a) {
-        return (v + a - 1) & -a;
-    }
-
     // ---------------------------------------------------------------- memory
 
     public int size() {
@@ -159,126 +152,87 @@ public final class RingDriver implements AutoCloseable {
         return eventIdx;
     }
 
+    public GuestRam ram() {
+        return ram;
+    }
+
     public GuestMemory memory() {
-        return memory;
+        return ram.memory();
     }
 
     /** First guest physical address past guest memory. */
     public long memoryEnd() {
-        return GPA_BASE + regionSize * mappings.length;
+        return ram.memoryEnd();
     }
 
     public long regionSize() {
-        return regionSize;
+        return ram.regionSize();
     }
 
     /** Guest physical address of the descriptor table / available ring / used ring. */
     public long descGpa() {
-        return GPA_BASE + descOffset;
+        return descGpa;
     }
 
     public long availGpa() {
-        return GPA_BASE + availOffset;
+        return availGpa;
     }
 
     public long usedGpa() {
-        return GPA_BASE + usedOffset;
+        return usedGpa;
     }
 
-    /** The frontend virtual addresses vhost-user would send for the rings. */
+    /** The frontend virtual addresses vhost-user would send for the rings (VHOST_USER_SET_VRING_ADDR). */
     public long descUserAddr() {
-        return USER_BASE + descOffset;
+        return ram.userAddr(descGpa);
     }
 
     public long availUserAddr() {
-        return USER_BASE + availOffset;
+        return ram.userAddr(availGpa);
     }
 
     public long usedUserAddr() {
-        return USER_BASE + usedOffset;
+        return ram.userAddr(usedGpa);
     }
 
-    /** Allocates {@code len} bytes of guest memory, 8-byte aligned, from the bump allocator. */
+    /** Allocates {@code len} bytes of guest memory, 8-byte aligned (see {@link GuestRam#allocate}). */
     public Buffer allocate(int len) {
-        return allocate(len, 8);
+        return ram.allocate(len);
     }
 
-    /** Allocates {@code len} bytes of guest memory with the given alignment, possibly spanning regions. */
     public Buffer allocate(int len, int alignment) {
-        long at = align(bump, alignment);
-        long end = at + len;
-        if (end > regionSize * mappings.length) {
-            throw new IllegalStateException("guest memory exhausted: " + len + " bytes at " + at);
-        }
-        bump = end;
-        return new Buffer(GPA_BASE + at, len);
+        return ram.allocate(len, alignment);
     }
 
-    /** Allocates {@code len} bytes that do not cross a region boundary (for indirect tables). */
     public Buffer allocateWithinRegion(int len, int alignment) {
-        long at = align(bump, alignment);
-        if (at / regionSize != (at + len - 1) / regionSize) {
-            at = align((at / regionSize + 1) * regionSize, alignment);
-        }
-        if (at + len > regionSize * mappings.length) {
-            throw new IllegalStateException("guest memory exhausted: " + len + " bytes at " + at);
-        }
-        bump = at + len;
-        return new Buffer(GPA_BASE + at, len);
+        return ram.allocateWithinRegion(len, alignment);
     }
 
-    /** Bytes the bump allocator has left. */
     public long bytesFree() {
-        return regionSize * mappings.length - bump;
+        return ram.bytesFree();
     }
 
-    /**
-     * Allocates {@code len} bytes ending exactly at the end of region {@code k} (plus {@code over}
-     * bytes into the next region when {@code over > 0}); for spanning and out-of-range tests.
-     */
+    /** See {@link GuestRam#bufferAtRegionEnd}. */
     public Buffer bufferAtRegionEnd(int k, int len, int over) {
-        long end = GPA_BASE + (k + 1) * regionSize;
-        return new Buffer(end - len + over, len);
+        return ram.bufferAtRegionEnd(k, len, over);
     }
 
-    /** Writes bytes at a guest physical address (may span regions). */
     public void write(long gpa, byte[] data) {
-        for (int i = 0; i < data.length; i++) {
-            writeByte(gpa + i, data[i]);
-        }
+        ram.write(gpa, data);
     }
 
-    /** Reads bytes at a guest physical address (may span regions). */
     public byte[] read(long gpa, int len) {
-        byte[] out = new byte[len];
-        for (int i = 0; i < len; i++) {
-            out[i] = readByte(gpa + i);
-        }
-        return out;
-    }
-
-    public void writeByte(long gpa, byte b) {
-        long off = gpa - GPA_BASE;
-        mappings[(int) (off / regionSize)].set(ValueLayout.JAVA_BYTE, off % regionSize, b);
-    }
-
-    public byte readByte(long gpa) {
-        long off = gpa - GPA_BASE;
-        return mappings[(int) (off / regionSize)].get(ValueLayout.JAVA_BYTE, off % regionSize);
+        return ram.read(gpa, len);
     }
 
     private MemorySegment segmentAt(long gpa, long len) {
-        MemorySegment s = memory.sliceGuest(gpa, len);
-        if (s == null) {
-            throw new IllegalArgumentException(String.format("0x%x+%d is not inside one region", gpa, len));
-        }
-        return s;
+        return ram.slice(gpa, len);
     }
 
     /**
      * Starts the ring at the given free-running indices (to exercise 16-bit wrap-around): sets
      * the available and used index in ring memory and the driver's shadows. Call before adding
-     * buffers and before {@link #newDeviceQueue}; then {@code queue.setNextAvail(availIdx)}.
+     * buffers and before {@link #newDeviceQueue}, which starts the device at {@code availIdx}.
      */
     public void startAt(int availIdx, int usedIdx) {
         this.availIdx = availIdx & 0xFFFF;
@@ -297,10 +251,16 @@ public final class RingDriver implements AutoCloseable {
     }
 
     public SplitQueue newDeviceQueue(Direction direction, QueueStats stats) {
+        return newDeviceQueue(0, direction, stats);
+    }
+
+    /** A device queue with the given index (for log lines) over this ring. */
+    public SplitQueue newDeviceQueue(int index, Direction direction, QueueStats stats) {
+        GuestMemory memory = ram.memory();
         MemorySegment d = memory.sliceUser(descUserAddr(), SplitQueue.descBytes(size));
         MemorySegment a = memory.sliceUser(availUserAddr(), SplitQueue.availBytes(size, eventIdx));
         MemorySegment u = memory.sliceUser(usedUserAddr(), SplitQueue.usedBytes(size, eventIdx));
-        SplitQueue q = new SplitQueue(0, size, d, a, u, eventIdx, direction, stats);
+        SplitQueue q = new SplitQueue(index, size, d, a, u, eventIdx, direction, stats);
         q.setMemory(memory);
         q.setNextAvail(baseIdx);
         return q;
@@ -626,8 +586,11 @@ public final class RingDriver implements AutoCloseable {
         return done + n;
     }
 
+    /** Frees the guest memory if this driver created it. */
     @Override
     public void close() {
-        arena.close();
+        if (ownsRam) {
+            ram.close();
+        }
     }
 }
