@@ -57,7 +57,8 @@ public final class GuestBench {
         String javaCmd;
         int guestMemoryMiB = 512;
         String note = "";
-        String only;        // run one device only (debugging): built-in or vportd
+        String only;
+        boolean guestStats; // print the guest's virtio interrupt counts around each row (diagnosis)        // run one device only (debugging): built-in or vportd
     }
 
     public static void main(String[] args) throws Exception {
@@ -92,6 +93,7 @@ public final class GuestBench {
                 case "--no-hot-add" -> c.hotAddEnabled = false;
                 case "--only" -> { c.only = v; i++; }
                 case "--smoke" -> c.smoke = true;
+                case "--guest-stats" -> c.guestStats = true;
                 case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
                 case "--java" -> { c.javaCmd = v; i++; }
                 case "--note" -> { c.note = v; i++; }
@@ -260,20 +262,27 @@ public final class GuestBench {
                     hosts.add(g.track(connect(dir.resolve("port-" + nr + ".sock"), g)));
                 }
                 SocketChannel p1 = hosts.get(0);
+                long vpid = daemon != null ? daemon.pid() : -1;
                 for (int size : c.sizes) {
+                    double cpu0 = cpuMillis(vpid);
                     double mbps = guestToHost(p1, c.totalBytes);
                     record("g2h-" + size, dev, round, mbps);
+                    cpuPerGiB("g2h-" + size, dev, round, vpid, cpu0, c.totalBytes);
                 }
                 for (int size : c.sizes) {
+                    double cpu0 = cpuMillis(vpid);
                     double mbps = hostToGuest(p1, size, c.totalBytes);
                     record("h2g-" + size, dev, round, mbps);
+                    cpuPerGiB("h2g-" + size, dev, round, vpid, cpu0, c.totalBytes);
                 }
                 long[] rtt = echo(p1, 64, c.latencyWarmup, c.latencyCount);
                 record("lat-p50", dev, round, percentile(rtt, 50) / 1000.0);
                 record("lat-p99", dev, round, percentile(rtt, 99) / 1000.0);
                 RssSampler sampler = daemon != null ? new RssSampler(daemon.pid()) : null;
+                double cpu0 = cpuMillis(vpid);
                 double agg = aggregate(hosts.subList(0, c.aggPorts), c.aggBytes / c.aggPorts);
                 record("agg-" + c.aggPorts, dev, round, agg);
+                cpuPerGiB("agg-" + c.aggPorts, dev, round, vpid, cpu0, c.aggBytes);
                 if (sampler != null) {
                     record("rss-load", dev, round, sampler.stop());
                 }
@@ -290,6 +299,14 @@ public final class GuestBench {
                 daemon.close();
             }
             deleteTree(dir);
+        }
+    }
+
+    /** vportd's CPU milliseconds per GiB moved during one row (a sample "cpu:ROW", not in the main table). */
+    void cpuPerGiB(String row, String dev, int round, long pid, double cpu0, long bytes) {
+        if (pid > 0) {
+            double used = cpuMillis(pid) - cpu0;
+            samples.add(new Sample("cpu:" + row, dev, round, used / (bytes / (double) (1L << 30))));
         }
     }
 
@@ -310,10 +327,16 @@ public final class GuestBench {
         s.append("P=$(port b1)\n");
         for (int size : c.sizes) {
             s.append("mark step tx").append(size).append('\n');
+            if (c.guestStats) {
+                s.append("grep -i virtio /proc/interrupts\n");
+            }
             s.append("benchtool tx $P ").append(size).append(' ').append(c.totalBytes).append(" || fail tx").append(size).append('\n');
         }
         for (int size : c.sizes) {
             s.append("mark step rx").append(size).append('\n');
+            if (c.guestStats) {
+                s.append("grep -i virtio /proc/interrupts\n");
+            }
             s.append("benchtool rx $P ").append(size).append(' ').append(c.totalBytes).append(" || fail rx").append(size).append('\n');
         }
         s.append("benchtool echo $P 64 ").append(c.latencyWarmup + c.latencyCount).append(" || fail echo\n");
@@ -324,6 +347,9 @@ public final class GuestBench {
         }
         s.append("for p in $pids; do wait $p || fail aggregate; done\n");
         s.append("mark done\n");
+        if (c.guestStats) {
+            s.append("grep -i virtio /proc/interrupts\n");
+        }
         return s.toString();
     }
 
@@ -889,6 +915,17 @@ public final class GuestBench {
             // the process is gone
         }
         return Double.NaN;
+    }
+
+    /** User + system CPU time of a process in milliseconds (from /proc/PID/stat), NaN when unreadable. */
+    static double cpuMillis(long pid) {
+        try {
+            String st = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            String[] f = st.substring(st.lastIndexOf(')') + 2).split(" ");
+            return (Long.parseLong(f[11]) + Long.parseLong(f[12])) * 10.0; // fields 14, 15; USER_HZ = 100
+        } catch (IOException | RuntimeException e) {
+            return Double.NaN;
+        }
     }
 
     /** Samples a process's RSS every 50 ms until stopped; reports the largest. */
