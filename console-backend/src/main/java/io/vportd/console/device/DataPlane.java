@@ -53,6 +53,15 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private static final long COMMAND_TIMEOUT_SECONDS = 20;
     private static final int CONTROL_BUFFER = 4096;
     private static final int CONSOLE_BACKLOG = 64 * 1024;
+    /**
+     * Completions of generic-port transmit chains are published (and the guest interrupted) once
+     * this many are waiting, or after {@link #TX_LINGER_NANOS}, not at the end of every cycle: the
+     * guest only reuses those buffers, nothing waits on them, and each interrupt is costly for it
+     * (vhost-user-test-device-pci has no MSI-X, so every one is a shared INTx that makes the
+     * driver scan every queue). Measured with bench/run; see docs/benchmarks-guest.md.
+     */
+    private static final int TX_PUBLISH_BATCH = 32;
+    private static final long TX_LINGER_NANOS = 1_000_000;
 
     private static final long KIND_WAKE = 1;
     private static final long KIND_KICK = 2;
@@ -66,6 +75,10 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private final int[] kickFds;
     private final int[] callFds;
     private final boolean[] usedDirty;
+    /** Per queue: completions pushed but not yet published (counted for generic transmit queues only). */
+    private final int[] txUnpublished;
+    /** When deferred transmit completions must be published at the latest (System.nanoTime), 0 if none wait. */
+    private long txLingerDeadline;
     private final Fd epoll;
     private final Fd wake;
     private final Arena arena = Arena.ofShared();
@@ -93,6 +106,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         this.kickFds = new int[queueCount];
         this.callFds = new int[queueCount];
         this.usedDirty = new boolean[queueCount];
+        this.txUnpublished = new int[queueCount];
         java.util.Arrays.fill(kickFds, -1);
         java.util.Arrays.fill(callFds, -1);
         this.ports = new PortRuntime[map.maxPorts()];
@@ -211,7 +225,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private void run() {
         try {
             while (running) {
-                int n = Posix.epollWait(epoll.fd(), events, MAX_EVENTS, anyDirty() ? 0 : 1000);
+                int n = Posix.epollWait(epoll.fd(), events, MAX_EVENTS, anyDirty() ? 0 : txLingerDeadline != 0 ? 1 : 1000);
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
                     break;
@@ -309,14 +323,33 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             }
         }
         serviceControlReceive();
+        boolean lingerOver = txLingerDeadline != 0 && System.nanoTime() - txLingerDeadline >= 0;
+        boolean deferred = false;
         for (int q = 0; q < usedDirty.length; q++) {
             if (usedDirty[q]) {
-                usedDirty[q] = false;
+                int waiting = txUnpublished[q];
                 SplitQueue vq = queues[q];
-                if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
-                    Posix.eventfdSignal(callFds[q]);
+                if (waiting > 0 && !lingerOver && vq != null && waiting < Math.min(TX_PUBLISH_BATCH, vq.size() / 4)) {
+                    deferred = true; // a generic transmit queue with few completions: let them gather
+                    continue;
                 }
+                publish(q);
             }
+        }
+        if (!deferred) {
+            txLingerDeadline = 0;
+        } else if (txLingerDeadline == 0 || lingerOver) {
+            txLingerDeadline = System.nanoTime() + TX_LINGER_NANOS;
+        }
+    }
+
+    /** Publishes queue {@code q}'s used entries and interrupts the guest if it asked for that. */
+    private void publish(int q) {
+        usedDirty[q] = false;
+        txUnpublished[q] = 0;
+        SplitQueue vq = queues[q];
+        if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
+            Posix.eventfdSignal(callFds[q]);
         }
     }
 
@@ -445,6 +478,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             p.transmitHeld = false;
             p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
             usedDirty[txq] = true;
+            txUnpublished[txq]++;
         }
         p.dirty = true; // budget used up: come back next cycle
     }
@@ -708,6 +742,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         if (index < 0 || index >= queues.length || queues[index] == null) {
             return 0;
         }
+        if (usedDirty[index]) {
+            publish(index); // completions still gathering go to the guest before the ring stops
+        }
         SplitQueue q = queues[index];
         Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_DEL, kickFds[index], 0, 0);
         int next = q.nextAvail();
@@ -754,6 +791,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         kickFds[index] = -1;
         callFds[index] = -1;
         usedDirty[index] = false;
+        txUnpublished[index] = 0;
         return next;
     }
 
