@@ -633,12 +633,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void deviceReady(boolean ok) {
-        deviceReadySeen = true;
-        if (ok) {
-            LOG.log(Level.INFO, "guest driver is ready; announcing ports");
-        } else {
-            LOG.log(Level.WARNING, "guest driver reported a failed device set-up");
-        }
+        deviceReadySeen = true; // the control machine logs the event itself
     }
 
     // ---------------------------------------------------------------- commands (data-plane thread)
