@@ -178,7 +178,7 @@ class ControlMachineTest {
         assertEquals(List.of(msg(1, CONSOLE_PORT, 1), resize(1, 132, 43)), msgs);
         assertEquals(132, msgs.get(1).resizeCols(ResizeOrder.COLS_ROWS));
         assertEquals(43, msgs.get(1).resizeRows(ResizeOrder.COLS_ROWS));
-        assertEquals(PortConfig.DEFAULT_RESIZE_ORDER, ResizeOrder.ROWS_COLS);
+        assertEquals(PortConfig.DEFAULT_RESIZE_ORDER, ResizeOrder.COLS_ROWS);
     }
 
     @Test
