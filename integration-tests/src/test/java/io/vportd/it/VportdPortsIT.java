@@ -228,6 +228,30 @@ class VportdPortsIT {
         g.awaitExit().assertSucceeded();
     }
 
+    /**
+     * The file and stdio endpoints: guest output on a named port is appended to a file, and the
+     * console on the daemon's standard output.
+     */
+    @Test
+    @Timeout(300)
+    void fileAndStdioEndpointsCarryGuestOutput() throws IOException {
+        Path logFile = dir.resolve("guest.log");
+        Files.writeString(logFile, "existing line\n");
+        Guest g = boot("file-stdio", 512, """
+                need_ports org.test.log
+                echo "from-the-guest-log-port" > "$(port org.test.log)" || fail "write log port"
+                printf 'console-to-stdout-marker' > /dev/hvc0 || fail "write hvc0"
+                mark written
+                """,
+                "nr=0,console,stdio",
+                "nr=2,name=org.test.log,file=" + logFile);
+        g.awaitExit().assertSucceeded();
+        Await.until("the console text on vportd's standard output", STEP,
+                () -> daemon.log().contains("console-to-stdout-marker"));
+        assertEquals("existing line\nfrom-the-guest-log-port\n", Files.readString(logFile),
+                "guest output is appended to the file");
+    }
+
     private static <T> T get(CompletableFuture<T> f) throws InterruptedException {
         try {
             return f.get();
