@@ -92,7 +92,9 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     @Override
     public void setConfig(int offset, byte[] src) {
         int ch = ConfigSpace.emergencyCharacter(offset, src);
-        if (ch != ConfigSpace.NO_CHARACTER) {
+        // QEMU forwards any guest config write as the whole config; emerg_wr then reads 0 unless
+        // the guest really wrote a character, so a NUL is not passed on.
+        if (ch != ConfigSpace.NO_CHARACTER && ch != 0) {
             dataPlane.emergencyWrite(ch);
         } else {
             LOG.log(Level.DEBUG, "ignoring a write to read-only config bytes at offset {0}", offset);

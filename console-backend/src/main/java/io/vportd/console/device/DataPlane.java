@@ -160,6 +160,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         });
     }
 
+    /** The counters of one queue (null when it never started); read on the data-plane thread. */
+    public QueueStats queueStats(int index) {
+        return call(() -> index >= 0 && index < queueStats.length ? queueStats[index] : null);
+    }
+
     /** A snapshot of every port's state, for listings; taken on the data-plane thread. */
     public List<PortStatus> ports() {
         return call(this::snapshot);
