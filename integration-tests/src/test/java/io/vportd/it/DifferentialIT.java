@@ -78,12 +78,7 @@ class DifferentialIT {
             return marks;
         } finally {
             hosts.forEach(HostPort::close);
-            try (var files = Files.list(dir)) {
-                for (Path p : files.toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-            Files.deleteIfExists(dir);
+            TempDirs.removeFlat(dir);
         }
     }
 }

@@ -47,12 +47,7 @@ class VportdPortsIT {
             daemon.close();
             assertTrue(!daemon.log().contains("Exception"), () -> "vportd logged an exception:\n" + daemon.log());
         }
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-        Files.deleteIfExists(dir);
+        TempDirs.removeFlat(dir);
     }
 
     private Path sock(String name) {
