@@ -37,6 +37,12 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     private final DataPlane dataPlane;
 
     public ConsoleDevice(int maxPorts, List<PortConfig> ports) throws IOException {
+        this(maxPorts, ports, ConsoleDevice::endpointFor);
+    }
+
+    /** With another way to make endpoints (tests hand in PTY-backed ones). */
+    ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints)
+            throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -48,7 +54,7 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
                 break;
             }
         }
-        this.dataPlane = new DataPlane(map, ports, ConsoleDevice::endpointFor);
+        this.dataPlane = new DataPlane(map, ports, endpoints);
         dataPlane.start();
     }
 

@@ -226,6 +226,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 }
                 runCommands();
                 service();
+                followTerminalSizes();
             }
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "data plane stopped by an unexpected error", t);
@@ -321,6 +322,33 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
                     Posix.eventfdSignal(callFds[q]);
                 }
+            }
+        }
+    }
+
+    private static final long SIZE_CHECK_NANOS = 500_000_000L;
+    private long nextSizeCheck;
+
+    /** Console ports on a terminal follow its window size, the way a SIGWINCH handler would. */
+    private void followTerminalSizes() {
+        long now = System.nanoTime();
+        if (now - nextSizeCheck < 0) {
+            return;
+        }
+        nextSizeCheck = now + SIZE_CHECK_NANOS;
+        for (PortRuntime p : ports) {
+            if (p == null || !p.isConsole()) {
+                continue;
+            }
+            int fd = p.endpoint.terminalFd();
+            if (fd < 0) {
+                continue;
+            }
+            int size = Posix.windowSize(fd);
+            if (size > 0 && size != p.terminalSize) {
+                p.terminalSize = size;
+                control.resize(p.config.id(), Posix.windowCols(size), Posix.windowRows(size));
+                LOG.log(Level.DEBUG, "{0}: terminal is now {1}x{2}", p.label, Posix.windowCols(size), Posix.windowRows(size));
             }
         }
     }

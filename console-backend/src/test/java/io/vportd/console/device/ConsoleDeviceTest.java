@@ -7,6 +7,8 @@ import io.vportd.console.cli.EndpointSpec;
 import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
+import io.vportd.console.endpoint.Endpoint;
+import io.vportd.console.endpoint.StdioEndpoint;
 import io.vportd.sys.Fd;
 import io.vportd.sys.Posix;
 import io.vportd.vhost.QueueSetup;
@@ -20,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -47,11 +50,18 @@ class ConsoleDeviceTest {
 
     @BeforeEach
     void boot() throws IOException {
-        List<PortConfig> ports = List.of(
+        boot(List.of(
                 new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.FileOut(dir.resolve("console.out"))),
                 new PortConfig(1, "org.test.one", false, 0, 0, null, new EndpointSpec.FileOut(dir.resolve("one.out"))),
-                new PortConfig(2, "org.test.two", false, 0, 0, null, new EndpointSpec.FileOut(dir.resolve("two.out"))));
-        device = new ConsoleDevice(MAX_PORTS, ports);
+                new PortConfig(2, "org.test.two", false, 0, 0, null, new EndpointSpec.FileOut(dir.resolve("two.out")))),
+                ConsoleDevice::endpointFor);
+    }
+
+    private void boot(List<PortConfig> ports, Function<PortConfig, Endpoint> endpoints) throws IOException {
+        if (device != null) {
+            shutdown();
+        }
+        device = new ConsoleDevice(MAX_PORTS, ports, endpoints);
         ram = new GuestRam(16L << 20, 1);
         device.setMemory(ram.memory());
         device.setFeatures(ConsoleDevice.FEATURES);
@@ -70,13 +80,18 @@ class ConsoleDeviceTest {
 
     @AfterEach
     void shutdown() {
+        if (device == null) {
+            return;
+        }
         device.close();
+        device = null;
         for (int q = 0; q < rings.length; q++) {
             rings[q].close();
             kicks[q].closeQuietly();
             calls[q].closeQuietly();
         }
         ram.close();
+        received.clear();
     }
 
     private void kick(int q) {
@@ -216,5 +231,28 @@ class ConsoleDeviceTest {
         config[8] = '!';
         device.setConfig(8, new byte[] {config[8], 0, 0, 0});
         await("the emergency characters in the console's output", () -> fileText("console.out").equals("Z!"));
+    }
+
+    /** A console on a terminal follows the terminal's window size, as a stdio console does. */
+    @Test
+    void consoleOnATerminalFollowsItsWindowSize() throws IOException {
+        Posix.Pty pty = Posix.openPty();
+        try (Fd master = pty.master();
+             Fd slave = Posix.open(Path.of(pty.slavePath()), Posix.O_RDWR | Posix.O_NOCTTY, 0)) {
+            Posix.setWindowSize(master.fd(), 100, 30);
+            boot(List.of(new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.Stdio())),
+                    c -> new StdioEndpoint("port 0", slave.fd(), slave.fd()));
+            sendControl(0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
+            awaitControl(0, ControlMessage.PORT_ADD);
+            sendControl(0, ControlMessage.PORT_READY, 1);
+            ControlMessage first = awaitControl(0, ControlMessage.RESIZE);
+            assertEquals(100, first.resizeCols(ResizeOrder.COLS_ROWS));
+            assertEquals(30, first.resizeRows(ResizeOrder.COLS_ROWS));
+            Posix.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
+            ControlMessage second = awaitControl(0, ControlMessage.RESIZE);
+            assertEquals(132, second.resizeCols(ResizeOrder.COLS_ROWS));
+            assertEquals(43, second.resizeRows(ResizeOrder.COLS_ROWS));
+            shutdown(); // before the PTY closes
+        }
     }
 }
