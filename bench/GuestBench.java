@@ -58,6 +58,7 @@ public final class GuestBench {
         int guestMemoryMiB = 512;
         String note = "";
         String only;
+        String phase = "all"; // all, main (no hot-add boots) or hot-add (only the hot-add boots)
         boolean guestStats; // print the guest's virtio interrupt counts around each row (diagnosis)        // run one device only (debugging): built-in or vportd
     }
 
@@ -94,6 +95,7 @@ public final class GuestBench {
                 case "--only" -> { c.only = v; i++; }
                 case "--smoke" -> c.smoke = true;
                 case "--guest-stats" -> c.guestStats = true;
+                case "--phase" -> { c.phase = v; i++; }
                 case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
                 case "--java" -> { c.javaCmd = v; i++; }
                 case "--note" -> { c.note = v; i++; }
@@ -105,6 +107,12 @@ public final class GuestBench {
         }
         if (c.rounds < 1 || c.totalBytes <= 0 || c.aggBytes < c.aggPorts || c.latencyCount < 1) {
             throw new IllegalArgumentException("rounds, sizes and counts must be positive");
+        }
+        if (!List.of("all", "main", "hot-add").contains(c.phase)) {
+            throw new IllegalArgumentException("--phase is all, main or hot-add");
+        }
+        if (c.phase.equals("main")) {
+            c.hotAddEnabled = false;
         }
         if (c.javaCmd == null) {
             c.javaCmd = ProcessHandle.current().info().command().orElse("java");
@@ -137,7 +145,7 @@ public final class GuestBench {
         log("plan: %d round(s) A B; %s per stream row, write sizes %s; %d round trips; %d ports x %s aggregate; hot-add %s",
                 c.rounds, human(c.totalBytes), Arrays.toString(c.sizes), c.latencyCount, c.aggPorts, human(c.aggBytes),
                 c.hotAddEnabled ? c.hotAdd + " ports" : "off");
-        for (int r = 1; r <= c.rounds; r++) {
+        for (int r = 1; r <= (c.phase.equals("hot-add") ? 0 : c.rounds); r++) {
             for (String dev : devices()) {
                 try {
                     mainBoot(dev, r);
@@ -164,8 +172,11 @@ public final class GuestBench {
         Files.writeString(c.out.resolve("report-section.md"), section);
         String svg = Chart.svg(c, samples);
         Files.writeString(c.out.resolve("throughput.svg"), svg);
+        if (c.phase.equals("hot-add")) {
+            c.chart = null; // no throughput in this run: keep the chart of the main run
+        }
         if (c.report != null) {
-            Report.splice(c.report, section);
+            Report.splice(c.report, section, c.phase.equals("hot-add") ? "hot-add" : "results");
             log("report section written into %s", c.report);
         }
         if (c.chart != null) {

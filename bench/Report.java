@@ -11,8 +11,13 @@ import java.util.stream.Collectors;
 /** The generated part of docs/benchmarks-guest.md: machine, medians and ratios, every round's values. */
 final class Report {
 
-    static final String BEGIN = "<!-- bench/run: generated results begin -->";
-    static final String END = "<!-- bench/run: generated results end -->";
+    static String begin(String tag) {
+        return "<!-- bench/run: generated " + tag + " begin -->";
+    }
+
+    static String end(String tag) {
+        return "<!-- bench/run: generated " + tag + " end -->";
+    }
 
     /** One row of the report: key in the samples, label, unit, whether larger is better, goal ratio (0: none). */
     record Row(String key, String label, String unit, boolean higherBetter, double goal) {
@@ -20,6 +25,10 @@ final class Report {
 
     static List<Row> rows(GuestBench.Config c) {
         List<Row> rows = new ArrayList<>();
+        if (c.phase.equals("hot-add")) {
+            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name", "ms", false, 0));
+            return rows;
+        }
         for (int s : c.sizes) {
             rows.add(new Row("g2h-" + s, "guest → host, " + size(s) + " writes", "MB/s", true, 1.5));
         }
@@ -29,7 +38,9 @@ final class Report {
         rows.add(new Row("lat-p50", "round trip, 64 B, p50", "µs", false, 0.8));
         rows.add(new Row("lat-p99", "round trip, 64 B, p99", "µs", false, 0.8));
         rows.add(new Row("agg-" + c.aggPorts, "aggregate guest → host, " + c.aggPorts + " ports at once, 64 KiB writes", "MB/s", true, 1.5));
-        rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name", "ms", false, 0));
+        if (c.hotAddEnabled) {
+            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name", "ms", false, 0));
+        }
         rows.add(new Row("rss-idle", "vportd resident memory, " + c.idlePorts + " ports, idle", "MiB", false, 0));
         rows.add(new Row("rss-load", "vportd resident memory, " + c.idlePorts + " ports, " + c.aggPorts + " streaming", "MiB", false, 0));
         return rows;
@@ -67,19 +78,20 @@ final class Report {
 
     static String section(GuestBench.Config c, Map<String, String> machine, List<GuestBench.Sample> samples, List<String> problems,
             List<String> notes) {
+        String tag = c.phase.equals("hot-add") ? "hot-add" : "results";
         StringBuilder s = new StringBuilder();
-        s.append(BEGIN).append("\n\n");
-        s.append("### Run\n\n");
+        s.append(begin(tag)).append("\n\n");
+        s.append(tag.equals("hot-add") ? "### Hot-add run\n\n" : "### Run\n\n");
         s.append("| | |\n|---|---|\n");
         machine.forEach((k, v) -> s.append("| ").append(k).append(" | ").append(v.replace("|", "\\|")).append(" |\n"));
         s.append("| rounds | ").append(c.rounds).append(" × (built-in, vportd), alternating").append(c.smoke ? " — SMOKE RUN, sizes too small to mean anything" : "").append(" |\n");
-        s.append("| bytes per stream row | ").append(GuestBench.human(c.totalBytes)).append(" (aggregate: ")
+        if (!tag.equals("hot-add")) s.append("| bytes per stream row | ").append(GuestBench.human(c.totalBytes)).append(" (aggregate: ")
                 .append(GuestBench.human(c.aggBytes)).append(" over ").append(c.aggPorts).append(" ports) |\n");
-        s.append("| round trips | ").append(c.latencyCount).append(" measured after ").append(c.latencyWarmup).append(" warm-up |\n");
+        if (!tag.equals("hot-add")) s.append("| round trips | ").append(c.latencyCount).append(" measured after ").append(c.latencyWarmup).append(" warm-up |\n");
         if (!c.note.isBlank()) {
             s.append("| note | ").append(c.note).append(" |\n");
         }
-        s.append("\n### Medians\n\n");
+        s.append(tag.equals("hot-add") ? "\n### Hot-add medians\n\n" : "\n### Medians\n\n");
         s.append("| measurement | unit | built-in | vportd | vportd / built-in | goal | met |\n");
         s.append("|---|---|---:|---:|---:|---|---|\n");
         for (Row r : rows(c)) {
@@ -99,9 +111,21 @@ final class Report {
                     .append(Double.isNaN(ratio) ? "" : String.format(Locale.ROOT, "%.2f×", ratio)).append(" | ")
                     .append(goal).append(" | ").append(met).append(" |\n");
         }
+        List<Row> cpuRows = rows(c).stream().filter(r -> r.unit().equals("MB/s")).toList();
+        if (samples.stream().anyMatch(x -> x.row().startsWith("cpu:"))) {
+            s.append("\nvportd's own CPU time (user + system, from /proc) per GiB moved, median: ");
+            List<String> parts = new ArrayList<>();
+            for (Row r : cpuRows) {
+                double v = median(samples, "cpu:" + r.key(), GuestBench.VPORTD);
+                if (!Double.isNaN(v)) {
+                    parts.add(r.label() + " " + fmt(v) + " ms");
+                }
+            }
+            s.append(String.join("; ", parts)).append(".\n");
+        }
         s.append("\nMB/s is 10⁶ bytes per second of payload, timed on the host. Throughput: higher is better; "
                 + "latency, hot-add time and memory: lower is better.\n");
-        s.append("\n### Every round\n\n");
+        s.append(tag.equals("hot-add") ? "\n### Hot-add, every round\n\n" : "\n### Every round\n\n");
         s.append("| measurement | device |");
         for (int r = 1; r <= c.rounds; r++) {
             s.append(" round ").append(r).append(" |");
@@ -134,12 +158,14 @@ final class Report {
                 s.append("- ").append(p.lines().findFirst().orElse("")).append('\n');
             }
         }
-        s.append('\n').append(END).append('\n');
+        s.append('\n').append(end(tag)).append('\n');
         return s.toString();
     }
 
     /** Replaces the generated section of {@code file} (between the markers), or appends it. */
-    static void splice(Path file, String section) throws IOException {
+    static void splice(Path file, String section, String tag) throws IOException {
+        String BEGIN = begin(tag);
+        String END = end(tag);
         String old = Files.exists(file) ? Files.readString(file) : "# vportd against QEMU's built-in virtio-serial\n\n";
         int b = old.indexOf(BEGIN);
         int e = old.indexOf(END);
