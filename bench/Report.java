@@ -26,7 +26,8 @@ final class Report {
     static List<Row> rows(GuestBench.Config c) {
         List<Row> rows = new ArrayList<>();
         if (c.phase.equals("hot-add")) {
-            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name", "ms", false, 0));
+            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name"
+                    + (c.hotAddBatch > 0 ? " (built-in: QMP in batches of " + c.hotAddBatch + ", see the notes)" : ""), "ms", false, 0));
             return rows;
         }
         for (int s : c.sizes) {
@@ -39,7 +40,8 @@ final class Report {
         rows.add(new Row("lat-p99", "round trip, 64 B, p99", "µs", false, 0.8));
         rows.add(new Row("agg-" + c.aggPorts, "aggregate guest → host, " + c.aggPorts + " ports at once, 64 KiB writes", "MB/s", true, 1.5));
         if (c.hotAddEnabled) {
-            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name", "ms", false, 0));
+            rows.add(new Row("hotadd-" + c.hotAdd, "hot-add " + c.hotAdd + " ports until the guest sees every name"
+                    + (c.hotAddBatch > 0 ? " (built-in: QMP in batches of " + c.hotAddBatch + ")" : ""), "ms", false, 0));
         }
         rows.add(new Row("rss-idle", "vportd resident memory, " + c.idlePorts + " ports, idle", "MiB", false, 0));
         rows.add(new Row("rss-load", "vportd resident memory, " + c.idlePorts + " ports, " + c.aggPorts + " streaming", "MiB", false, 0));

@@ -11,8 +11,12 @@
  *   benchtool rx DEV SIZE TOTAL     read TOTAL bytes from DEV with a SIZE-byte buffer, then
  *                                   write one 'A' byte (the host stops its clock on it)
  *   benchtool echo DEV MSG COUNT    COUNT times: read exactly MSG bytes, write them back
- *   benchtool names PREFIX N        wait until N ports whose name starts with PREFIX are in
- *                                   /sys/class/virtio-ports (polls every 10 ms); prints the count
+ *   benchtool names PREFIX N MS     wait until N ports whose name starts with PREFIX are in
+ *                                   /sys/class/virtio-ports (polls every 10 ms); gives up when
+ *                                   no new one came for MS milliseconds. Each time the count
+ *                                   grows it prints "VPORTD-MARK names-seen COUNT" on the
+ *                                   console; at the end it prints the count on standard output
+ *                                   (exit 1 if fewer than N)
  *
  * Exit status 0 on success, 1 on an I/O error or a short stream (message on stderr), 2 usage.
  */
@@ -177,14 +181,34 @@ static int count_names(const char *prefix)
 	return found;
 }
 
-static int cmd_names(const char *prefix, long long want)
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int cmd_names(const char *prefix, long long want, long long limit_ms)
 {
 	const struct timespec tick = { 0, 10 * 1000 * 1000 };
-	int n;
-	while ((n = count_names(prefix)) < want)
+	long long deadline = now_ms() + limit_ms;
+	int n, last = -1;
+	FILE *con = fopen("/dev/console", "w");
+	while ((n = count_names(prefix)) < want && now_ms() < deadline) {
+		if (n != last) {
+			last = n;
+			deadline = now_ms() + limit_ms;
+			if (con) {
+				fprintf(con, "VPORTD-MARK names-seen %d\n", n);
+				fflush(con);
+			}
+		}
 		nanosleep(&tick, NULL);
+	}
+	if (con)
+		fclose(con);
 	printf("%d\n", n);
-	return 0;
+	return n >= want ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -199,13 +223,13 @@ int main(int argc, char **argv)
 			return cmd_rx(argv[2], a, b);
 		return cmd_echo(argv[2], a, b);
 	}
-	if (argc == 4 && strcmp(argv[1], "names") == 0) {
-		long long n = parse_size(argv[3]);
-		if (n < 0)
+	if (argc == 5 && strcmp(argv[1], "names") == 0) {
+		long long n = parse_size(argv[3]), ms = parse_size(argv[4]);
+		if (n < 0 || ms < 0)
 			goto usage;
-		return cmd_names(argv[2], n);
+		return cmd_names(argv[2], n, ms);
 	}
 usage:
-	fprintf(stderr, "usage: benchtool tx|rx DEV SIZE TOTAL | echo DEV MSG COUNT | names PREFIX N\n");
+	fprintf(stderr, "usage: benchtool tx|rx DEV SIZE TOTAL | echo DEV MSG COUNT | names PREFIX N MS\n");
 	return 2;
 }
