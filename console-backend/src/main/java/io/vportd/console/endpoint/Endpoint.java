@@ -37,6 +37,18 @@ public interface Endpoint extends AutoCloseable {
      */
     void hostGone();
 
+    /**
+     * True when this endpoint waits for time to pass (a reconnect back-off): the data plane then
+     * calls {@link #tick} about every 100 ms.
+     */
+    default boolean wantsTicks() {
+        return false;
+    }
+
+    /** Time passed ({@code nanoTime} is {@link System#nanoTime()}); only called when {@link #wantsTicks()}. */
+    default void tick(long nanoTime) {
+    }
+
     /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
     String describe();
 
