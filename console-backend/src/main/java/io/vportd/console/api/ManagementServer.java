@@ -173,8 +173,8 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
         }
 
         void start() {
-            writer = Thread.ofVirtual().name("vportd-api-write").start(this::writeLoop);
-            reader = Thread.ofVirtual().name("vportd-api-read").start(this::readLoop);
+            writer = Thread.ofPlatform().daemon().name("vportd-api-write").start(this::writeLoop);
+            reader = Thread.ofPlatform().daemon().name("vportd-api-read").start(this::readLoop);
         }
 
         @Override

@@ -60,10 +60,18 @@ public final class ApiClient implements AutoCloseable {
                 events.add(msg);
                 continue;
             }
-            if (id == null || id.equals(msg.get("id")) || msg.get("id") == null || msg.get("id").isNull()) {
+            JsonNode got = msg.get("id");
+            if (id == null || got == null || got.isNull() || sameId(id, got)) {
                 return msg;
             }
         }
+    }
+
+    private static boolean sameId(JsonNode a, JsonNode b) {
+        if (a.isNumber() && b.isNumber()) {
+            return a.asLong() == b.asLong(); // 1 may come back as an int node for a long node sent
+        }
+        return a.equals(b);
     }
 
     /** Sends a raw line (tests of malformed input) and returns the next non-event message. */
