@@ -1089,9 +1089,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         if (moved[1] > 0) {
             deviceCounters.removedUndeliveredBytes += moved[1];
             LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
-                    p.label, moved[1], moved[2]);
+                    p.label, Long.toString(moved[1]), Long.toString(moved[2]));
         }
-        LOG.log(Level.INFO, "{0}: removed on the host side ({1} bytes delivered during removal)", p.label, moved[0]);
+        LOG.log(Level.INFO, "{0}: removed on the host side ({1} bytes delivered during removal)", p.label, Long.toString(moved[0]));
         return new RemovalReport(id, p.config.name(), moved[0], moved[1], moved[2], wasOpen);
     }
 
