@@ -954,6 +954,12 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             LOG.log(Level.INFO, "{0}: the guest was told the port is gone", PortRuntime.labelOf(c));
             emit(PortEvent.PORT_REMOVED, c, null);
         }
+        PortRuntime again = id >= 0 && id < ports.length ? ports[id] : null;
+        if (again != null && again.endpoint.connected()) {
+            // Re-added while PORT_REMOVE was pending: the control machine installed the new port
+            // just now and could not take its host state before.
+            control.hostConnected(id);
+        }
     }
 
     private PortStatus doAddPort(PortConfig c) {
