@@ -34,7 +34,8 @@ import org.junit.jupiter.api.Timeout;
 /**
  * The TCP, PTY and unix-client endpoints each carry data both ways with a real guest; the ports
  * are hot-added with the {@code vportd ctl} command (the unix-client one before its server
- * exists, so it must reconnect), and the counters show up in {@code ctl metrics} and over HTTP.
+ * exists, so it must reconnect); a hot-added console is resized with {@code ctl resize}; the
+ * counters show up in {@code ctl metrics} and over HTTP.
  */
 class VportdEndpointsIT {
 
@@ -114,6 +115,15 @@ class VportdEndpointsIT {
                         for n in tcp pty ucx; do
                           mark got-$n "$(recv_token "$(port ep.$n)" 6)"
                         done
+                        i=0
+                        until [ -c /dev/hvc0 ]; do i=$((i + 1)); [ $i -gt 600 ] && fail "no /dev/hvc0"; sleep 0.1; done
+                        mark hvc-ready
+                        i=0
+                        while [ "$(stty -F /dev/hvc0 size 2>/dev/null)" != "30 100" ]; do
+                          i=$((i + 1)); [ $i -gt 600 ] && fail "hvc0 size is $(stty -F /dev/hvc0 size)"
+                          sleep 0.1
+                        done
+                        mark resized
                         """))
                 .qemuArgs(VportdDevice.qemuArgs(vhost, 8))
                 .socketDir(dir)
@@ -166,6 +176,12 @@ class VportdEndpointsIT {
         assertEquals("to-tcp", guest.awaitMark("got-tcp", STEP));
         assertEquals("to-pty", guest.awaitMark("got-pty", STEP));
         assertEquals("to-ucx", guest.awaitMark("got-ucx", STEP));
+
+        // A hot-added console becomes an hvc tty, and resize reaches it.
+        ctl(api, "add-port", "nr=6,console,name=ep.con,null");
+        guest.awaitMark("hvc-ready", STEP);
+        assertEquals("port 6: 100x30", ctl(api, "resize", "name=ep.con", "100", "30").strip());
+        guest.awaitMark("resized", STEP);
         guest.awaitExit().assertSucceeded();
 
         String list = ctl(api, "list-ports");
