@@ -211,6 +211,13 @@ class VportdHotplugIT {
         for (var e : hp.entrySet()) {
             assertEquals(String.format("g%03d", e.getKey()), e.getValue().readString(4, STEP), "hp." + e.getKey());
         }
+        // Host data reaching a port the guest has just closed is thrown away by the guest: write
+        // only once vportd has seen the close of the last port written (control messages are
+        // handled in order, so every earlier close was seen too).
+        guest.awaitMark("wrote-all", STEP);
+        int last = FIRST + COUNT - 1;
+        Await.until("vportd to see the guest close hp." + last, STEP,
+                () -> !listPorts(ctl).get(last).path("guest-open").asBoolean());
         for (var e : hp.entrySet()) {
             e.getValue().write(String.format("h%03d", e.getKey()), STEP);
         }
