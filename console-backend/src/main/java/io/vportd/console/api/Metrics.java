@@ -28,7 +28,7 @@ public final class Metrics {
     public static String render(List<PortStatus> ports, List<QueueStatus> queues, DeviceCounters device,
             ControlStats control) {
         StringBuilder b = new StringBuilder(4096);
-        portFamily(b, ports, "vportd_port_bytes_total", "Bytes moved by a port, by direction.", true);
+        portBytes(b, ports, "vportd_port_bytes_total", "Bytes moved by a port, by direction.");
         portCounter(b, ports, "vportd_port_chains_to_host_total", "Guest buffers completed toward the host.",
                 c -> c.get(PortCounters.CHAINS_TO_HOST));
         portCounter(b, ports, "vportd_port_chains_to_guest_total", "Host data buffers handed to the guest.",
@@ -100,7 +100,7 @@ public final class Metrics {
         b.append("# TYPE ").append(name).append(' ').append(type).append('\n');
     }
 
-    private static void portFamily(StringBuilder b, List<PortStatus> ports, String name, String help, boolean bytes) {
+    private static void portBytes(StringBuilder b, List<PortStatus> ports, String name, String help) {
         header(b, name, "counter", help);
         for (PortStatus p : ports) {
             String labels = portLabels(p);
