@@ -272,6 +272,12 @@ class VportdHotplugIT {
         String inSha = get(toGuest);
         out.write("done", STEP);
         GuestResult r = guest.awaitExit().assertSucceeded();
+        List<String> names = new ArrayList<>();
+        for (int n = FIRST; n < FIRST + COUNT; n++) {
+            names.add("vport0p" + n + " hp." + n);
+        }
+        assertEquals(names.stream().sorted().toList(), r.marks("name").stream().map(String::strip).sorted().toList(),
+                "every hot-added port appeared in the guest under its id and name");
         assertEquals(Integer.toString(STREAM), r.mark("in-bytes").strip());
         assertEquals(inSha, r.mark("in-sha"), "host->guest stream lost nothing");
 

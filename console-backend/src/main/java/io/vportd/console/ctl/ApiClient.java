@@ -23,7 +23,10 @@ public final class ApiClient implements AutoCloseable {
     private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     private final SocketChannel channel;
-    private final ByteBuffer in = ByteBuffer.allocate(1 << 20);
+    /** Longest response line accepted (metrics of hundreds of ports run to a few MiB). */
+    static final int MAX_LINE = 64 << 20;
+
+    private ByteBuffer in = ByteBuffer.allocate(64 << 10);
     private final Deque<JsonNode> events = new ArrayDeque<>();
     private long nextId = 1;
 
@@ -120,7 +123,13 @@ public final class ApiClient implements AutoCloseable {
             }
             in.compact();
             if (!in.hasRemaining()) {
-                throw new IOException("the daemon sent a line longer than " + in.capacity() + " bytes");
+                if (in.capacity() >= MAX_LINE) {
+                    throw new IOException("the daemon sent a line longer than " + MAX_LINE + " bytes");
+                }
+                ByteBuffer bigger = ByteBuffer.allocate(Math.min(MAX_LINE, in.capacity() * 2));
+                in.flip();
+                bigger.put(in);
+                in = bigger;
             }
             if (channel.read(in) < 0) {
                 throw new IOException("the daemon closed the management connection");
