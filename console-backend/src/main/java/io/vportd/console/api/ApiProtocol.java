@@ -33,8 +33,9 @@ import java.util.Set;
  * <li>{@code add-port}: either {@code "spec": "nr=5,name=x,socket=/p"} (the --port syntax) or the
  *     fields {@code nr}, {@code name}, {@code console}, {@code cols}, {@code rows},
  *     {@code resize-order}, {@code endpoint} (e.g. {@code "socket=/p"}); answers {@code port}.</li>
- * <li>{@code remove-port}: {@code nr} or {@code name}; answers {@code removed} with what happened
- *     to guest output still in flight.</li>
+ * <li>{@code remove-port}: {@code nr} or {@code name}, optionally {@code drain-ms} (wait up to
+ *     that long for the host to take guest output the port holds); answers {@code removed} with
+ *     what happened to guest output still in flight.</li>
  * <li>{@code list-ports}: answers {@code ports}.</li>
  * <li>{@code resize}: {@code nr}, {@code cols}, {@code rows} (console ports).</li>
  * <li>{@code subscribe} / {@code unsubscribe}: port events on this connection, as lines
@@ -141,9 +142,15 @@ public final class ApiProtocol {
                 out.set("port", portJson(ports.addPort(config)));
             }
             case "remove-port" -> {
-                allowOnly(req, Set.of("id", "op", "nr", "name"));
+                allowOnly(req, Set.of("id", "op", "nr", "name", "drain-ms"));
                 int nr = portByNrOrName(req);
-                out.set("removed", removalJson(ports.removePort(nr)));
+                int drainMs = req.has("drain-ms") ? integer(req, "drain-ms", true, 0, MAX_DRAIN_MS) : 0;
+                boolean drained = drain(nr, drainMs);
+                ObjectNode removed = removalJson(ports.removePort(nr));
+                if (drainMs > 0) {
+                    removed.put("drained", drained);
+                }
+                out.set("removed", removed);
             }
             case "list-ports" -> {
                 allowOnly(req, Set.of("id", "op"));
@@ -174,6 +181,41 @@ public final class ApiProtocol {
             default -> throw new ApiException(UNKNOWN_OP, "unknown op '" + op + "' (known: " + String.join(", ", OPS) + ")");
         }
         return out;
+    }
+
+    /** Longest wait a remove-port may ask for the host to take the guest's pending output. */
+    public static final int MAX_DRAIN_MS = 60_000;
+    private static final long DRAIN_POLL_MS = 20;
+
+    /**
+     * Waits up to {@code drainMs} until the port holds no guest output the host has not taken
+     * (a slow host catching up). Returns true when it holds none.
+     */
+    private boolean drain(int nr, int drainMs) {
+        long deadline = System.nanoTime() + drainMs * 1_000_000L;
+        while (true) {
+            PortStatus p = null;
+            for (PortStatus s : ports.listPorts()) {
+                if (s.id() == nr) {
+                    p = s;
+                }
+            }
+            if (p == null) {
+                throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + nr);
+            }
+            if (!p.holdingGuestData()) {
+                return true;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            try {
+                Thread.sleep(DRAIN_POLL_MS); // a management request may wait; the data plane does not
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
     }
 
     private static void allowOnly(ObjectNode req, Set<String> allowed) {

@@ -167,6 +167,9 @@ public final class CtlCommand implements Callable<Integer> {
         @ParentCommand CtlCommand top;
         @Parameters(paramLabel = "PORT", description = "the port id, or name=NAME")
         String port;
+        @Option(names = "--drain-ms", paramLabel = "MS",
+                description = "first wait up to MS milliseconds for the host to take guest output the port holds")
+        Integer drainMs;
 
         @Override
         public Integer call() {
@@ -176,6 +179,9 @@ public final class CtlCommand implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 top.err.println("vportd ctl: " + e.getMessage());
                 return USAGE;
+            }
+            if (drainMs != null) {
+                r.put("drain-ms", drainMs);
             }
             return top.send(r, resp -> {
                 JsonNode x = resp.get("removed");

@@ -83,6 +83,8 @@ class ApiProtocolTest {
                 Arguments.of("{\"id\":7,\"op\":\"remove-port\",\"nr\":9}", "id-out-of-range", "9"),
                 Arguments.of("{\"id\":7,\"op\":\"remove-port\"}", "invalid-request", "exactly one"),
                 Arguments.of("{\"id\":7,\"op\":\"remove-port\",\"nr\":3,\"name\":\"three\"}", "invalid-request", "exactly one"),
+                Arguments.of("{\"id\":7,\"op\":\"remove-port\",\"nr\":3,\"drain-ms\":60001}", "invalid-request", "0..60000"),
+                Arguments.of("{\"id\":7,\"op\":\"remove-port\",\"nr\":3,\"drain-ms\":\"1\"}", "invalid-request", "integer"),
                 Arguments.of("{\"id\":7,\"op\":\"resize\",\"nr\":3,\"cols\":80,\"rows\":24}", "not-console", "console"),
                 Arguments.of("{\"id\":7,\"op\":\"resize\",\"nr\":1,\"cols\":0,\"rows\":24}", "invalid-request", "1..65535"),
                 Arguments.of("{\"id\":7,\"op\":\"resize\",\"nr\":1,\"cols\":80}", "invalid-request", "missing \"rows\""),
@@ -131,6 +133,18 @@ class ApiProtocolTest {
         assertEquals(5, removed.path("nr").asInt());
         assertEquals(10, removed.path("delivered-bytes").asLong());
         ok(call("{\"id\":5,\"op\":\"add-port\",\"spec\":\"nr=5,name=org.x,,y,null\"}"));
+    }
+
+    @Test
+    void removeWaitsForTheHostToTakeHeldOutputWhenAsked() {
+        ports.holdingListings = 3;
+        JsonNode r = ok(call("{\"id\":1,\"op\":\"remove-port\",\"nr\":3,\"drain-ms\":60000}")).path("removed");
+        assertTrue(r.path("drained").asBoolean(), r::toString);
+        assertEquals(0, ports.holdingListings, "it looked until the port held nothing");
+        ok(call("{\"id\":2,\"op\":\"add-port\",\"spec\":\"nr=3,null\"}"));
+        ports.holdingListings = Integer.MAX_VALUE;
+        JsonNode late = ok(call("{\"id\":3,\"op\":\"remove-port\",\"nr\":3,\"drain-ms\":1}")).path("removed");
+        assertFalse(late.path("drained").asBoolean(), "the host never caught up: removed anyway, and said so");
     }
 
     @Test

@@ -17,6 +17,8 @@ final class FakePorts implements PortManager {
     final TreeMap<Integer, PortConfig> ports = new TreeMap<>();
     final List<String> resizes = new ArrayList<>();
     RuntimeException failNext;
+    /** Port 3 reports held guest data for this many more listings. */
+    int holdingListings;
 
     FakePorts(int maxPorts) {
         this.maxPorts = maxPorts;
@@ -31,7 +33,12 @@ final class FakePorts implements PortManager {
     public List<PortStatus> listPorts() {
         List<PortStatus> out = new ArrayList<>();
         for (PortConfig c : ports.values()) {
-            out.add(status(c));
+            boolean holding = c.id() == 3 && holdingListings > 0;
+            out.add(new PortStatus(c.id(), c.name(), c.console(), c.endpoint().toSpec(), false, false, holding,
+                    new PortCounters()));
+        }
+        if (holdingListings > 0) {
+            holdingListings--;
         }
         return out;
     }
