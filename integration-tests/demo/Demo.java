@@ -1,8 +1,9 @@
 // A short, narrated demo: a real Linux guest under QEMU whose named ports talk to this host.
 // Run by `./run demo` with JDK 25's source launcher (no build needed for this file):
 //   java integration-tests/demo/Demo.java <repo-root>
-// For now the device is QEMU's built-in virtio-serial; the vportd variant replaces
-// deviceArgs() with the vhost-user device and starts vportd first.
+// The ports are served by vportd (console-backend/target/vportd.jar, built by ./run demo) through
+// QEMU's vhost-user-test-device-pci; with --builtin the same story runs on QEMU's own
+// virtio-serial, the reference device.
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -51,15 +52,24 @@ public class Demo {
 
     public static void main(String[] args) throws Exception {
         Path root = Path.of(args.length > 0 ? args[0] : ".").toAbsolutePath().normalize();
+        boolean builtin = List.of(args).contains("--builtin");
         Path runGuest = root.resolve("integration-tests/rig/run-guest");
         Path work = Files.createTempDirectory("vportd-demo-");
         Path scenario = work.resolve("scenario.sh");
         Files.writeString(scenario, SCENARIO);
         List<String> cmd = new ArrayList<>(List.of(runGuest.toString(), "--scenario", scenario.toString(),
                 "--timeout", "120", "--socket-dir", work.toString(), "--"));
-        cmd.addAll(deviceArgs(work));
+        Process vportd = null;
+        if (builtin) {
+            cmd.addAll(builtinArgs(work));
+            step("Device: QEMU's built-in virtio-serial (the reference).");
+        } else {
+            vportd = startVportd(root, work);
+            cmd.addAll(vportdArgs(work));
+            step("Device: vportd, serving a multiport virtio-console over vhost-user on " + work.resolve("vportd.sock"));
+        }
 
-        step("Booting a Debian trixie kernel under QEMU (TCG) with three virtio-serial ports:");
+        step("Booting a Debian trixie kernel under QEMU (TCG) with three ports:");
         step("  console (nr 0) -> host socket " + work.resolve("console.sock"));
         step("  " + CHAT + " (nr 1) -> host socket " + work.resolve("chat.sock"));
         step("  " + LOG + " (nr 2) -> host socket " + work.resolve("log.sock"));
@@ -102,6 +112,10 @@ public class Demo {
                 System.exit(1);
             }
         } finally {
+            if (vportd != null) {
+                vportd.destroy();
+                vportd.waitFor(10, TimeUnit.SECONDS);
+            }
             qemu.toHandle().descendants().forEach(ProcessHandle::destroyForcibly);
             qemu.destroyForcibly();
             try (var files = Files.list(work)) {
@@ -113,8 +127,46 @@ public class Demo {
         }
     }
 
+    /** Starts vportd with the three ports and waits until QEMU can connect to it. */
+    static Process startVportd(Path root, Path dir) throws IOException, InterruptedException {
+        Path jar = root.resolve("console-backend/target/vportd.jar");
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
+                "--socket-path", dir.resolve("vportd.sock").toString(), "--max-ports", "4",
+                "--port", "nr=0,console,socket=" + dir.resolve("console.sock"),
+                "--port", "nr=1,name=" + CHAT + ",socket=" + dir.resolve("chat.sock"),
+                "--port", "nr=2,name=" + LOG + ",socket=" + dir.resolve("log.sock"));
+        step("Starting vportd: " + String.join(" ", cmd.subList(3, cmd.size())));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        Thread.ofPlatform().daemon().start(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String l; (l = r.readLine()) != null; ) {
+                    System.out.println("  [vportd] " + l);
+                }
+            } catch (IOException ignored) {
+                // vportd ended
+            }
+        });
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!Files.exists(dir.resolve("vportd.sock"))) {
+            if (!p.isAlive() || System.nanoTime() > deadline) {
+                throw new IllegalStateException("vportd did not start (is " + jar + " built?)");
+            }
+            Thread.sleep(20); // polling interval while the JVM starts
+        }
+        return p;
+    }
+
+    /** The vhost-user device QEMU attaches to vportd: 4 ports, so 10 queues. */
+    static List<String> vportdArgs(Path dir) {
+        return List.of(
+                "-chardev", "socket,id=vp,path=" + dir.resolve("vportd.sock"),
+                "-device", "vhost-user-test-device-pci,chardev=vp,virtio-id=3,num_vqs=10,config_size=12");
+    }
+
     /** QEMU's built-in virtio-serial with one listening socket per port. */
-    static List<String> deviceArgs(Path dir) {
+    static List<String> builtinArgs(Path dir) {
         return List.of(
                 "-device", "virtio-serial-pci,id=vser0,max_ports=4",
                 "-chardev", "socket,id=p0,path=" + dir.resolve("console.sock") + ",server=on,wait=off",

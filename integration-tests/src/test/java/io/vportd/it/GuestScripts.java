@@ -14,9 +14,10 @@ public final class GuestScripts {
      * <li>{@code port NAME} prints {@code /dev/virtio-ports/NAME};</li>
      * <li>{@code need_ports NAME...} waits (about 10 s at most) until each
      *     {@code /dev/virtio-ports/NAME} link exists, else fails;</li>
-     * <li>{@code recv_token DEV N} opens DEV and reads N bytes, again and again while the
+     * <li>{@code recv_token DEV N} opens DEV once and reads N bytes, again and again while the
      *     host side is away (a read then ends at once with EOF), and prints them; fails after
-     *     about 60 s.</li>
+     *     about 60 s. The port stays open between tries: host bytes that reach a port the guest
+     *     has closed are thrown away by the guest, so reopening would race with the host.</li>
      * </ul>
      */
     public static final String PRELUDE = """
@@ -35,12 +36,14 @@ public final class GuestScripts {
             }
             recv_token() {
               [ -c "$1" ] || fail "no port device $1"
+              exec 9< "$1" || fail "cannot open $1"
               _i=0
               while [ $_i -lt 1200 ]; do
-                _d=$(head -c "$2" "$1" 2>/dev/null)
-                if [ -n "$_d" ]; then printf '%s' "$_d"; return 0; fi
+                _d=$(head -c "$2" <&9 2>/dev/null)
+                if [ -n "$_d" ]; then exec 9<&-; printf '%s' "$_d"; return 0; fi
                 _i=$((_i + 1)); sleep 0.05
               done
+              exec 9<&-
               fail "no token from the host on $1"
             }
             """;

@@ -38,12 +38,7 @@ class HarnessTest {
 
     @AfterEach
     void clean() throws IOException {
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-        Files.deleteIfExists(dir);
+        TempDirs.removeFlat(dir);
     }
 
     @Test

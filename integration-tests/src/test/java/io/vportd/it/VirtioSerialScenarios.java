@@ -58,12 +58,7 @@ public abstract class VirtioSerialScenarios {
         if (attachment != null) {
             attachment.close();
         }
-        try (var files = Files.list(socketDir)) {
-            for (Path p : files.toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
-        Files.deleteIfExists(socketDir);
+        TempDirs.removeFlat(socketDir);
     }
 
     private Guest boot(String testName, String body) throws IOException {

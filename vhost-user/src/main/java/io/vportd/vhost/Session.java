@@ -536,6 +536,11 @@ public final class Session implements AutoCloseable {
         if (m.mmapOffset() + m.size() > fileSize) {
             throw new VhostProtocolException(what + ": extends past the end of its " + fileSize + "-byte file");
         }
+        int seals = Posix.fileSeals(fd.fd());
+        if (seals < 0 || (seals & Posix.F_SEAL_SHRINK) == 0) {
+            // A file that can still shrink could fault a worker (SIGBUS) if the frontend truncates it.
+            LOG.log(System.Logger.Level.WARNING, "vhost-user: {0}: the file is not sealed against shrinking", what);
+        }
         long pageOff = m.mmapOffset() & ~4095L;
         long lead = m.mmapOffset() - pageOff;
         Arena arena = Arena.ofShared();

@@ -9,7 +9,7 @@ import io.vportd.vhost.testing.RecordingBackend;
 import java.io.IOException;
 import java.util.Arrays;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Arbitrary message sequences through header/shape validation and the session state machine.
@@ -123,6 +123,8 @@ class SessionFuzzTest {
         } finally {
             session.close();
         }
-        assertEquals(before, FdCount.now(), "descriptors leaked");
+        // Only an increase is ours: in fuzzing mode Jazzer's own threads close files concurrently.
+        long after = FdCount.now();
+        assertTrue(after <= before, "descriptors leaked: " + before + " before, " + after + " after");
     }
 }

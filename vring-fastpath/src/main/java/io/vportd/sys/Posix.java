@@ -93,11 +93,14 @@ public final class Posix {
     private static final int MSG_NOSIGNAL = 0x4000;
     private static final int MSG_CMSG_CLOEXEC = 0x40000000;
     private static final int F_GETFL = 3;
+    private static final int F_ADD_SEALS = 1033;
+    private static final int F_GET_SEALS = 1034;
     private static final int F_SETFL = 4;
     private static final int PROT_READ = 1;
     private static final int PROT_WRITE = 2;
     private static final int MAP_SHARED = 1;
     private static final int MFD_CLOEXEC = 1;
+    private static final int MFD_ALLOW_SEALING = 2;
     private static final long TIOCGWINSZ = 0x5413;
     private static final long TIOCSWINSZ = 0x5414;
     private static final int TCSANOW = 0;
@@ -751,11 +754,11 @@ public final class Posix {
         }
     }
 
-    /** memfd_create(name, MFD_CLOEXEC); size 0 until {@link #ftruncate}. */
+    /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); size 0 until {@link #ftruncate}. */
     public static Fd memfdCreate(String name) throws NativeException {
         MemorySegment cap = capture();
         try (Arena arena = Arena.ofConfined()) {
-            int r = (int) MEMFD_CREATE.invokeExact(cap, arena.allocateFrom(name), MFD_CLOEXEC);
+            int r = (int) MEMFD_CREATE.invokeExact(cap, arena.allocateFrom(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
             if (r < 0) {
                 throw new NativeException("memfd_create(" + name + ")", errno(cap));
             }
@@ -779,6 +782,39 @@ public final class Posix {
                 if (e != Errno.EINTR) {
                     throw new NativeException("ftruncate(" + fd + ", " + len + ")", e);
                 }
+            }
+        } catch (NativeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+
+    public static final int F_SEAL_SEAL = 0x1;
+    public static final int F_SEAL_SHRINK = 0x2;
+    public static final int F_SEAL_GROW = 0x4;
+    public static final int F_SEAL_WRITE = 0x8;
+
+    /**
+     * The memfd seals of {@code fd} (F_GET_SEALS), or -errno (-EINVAL for files that cannot be
+     * sealed). A mapping of a file that can still shrink may fault (SIGBUS) after a truncate.
+     */
+    public static int fileSeals(int fd) {
+        MemorySegment cap = capture();
+        try {
+            int r = (int) FCNTL.invokeExact(cap, fd, F_GET_SEALS, 0);
+            return r < 0 ? -errno(cap) : r;
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+
+    /** Adds memfd seals (F_ADD_SEALS). */
+    public static void addSeals(int fd, int seals) throws NativeException {
+        MemorySegment cap = capture();
+        try {
+            if ((int) FCNTL.invokeExact(cap, fd, F_ADD_SEALS, seals) < 0) {
+                throw new NativeException("fcntl(" + fd + ", F_ADD_SEALS)", errno(cap));
             }
         } catch (NativeException e) {
             throw e;

@@ -293,6 +293,19 @@ class PosixTest {
     }
 
     @Test
+    void memfdSeals() throws Exception {
+        try (Fd memfd = Posix.memfdCreate("seals"); Fd efd = Posix.eventfd(0, 0)) {
+            Posix.ftruncate(memfd.fd(), 8192);
+            assertEquals(0, Posix.fileSeals(memfd.fd()));
+            Posix.addSeals(memfd.fd(), Posix.F_SEAL_SHRINK | Posix.F_SEAL_GROW);
+            assertEquals(Posix.F_SEAL_SHRINK | Posix.F_SEAL_GROW, Posix.fileSeals(memfd.fd()));
+            NativeException e = assertThrows(NativeException.class, () -> Posix.ftruncate(memfd.fd(), 4096));
+            assertEquals(Errno.EPERM, e.errno());
+            assertEquals(-Errno.EINVAL, Posix.fileSeals(efd.fd()));
+        }
+    }
+
+    @Test
     void errnoNames() {
         assertEquals("EAGAIN", Errno.name(-Errno.EAGAIN));
         assertEquals("Connection refused", Errno.describe(Errno.ECONNREFUSED));

@@ -222,6 +222,42 @@ class HostileChainTest {
     }
 
     @Test
+    void badChainsAreLoggedNamingQueueAndReasonRateLimited() {
+        java.util.logging.Logger jul = java.util.logging.Logger.getLogger("io.vportd.vring");
+        List<String> lines = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.logging.Handler h = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                lines.add(r.getMessage());
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        jul.addHandler(h);
+        try (RingDriver d = new RingDriver(8, false)) {
+            SplitQueue q = d.newDeviceQueue(7, Direction.DEVICE_READS, new QueueStats());
+            try (Chain c = q.newChain()) {
+                for (int i = 0; i < 100; i++) {
+                    d.publishHead(8 + i);
+                    assertEquals(SplitQueue.BAD_CHAIN, q.pop(c));
+                }
+            }
+            assertEquals(100, q.stats().badChains(ChainError.HEAD_OUT_OF_RANGE), "every one counted");
+            assertTrue(!lines.isEmpty() && lines.size() <= 10, lines.size() + " lines logged");
+            assertTrue(lines.get(0).contains("queue 7") && lines.get(0).contains("head 8")
+                    && lines.get(0).contains(ChainError.HEAD_OUT_OF_RANGE.text()), lines.get(0));
+        } finally {
+            jul.removeHandler(h);
+        }
+    }
+
+    @Test
     void headBeyondTheRingIsSkippedWithoutUsedEntry() {
         for (int bad : new int[] {8, 9, 0xFFFF}) {
             try (RingDriver d = new RingDriver(8, false)) {

@@ -37,8 +37,9 @@ public final class PortSpecParser {
                                     no '/', no whitespace)
               console               announce with CONSOLE_PORT: the guest makes it /dev/hvcN
               cols=N,rows=N         initial terminal size of a console port (1..65535 each)
-              resize-order=ORDER    field order of RESIZE for a console port: rows-cols (default,
-                                    what most Linux kernels read) or cols-rows (the virtio spec)
+              resize-order=ORDER    field order of RESIZE for a console port: cols-rows (default,
+                                    the virtio spec; Debian trixie's 6.12) or rows-cols (older
+                                    kernels and those with the 2025 revert)
              exactly one endpoint:
               stdio                 the daemon's stdin/stdout (one port at most)
               socket=PATH           Unix socket the daemon listens on, one client at a time

@@ -83,10 +83,10 @@ public final class VportdCommand {
 
             RESIZE FIELD ORDER (the trap):
               The virtio spec sends a console's size as cols, then rows. The Linux driver read rows
-              first for years, switched to the spec order in 6.15, and that switch was reverted in
-              2025, so most guest kernels read rows first. vportd therefore defaults to rows-cols.
-              If a guest's terminal comes up with width and height swapped, set resize-order=cols-rows
-              on that port.
+              first for years, switched to the spec order in 6.15 (stable kernels took the switch:
+              Debian trixie's 6.12 reads cols first), and that switch was reverted in 2025. vportd
+              defaults to the spec's cols-rows. If a guest's terminal comes up with width and height
+              swapped (an older kernel, or one with the revert), set resize-order=rows-cols on that port.
 
             EXAMPLE:
               vportd --socket-path /run/vm1/vportd.sock --max-ports 31 \\

@@ -20,11 +20,12 @@ public record PortConfig(int id, String name, boolean console, int cols, int row
                          ResizeOrder resizeOrder, EndpointSpec endpoint) {
 
     /**
-     * The RESIZE field order used unless a port says otherwise: {@link ResizeOrder#ROWS_COLS},
-     * because the Linux driver read rows first for years, switched to the spec's cols-first order
-     * in 6.15 and had that switch reverted in 2025; most guest kernels therefore read rows first.
+     * The RESIZE field order used unless a port says otherwise: the virtio specification's
+     * {@link ResizeOrder#COLS_ROWS}, which current stable kernels such as Debian trixie's 6.12
+     * read (checked by a real-guest test). Kernels from before the 6.15 change, and those carrying
+     * its 2025 revert, read rows first and need {@link ResizeOrder#ROWS_COLS}.
      */
-    public static final ResizeOrder DEFAULT_RESIZE_ORDER = ResizeOrder.ROWS_COLS;
+    public static final ResizeOrder DEFAULT_RESIZE_ORDER = ResizeOrder.COLS_ROWS;
 
     /** Highest port id the protocol allows (Linux refuses max_nr_ports above 0x8000). */
     public static final int MAX_ID = 0x7FFF;

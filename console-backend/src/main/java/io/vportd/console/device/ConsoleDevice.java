@@ -40,6 +40,12 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     private final DataPlane dataPlane;
 
     public ConsoleDevice(int maxPorts, List<PortConfig> ports) throws IOException {
+        this(maxPorts, ports, ConsoleDevice::endpointFor);
+    }
+
+    /** With another way to make endpoints (tests hand in PTY-backed ones). */
+    ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints)
+            throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -51,7 +57,7 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
                 break;
             }
         }
-        this.dataPlane = new DataPlane(map, ports, ConsoleDevice::endpointFor);
+        this.dataPlane = new DataPlane(map, ports, endpoints);
         dataPlane.start();
     }
 
@@ -96,7 +102,9 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     @Override
     public void setConfig(int offset, byte[] src) {
         int ch = ConfigSpace.emergencyCharacter(offset, src);
-        if (ch != ConfigSpace.NO_CHARACTER) {
+        // QEMU forwards any guest config write as the whole config; emerg_wr then reads 0 unless
+        // the guest really wrote a character, so a NUL is not passed on.
+        if (ch != ConfigSpace.NO_CHARACTER && ch != 0) {
             dataPlane.emergencyWrite(ch);
         } else {
             LOG.log(Level.DEBUG, "ignoring a write to read-only config bytes at offset {0}", offset);

@@ -172,6 +172,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         });
     }
 
+    /** The counters of one queue (null when it never started); read on the data-plane thread. */
+    public QueueStats queueStats(int index) {
+        return call(() -> index >= 0 && index < queueStats.length ? queueStats[index] : null);
+    }
+
     /** A snapshot of every port's state, for listings; taken on the data-plane thread. */
     public List<PortStatus> ports() {
         return call(this::snapshot);
@@ -234,6 +239,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 runCommands();
                 tickEndpoints();
                 service();
+                followTerminalSizes();
             }
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "data plane stopped by an unexpected error", t);
@@ -329,6 +335,33 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
                     Posix.eventfdSignal(callFds[q]);
                 }
+            }
+        }
+    }
+
+    private static final long SIZE_CHECK_NANOS = 500_000_000L;
+    private long nextSizeCheck;
+
+    /** Console ports on a terminal follow its window size, the way a SIGWINCH handler would. */
+    private void followTerminalSizes() {
+        long now = System.nanoTime();
+        if (now - nextSizeCheck < 0) {
+            return;
+        }
+        nextSizeCheck = now + SIZE_CHECK_NANOS;
+        for (PortRuntime p : ports) {
+            if (p == null || !p.isConsole()) {
+                continue;
+            }
+            int fd = p.endpoint.terminalFd();
+            if (fd < 0) {
+                continue;
+            }
+            int size = Posix.windowSize(fd);
+            if (size > 0 && size != p.terminalSize) {
+                p.terminalSize = size;
+                control.resize(p.config.id(), Posix.windowCols(size), Posix.windowRows(size));
+                LOG.log(Level.DEBUG, "{0}: terminal is now {1}x{2}", p.label, Posix.windowCols(size), Posix.windowRows(size));
             }
         }
     }
@@ -658,12 +691,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void deviceReady(boolean ok) {
-        deviceReadySeen = true;
-        if (ok) {
-            LOG.log(Level.INFO, "guest driver is ready; announcing ports");
-        } else {
-            LOG.log(Level.WARNING, "guest driver reported a failed device set-up");
-        }
+        deviceReadySeen = true; // the control machine logs the event itself
     }
 
     // ---------------------------------------------------------------- commands (data-plane thread)

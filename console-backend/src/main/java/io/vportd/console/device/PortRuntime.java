@@ -33,6 +33,8 @@ final class PortRuntime {
     boolean dirty;
 
     final ConsoleOutputBuffer consoleBacklog;
+    /** Last window size seen on a terminal endpoint (packed cols<<16|rows), 0 before the first look. */
+    int terminalSize;
 
     PortRuntime(PortConfig config, Endpoint endpoint, int consoleBacklogBytes) {
         this.config = config;

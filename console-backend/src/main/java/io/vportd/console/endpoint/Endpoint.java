@@ -49,6 +49,14 @@ public interface Endpoint extends AutoCloseable {
     default void tick(long nanoTime) {
     }
 
+    /**
+     * A terminal whose window size a console port follows (checked about twice a second, like
+     * reacting to SIGWINCH), or -1 when the endpoint is not a terminal.
+     */
+    default int terminalFd() {
+        return -1;
+    }
+
     /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
     String describe();
 

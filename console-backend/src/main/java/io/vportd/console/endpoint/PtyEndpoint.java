@@ -81,6 +81,12 @@ public final class PtyEndpoint implements Endpoint {
         return outputFd();
     }
 
+    /** A console port on a pty follows the window size the user's terminal program sets on it. */
+    @Override
+    public int terminalFd() {
+        return master == null ? -1 : master.fd();
+    }
+
     @Override
     public void hostGone() {
         // The daemon holds the slave open, so the master never sees the terminal go away; an

@@ -15,25 +15,40 @@ public final class StdioEndpoint implements Endpoint {
     private static final System.Logger LOG = System.getLogger("vportd.endpoint");
 
     private final String label;
+    private final int stdinFd;
+    private final int stdoutFd;
     private EndpointHost host;
     private int inFd = -1;
+    private int terminal = -1;
     private byte[] savedMode;
 
     public StdioEndpoint(String portLabel) {
+        this(portLabel, 0, 1);
+    }
+
+    /** A terminal-like endpoint on other descriptors (a PTY in tests); they stay the caller's. */
+    public StdioEndpoint(String portLabel, int stdinFd, int stdoutFd) {
         this.label = portLabel;
+        this.stdinFd = stdinFd;
+        this.stdoutFd = stdoutFd;
     }
 
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
-        if (Posix.isatty(0)) {
-            savedMode = Posix.enterRawMode(0);
+        if (Posix.isatty(stdoutFd)) {
+            terminal = stdoutFd;
+        } else if (Posix.isatty(stdinFd)) {
+            terminal = stdinFd;
+        }
+        if (Posix.isatty(stdinFd)) {
+            savedMode = Posix.enterRawMode(stdinFd);
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
         try {
-            host.watch(0, Posix.EPOLLIN | Posix.EPOLLRDHUP | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
-            Posix.setNonBlocking(0, true);
-            inFd = 0;
+            host.watch(stdinFd, Posix.EPOLLIN | Posix.EPOLLRDHUP | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+            Posix.setNonBlocking(stdinFd, true);
+            inFd = stdinFd;
         } catch (NativeException e) {
             // EPERM: standard input is a regular file or /dev/null, which readiness cannot watch.
             LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled",
@@ -49,7 +64,12 @@ public final class StdioEndpoint implements Endpoint {
 
     @Override
     public int outputFd() {
-        return 1;
+        return stdoutFd;
+    }
+
+    @Override
+    public int terminalFd() {
+        return terminal;
     }
 
     @Override
@@ -75,7 +95,7 @@ public final class StdioEndpoint implements Endpoint {
     private synchronized void restoreTerminal() {
         if (savedMode != null) {
             try {
-                Posix.tcsetattr(0, savedMode);
+                Posix.tcsetattr(stdinFd, savedMode);
             } catch (NativeException e) {
                 LOG.log(Level.WARNING, "{0}: cannot restore the terminal mode: {1}", label, e.getMessage());
             }
@@ -88,7 +108,7 @@ public final class StdioEndpoint implements Endpoint {
         if (inFd >= 0) {
             host.unwatch(inFd);
             try {
-                Posix.setNonBlocking(0, false);
+                Posix.setNonBlocking(stdinFd, false);
             } catch (NativeException e) {
                 LOG.log(Level.DEBUG, "{0}: cannot clear O_NONBLOCK on standard input: {1}", label, e.getMessage());
             }

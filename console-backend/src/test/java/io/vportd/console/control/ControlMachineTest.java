@@ -79,6 +79,11 @@ class ControlMachineTest {
         return new ControlMessage(id, PORT_NAME, 1, name.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** A RESIZE as a port with the default field order sends it. */
+    static ControlMessage sized(int id, int cols, int rows) {
+        return PortConfig.DEFAULT_RESIZE_ORDER == ResizeOrder.COLS_ROWS ? resize(id, cols, rows) : resize(id, rows, cols);
+    }
+
     static ControlMessage resize(int id, int first, int second) {
         return new ControlMessage(id, RESIZE, 0,
                 new byte[] {(byte) first, (byte) (first >>> 8), (byte) second, (byte) (second >>> 8)});
@@ -178,7 +183,7 @@ class ControlMachineTest {
         assertEquals(List.of(msg(1, CONSOLE_PORT, 1), resize(1, 132, 43)), msgs);
         assertEquals(132, msgs.get(1).resizeCols(ResizeOrder.COLS_ROWS));
         assertEquals(43, msgs.get(1).resizeRows(ResizeOrder.COLS_ROWS));
-        assertEquals(PortConfig.DEFAULT_RESIZE_ORDER, ResizeOrder.ROWS_COLS);
+        assertEquals(PortConfig.DEFAULT_RESIZE_ORDER, ResizeOrder.COLS_ROWS);
     }
 
     @Test
@@ -191,11 +196,11 @@ class ControlMachineTest {
         assertTrue(m.resize(1, 100, 30));
         assertEquals(List.of(), drain());
         m.setSizeNegotiated(true);                        // now port 0's known size goes out
-        assertEquals(List.of(resize(0, 24, 80)), drain());
+        assertEquals(List.of(sized(0, 80, 24)), drain());
         assertTrue(m.resize(2, 100, 0));                  // half known: still nothing
         assertEquals(List.of(), drain());
         assertTrue(m.resize(2, 100, 50));
-        assertEquals(List.of(resize(2, 50, 100)), drain());
+        assertEquals(List.of(sized(2, 100, 50)), drain());
         assertTrue(m.resize(2, 100, 50));                 // unchanged: nothing
         assertEquals(List.of(), drain());
         m.setSizeNegotiated(false);
@@ -240,7 +245,7 @@ class ControlMachineTest {
         assertEquals(4, drain().size());
         rec.take();
         send(0, PORT_READY, 1);
-        assertEquals(List.of(msg(0, CONSOLE_PORT, 1), name(0, "c"), resize(0, 24, 80), msg(0, PORT_OPEN, 1)),
+        assertEquals(List.of(msg(0, CONSOLE_PORT, 1), name(0, "c"), sized(0, 80, 24), msg(0, PORT_OPEN, 1)),
                 drain());
         assertEquals(List.of(), rec.take());
         assertEquals(1, m.stats().duplicateReady());
@@ -375,7 +380,7 @@ class ControlMachineTest {
         assertEquals(List.of("deviceReady true", "portReady 0"), rec.take());
         // the device may poll before the guest's other PORT_READYs arrive: port 1 must not be re-added
         List<ControlMessage> msgs = drain();               // the guest model still has ports 0 and 1
-        assertEquals(List.of(msg(0, CONSOLE_PORT, 1), msg(4, PORT_ADD, 1), name(0, "con"), resize(0, 24, 80),
+        assertEquals(List.of(msg(0, CONSOLE_PORT, 1), msg(4, PORT_ADD, 1), name(0, "con"), sized(0, 80, 24),
                 msg(0, PORT_OPEN, 1)), msgs);
         assertEquals(PortState.CONFIGURED, m.portState(1));
         send(1, PORT_READY, 1);
@@ -542,7 +547,7 @@ class ControlMachineTest {
         assertTrue(msgs.size() <= bound, msgs.size() + " messages");
         // the last value wins per port
         assertTrue(msgs.contains(msg(3, PORT_OPEN, 1)));
-        assertTrue(msgs.contains(resize(4, 60, 200)));
+        assertTrue(msgs.contains(sized(4, 200, 60)));
         assertEquals(1, msgs.stream().filter(x -> x.id() == 4 && x.event() == RESIZE).count());
     }
 

@@ -96,6 +96,7 @@ public final class TestFrontend implements AutoCloseable {
         this.socket = socket;
         this.memfd = Posix.memfdCreate("test-frontend-ram");
         Posix.ftruncate(memfd.fd(), options.memSize());
+        Posix.addSeals(memfd.fd(), Posix.F_SEAL_SHRINK | Posix.F_SEAL_GROW | Posix.F_SEAL_SEAL); // as QEMU's seal=on
         this.ram = Posix.mmapShared(memfd.fd(), 0, options.memSize(), ramArena);
         this.memory = GuestMemory.of(List.of(new GuestRegion(0, options.memSize(), options.userBase(), ram)));
         this.ioBuf = io.allocate(Codec.HEADER_SIZE + Codec.MAX_PAYLOAD, 8);

@@ -1,0 +1,258 @@
+package io.vportd.console.device;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.control.ControlMessage;
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.control.ResizeOrder;
+import io.vportd.console.endpoint.Endpoint;
+import io.vportd.console.endpoint.StdioEndpoint;
+import io.vportd.sys.Fd;
+import io.vportd.sys.Posix;
+import io.vportd.vhost.QueueSetup;
+import io.vportd.vring.testing.GuestRam;
+import io.vportd.vring.testing.RingDriver;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
+import java.util.function.Function;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The whole console device in process, driven by a simulated guest that builds its rings the way
+ * the Linux driver does — and then misbehaves. Ports use file endpoints so every byte the device
+ * hands the host can be checked.
+ */
+class ConsoleDeviceTest {
+
+    static final int MAX_PORTS = 4;
+    static final int RING = 64;
+    static final long DEADLINE_NANOS = 10_000_000_000L;
+
+    @TempDir
+    Path dir;
+
+    private ConsoleDevice device;
+    private GuestRam ram;
+    private final RingDriver[] rings = new RingDriver[2 * (MAX_PORTS + 1)];
+    private final Fd[] kicks = new Fd[rings.length];
+    private final Fd[] calls = new Fd[rings.length];
+
+    @BeforeEach
+    void boot() throws IOException {
+        boot(List.of(
+                new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.FileOut(dir.resolve("console.out"))),
+                new PortConfig(1, "org.test.one", false, 0, 0, null, new EndpointSpec.FileOut(dir.resolve("one.out"))),
+                new PortConfig(2, "org.test.two", false, 0, 0, null, new EndpointSpec.FileOut(dir.resolve("two.out")))),
+                ConsoleDevice::endpointFor);
+    }
+
+    private void boot(List<PortConfig> ports, Function<PortConfig, Endpoint> endpoints) throws IOException {
+        if (device != null) {
+            shutdown();
+        }
+        device = new ConsoleDevice(MAX_PORTS, ports, endpoints);
+        ram = new GuestRam(16L << 20, 1);
+        device.setMemory(ram.memory());
+        device.setFeatures(ConsoleDevice.FEATURES);
+        for (int q = 0; q < rings.length; q++) {
+            rings[q] = new RingDriver(ram, RING, true);
+            kicks[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            calls[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
+                    rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
+        }
+        for (int i = 0; i < 16; i++) {
+            rings[QueueMap.CONTROL_RX].addInBuffer(4096);
+        }
+        kick(QueueMap.CONTROL_RX);
+    }
+
+    @AfterEach
+    void shutdown() {
+        if (device == null) {
+            return;
+        }
+        device.close();
+        device = null;
+        for (int q = 0; q < rings.length; q++) {
+            rings[q].close();
+            kicks[q].closeQuietly();
+            calls[q].closeQuietly();
+        }
+        ram.close();
+        received.clear();
+    }
+
+    private void kick(int q) {
+        Posix.eventfdSignal(kicks[q].fd());
+    }
+
+    private void sendControl(int id, int event, int value) {
+        byte[] b = new byte[8];
+        ControlMessage.encodeHeader(b, 0, id, event, value);
+        rings[QueueMap.CONTROL_TX].addOutBuffer(b);
+        kick(QueueMap.CONTROL_TX);
+    }
+
+    private final List<ControlMessage> received = new ArrayList<>();
+
+    /** Collects control messages from the device until one matches, refilling the buffers it used. */
+    private ControlMessage awaitControl(int id, int event) {
+        long deadline = System.nanoTime() + DEADLINE_NANOS;
+        while (true) {
+            RingDriver.Used u;
+            while ((u = rings[QueueMap.CONTROL_RX].pollUsed()) != null) {
+                received.add(ControlMessage.decode(u.data(), 0, u.length()));
+                rings[QueueMap.CONTROL_RX].addInBuffer(4096);
+                kick(QueueMap.CONTROL_RX);
+            }
+            for (ControlMessage m : received) {
+                if (m != null && m.id() == id && m.event() == event) {
+                    received.remove(m);
+                    return m;
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("no control message " + ControlMessage.eventName(event) + " for port " + id
+                        + "; got " + received);
+            }
+            LockSupport.parkNanos(200_000); // poll interval while the device thread works
+        }
+    }
+
+    private static void await(String what, BooleanSupplier condition) {
+        long deadline = System.nanoTime() + DEADLINE_NANOS;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            LockSupport.parkNanos(200_000);
+        }
+    }
+
+    private String fileText(String name) {
+        try {
+            Path p = dir.resolve(name);
+            return Files.exists(p) ? Files.readString(p, StandardCharsets.UTF_8) : "";
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private void bringUp() {
+        sendControl(0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
+        for (int id = 0; id <= 2; id++) {
+            awaitControl(id, ControlMessage.PORT_ADD);
+            sendControl(id, ControlMessage.PORT_READY, 1);
+        }
+        awaitControl(0, ControlMessage.CONSOLE_PORT);
+        awaitControl(1, ControlMessage.PORT_NAME);
+        awaitControl(2, ControlMessage.PORT_NAME);
+        // file endpoints are "connected" from the start
+        awaitControl(1, ControlMessage.PORT_OPEN);
+        awaitControl(2, ControlMessage.PORT_OPEN);
+    }
+
+    @Test
+    void linuxLikeBringUpAnnouncesPortsAndCarriesData() {
+        bringUp();
+        int tx1 = new QueueMap(MAX_PORTS).transmitQueue(1);
+        rings[tx1].addOutBuffer("hello host".getBytes(StandardCharsets.US_ASCII));
+        kick(tx1);
+        await("port 1 output in its file", () -> fileText("one.out").equals("hello host"));
+        await("the guest's buffer back", () -> rings[tx1].pollUsed() != null);
+    }
+
+    @Test
+    void hostileChainsAndMessagesHurtOnlyThemselves() {
+        bringUp();
+        QueueMap map = new QueueMap(MAX_PORTS);
+        int tx1 = map.transmitQueue(1);
+        int tx2 = map.transmitQueue(2);
+
+        // Control queue: garbage, a too-short message, an unknown event, a buffer outside memory.
+        rings[QueueMap.CONTROL_TX].addOutBuffer(new byte[] {1, 2, 3});
+        sendControl(1, 99, 1);
+        sendControl(MAX_PORTS + 7, ControlMessage.PORT_READY, 1);
+        int bad = rings[QueueMap.CONTROL_TX].takeDescriptor();
+        rings[QueueMap.CONTROL_TX].pokeDescriptor(bad, ram.memory().region(0).guestPhysAddr() + (64L << 20), 8, 0, 0);
+        rings[QueueMap.CONTROL_TX].publishHead(bad);
+        kick(QueueMap.CONTROL_TX);
+
+        // Port 2: a descriptor chain that loops on itself, and a device-writable buffer in a transmit queue.
+        int loop = rings[tx2].takeDescriptor();
+        rings[tx2].pokeDescriptor(loop, ram.memory().region(0).guestPhysAddr() + (8L << 20), 16, RingDriver.F_NEXT, loop);
+        rings[tx2].publishHead(loop);
+        int wrongWay = rings[tx2].takeDescriptor();
+        rings[tx2].pokeDescriptor(wrongWay, ram.memory().region(0).guestPhysAddr() + (9L << 20), 16, RingDriver.F_WRITE, 0);
+        rings[tx2].publishHead(wrongWay);
+        kick(tx2);
+
+        // Every bad chain comes back completed, with length 0.
+        await("the control queue to complete all four bad buffers", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 4);
+        await("port 2's bad chains completed", () -> rings[tx2].usedIdx() == 2);
+
+        // ...and the device goes on: port 1 and port 2 still carry data, the control queue still works.
+        rings[tx1].addOutBuffer("still-one".getBytes(StandardCharsets.US_ASCII));
+        kick(tx1);
+        rings[tx2].addOutBuffer("still-two".getBytes(StandardCharsets.US_ASCII));
+        kick(tx2);
+        await("port 1 data after the abuse", () -> fileText("one.out").equals("still-one"));
+        await("port 2 data after its own bad chains", () -> fileText("two.out").equals("still-two"));
+        sendControl(1, ControlMessage.PORT_OPEN, 1);
+        sendControl(1, ControlMessage.PORT_OPEN, 0);
+        await("the later control messages consumed", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 6);
+        long badTotal = 0;
+        for (PortStatus s : device.dataPlane().ports()) {
+            assertTrue(s.counters().get(PortCounters.BYTES_TO_HOST) >= 0);
+        }
+        badTotal = device.dataPlane().queueStats(tx2).badChains() + device.dataPlane().queueStats(QueueMap.CONTROL_TX).badChains();
+        assertEquals(3, badTotal, "each bad chain is counted once");
+    }
+
+    @Test
+    void emergencyWriteGoesToTheFirstConsole() {
+        byte[] config = new byte[ConfigSpace.SIZE];
+        device.getConfig(0, config);
+        assertEquals(MAX_PORTS, config[4], "max_nr_ports in the config space");
+        config[8] = 'Z';
+        device.setConfig(0, config); // QEMU forwards a guest config write as the whole 12 bytes
+        config[8] = '!';
+        device.setConfig(8, new byte[] {config[8], 0, 0, 0});
+        await("the emergency characters in the console's output", () -> fileText("console.out").equals("Z!"));
+    }
+
+    /** A console on a terminal follows the terminal's window size, as a stdio console does. */
+    @Test
+    void consoleOnATerminalFollowsItsWindowSize() throws IOException {
+        Posix.Pty pty = Posix.openPty();
+        try (Fd master = pty.master();
+             Fd slave = Posix.open(Path.of(pty.slavePath()), Posix.O_RDWR | Posix.O_NOCTTY, 0)) {
+            Posix.setWindowSize(master.fd(), 100, 30);
+            boot(List.of(new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.Stdio())),
+                    c -> new StdioEndpoint("port 0", slave.fd(), slave.fd()));
+            sendControl(0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
+            awaitControl(0, ControlMessage.PORT_ADD);
+            sendControl(0, ControlMessage.PORT_READY, 1);
+            ControlMessage first = awaitControl(0, ControlMessage.RESIZE);
+            assertEquals(100, first.resizeCols(ResizeOrder.COLS_ROWS));
+            assertEquals(30, first.resizeRows(ResizeOrder.COLS_ROWS));
+            Posix.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
+            ControlMessage second = awaitControl(0, ControlMessage.RESIZE);
+            assertEquals(132, second.resizeCols(ResizeOrder.COLS_ROWS));
+            assertEquals(43, second.resizeRows(ResizeOrder.COLS_ROWS));
+            shutdown(); // before the PTY closes
+        }
+    }
+}
