@@ -90,6 +90,14 @@ public final class ApiClient implements AutoCloseable {
         }
     }
 
+    /** The next line the daemon sends, whatever it is (e.g. a refusal sent on connect). */
+    public JsonNode readNext() throws IOException {
+        if (!events.isEmpty()) {
+            return events.poll();
+        }
+        return readMessage();
+    }
+
     /** The next event line, waiting for one if none is kept. */
     public JsonNode nextEvent() throws IOException {
         if (!events.isEmpty()) {
