@@ -285,6 +285,10 @@ class VportdHotplugIT {
         Await.until("the last events", STEP, () -> count(events, "port-removed") >= COUNT / 2);
         assertEquals(COUNT + 1, count(events, "port-added"), "port-added events");
         assertEquals(COUNT / 2, count(events, "port-removed"), "port-removed events");
+        assertTrue(count(events, "port-ready") >= COUNT + 1, "the guest reported every hot-added port ready");
+        assertEquals(COUNT / 2, events.stream().filter(e -> e.path("event").asText().equals("host-disconnected")
+                && e.path("data").path("detail").asText().equals("port removed")).count(),
+                "each removal closed its host end");
         for (int n = 10; n <= 26; n += 2) {
             int id = n;
             assertTrue(events.stream().anyMatch(e -> e.path("event").asText().equals("guest-closed")
