@@ -1,8 +1,12 @@
 package io.vportd.console;
 
+import io.vportd.console.api.DataPlanePorts;
+import io.vportd.console.api.ManagementServer;
+import io.vportd.console.api.MetricsHttpServer;
 import io.vportd.console.cli.DaemonConfig;
 import io.vportd.console.cli.UsageException;
 import io.vportd.console.cli.VportdCommand;
+import io.vportd.console.ctl.CtlCommand;
 import io.vportd.console.device.ConsoleDevice;
 import io.vportd.vhost.VhostUserServer;
 import java.lang.System.Logger.Level;
@@ -15,6 +19,12 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("ctl")) {
+            java.io.PrintWriter out = new java.io.PrintWriter(System.out, true, java.nio.charset.StandardCharsets.UTF_8);
+            java.io.PrintWriter err = new java.io.PrintWriter(System.err, true, java.nio.charset.StandardCharsets.UTF_8);
+            System.exit(CtlCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err));
+            return;
+        }
         DaemonConfig config;
         try {
             config = VportdCommand.parse(args);
@@ -48,9 +58,43 @@ public final class Main {
             System.exit(1);
             return;
         }
+        ManagementServer api = null;
+        MetricsHttpServer metrics = null;
+        try {
+            DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
+            if (config.apiSocket() != null) {
+                api = ManagementServer.start(config.apiSocket(), ports);
+                device.dataPlane().setEventListener(api);
+            }
+            if (config.metricsListen() != null) {
+                metrics = MetricsHttpServer.start(config.metricsListen(), ports::metrics);
+            }
+        } catch (Exception e) {
+            if (api != null) {
+                api.close();
+            }
+            try {
+                server.close();
+            } catch (Exception closing) {
+                e.addSuppressed(closing);
+            }
+            device.close();
+            System.err.println("vportd: cannot start the management API or metrics: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
+        ManagementServer apiServer = api;
+        MetricsHttpServer metricsServer = metrics;
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.log(Level.INFO, "shutting down");
+            if (metricsServer != null) {
+                metricsServer.close();
+            }
+            if (apiServer != null) {
+                device.dataPlane().setEventListener(null);
+                apiServer.close();
+            }
             try {
                 server.close();
             } catch (Exception e) {

@@ -57,7 +57,7 @@ public final class VportdCommand {
 
     @Option(names = "--api-socket", paramLabel = "PATH", order = 4,
             description = "Unix socket for the management API (adding/removing ports at run time). "
-                    + "Optional; without it there is no API.")
+                    + "Optional; without it there is no API. Client: vportd ctl --api-socket PATH --help.")
     String apiSocket;
 
     @Option(names = "--metrics-listen", paramLabel = "HOST:PORT", order = 5,

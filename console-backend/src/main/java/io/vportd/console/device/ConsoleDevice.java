@@ -5,6 +5,9 @@ import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.FileEndpoint;
 import io.vportd.console.endpoint.NullEndpoint;
+import io.vportd.console.endpoint.PtyEndpoint;
+import io.vportd.console.endpoint.TcpServerEndpoint;
+import io.vportd.console.endpoint.UnixClientEndpoint;
 import io.vportd.console.endpoint.StdioEndpoint;
 import io.vportd.console.endpoint.UnixServerEndpoint;
 import io.vportd.vhost.QueueSetup;
@@ -66,8 +69,9 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
             case EndpointSpec.FileOut f -> new FileEndpoint(f.path(), label);
             case EndpointSpec.Stdio s -> new StdioEndpoint(label);
             case EndpointSpec.Null n -> new NullEndpoint();
-            default -> throw new IllegalArgumentException(label + ": endpoint " + spec.toSpec()
-                    + " is not supported yet (supported: socket=, file=, stdio, null)");
+            case EndpointSpec.UnixClient u -> new UnixClientEndpoint(u.path(), label);
+            case EndpointSpec.Tcp t -> new TcpServerEndpoint(t.host(), t.port(), label);
+            case EndpointSpec.Pty t -> new PtyEndpoint(t.link(), label);
         };
     }
 

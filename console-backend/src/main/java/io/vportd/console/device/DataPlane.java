@@ -97,6 +97,16 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private boolean deviceReadySeen;
     private volatile boolean running = true;
 
+    // Management (hot-plug, events): see the "management" section below.
+    private final java.util.function.Function<PortConfig, Endpoint> endpointFactory;
+    private volatile PortEventListener eventListener = PortEventListener.NONE;
+    /** Configuration of ports removed on the host side whose PORT_REMOVE has not gone out yet. */
+    private final PortConfig[] removing;
+    /** The port being added right now: its endpoint's connect event waits until the port-added event. */
+    private int addingPort = -1;
+    private boolean anyTicking;
+    private long lastTick;
+
     public DataPlane(QueueMap map, List<PortConfig> configs, java.util.function.Function<PortConfig, Endpoint> endpoints)
             throws IOException {
         this.map = map;
@@ -110,6 +120,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         java.util.Arrays.fill(kickFds, -1);
         java.util.Arrays.fill(callFds, -1);
         this.ports = new PortRuntime[map.maxPorts()];
+        this.removing = new PortConfig[map.maxPorts()];
+        this.endpointFactory = endpoints;
         this.control = new ControlMachine(map.maxPorts(), this);
         this.epoll = Posix.epollCreate();
         this.wake = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
@@ -230,7 +242,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private void run() {
         try {
             while (running) {
-                int n = Posix.epollWait(epoll.fd(), events, MAX_EVENTS, anyDirty() ? 0 : txLingerDeadline != 0 ? 1 : 1000);
+                int n = Posix.epollWait(epoll.fd(), events, MAX_EVENTS,
+                        anyDirty() ? 0 : txLingerDeadline != 0 ? 1 : anyTicking ? TICK_MS : 1000);
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
                     break;
@@ -239,6 +252,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                     dispatch(Posix.epollEventData(events, i), Posix.epollEventMask(events, i));
                 }
                 runCommands();
+                tickEndpoints();
                 service();
                 followTerminalSizes();
             }
@@ -638,6 +652,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         if (!e.connected()) {
             p.hostWritable = false;
             control.hostDisconnected(p.config.id());
+            emit(PortEvent.HOST_DISCONNECTED, p, null);
         }
     }
 
@@ -663,6 +678,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         p.hostWritable = true;
         p.dirty = true;
         control.hostConnected(port);
+        if (port != addingPort) {
+            emit(PortEvent.HOST_CONNECTED, p, null);
+        }
     }
 
     // ---------------------------------------------------------------- ControlListener
@@ -674,6 +692,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             p.guestOpen = true;
             p.dirty = true;
             LOG.log(Level.INFO, "{0}: guest opened the port", p.label);
+            emit(PortEvent.GUEST_OPEN, p, null);
         }
     }
 
@@ -683,6 +702,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         if (p != null) {
             p.guestOpen = false;
             LOG.log(Level.INFO, "{0}: guest closed the port", p.label);
+            emit(PortEvent.GUEST_CLOSED, p, null);
         }
     }
 
@@ -690,12 +710,18 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     public void portReady(int id) {
         PortRuntime p = ports[id];
         LOG.log(Level.DEBUG, "{0}: guest reports the port ready", p == null ? "port " + id : p.label);
+        if (p != null) {
+            emit(PortEvent.PORT_READY, p, null);
+        }
     }
 
     @Override
     public void portFailed(int id, String why) {
         PortRuntime p = ports[id];
         LOG.log(Level.WARNING, "{0}: guest failed to set up the port: {1}", p == null ? "port " + id : p.label, why);
+        if (p != null) {
+            emit(PortEvent.PORT_FAILED, p, why);
+        }
     }
 
     @Override
@@ -897,6 +923,331 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             }
         }
         return out;
+    }
+
+    // ---------------------------------------------------------------- management (hot-plug, events)
+    //
+    // Public entry points for the management API. Each runs on the data-plane thread through
+    // call(); refusals are PortRequestExceptions (call() wraps them, keeping them as the cause).
+
+    private static final int TICK_MS = 100;
+
+    /** Where port events go (the management API); called on the data-plane thread. */
+    public void setEventListener(PortEventListener listener) {
+        this.eventListener = listener == null ? PortEventListener.NONE : listener;
+    }
+
+    /** max_nr_ports of the device. */
+    public int maxPorts() {
+        return map.maxPorts();
+    }
+
+    /** The control protocol's counters (readable from any thread). */
+    public io.vportd.console.control.ControlStats controlStats() {
+        return control.stats();
+    }
+
+    /**
+     * Adds a port to the running device: its endpoint starts, and PORT_ADD goes to the guest if
+     * the driver is ready (otherwise when it becomes ready). Queues of this id the guest already
+     * started are attached at once.
+     *
+     * @throws PortRequestException (as the cause of an IllegalStateException from another thread)
+     */
+    public PortStatus addPort(PortConfig config) {
+        return call(() -> doAddPort(config));
+    }
+
+    /**
+     * Removes a port: guest output already in its transmit queue is written to the host endpoint
+     * as far as the endpoint takes it without blocking, the rest is completed to the guest and
+     * reported; PORT_REMOVE is queued for the guest; the endpoint is closed. The id and name are
+     * free again at once.
+     */
+    public RemovalReport removePort(int id) {
+        return call(() -> doRemovePort(id));
+    }
+
+    /** New terminal size of a console port (RESIZE to the guest when F_SIZE was negotiated). */
+    public void resize(int id, int cols, int rows) {
+        call(() -> {
+            PortRuntime p = id >= 0 && id < ports.length ? ports[id] : null;
+            if (p == null) {
+                throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
+            }
+            if (!p.isConsole()) {
+                throw new PortRequestException(PortRequestException.Reason.NOT_CONSOLE,
+                        p.label + " is not a console port; only consoles have a size");
+            }
+            if (cols < 1 || cols > 0xFFFF || rows < 1 || rows > 0xFFFF) {
+                throw new PortRequestException(PortRequestException.Reason.INVALID,
+                        "cols and rows must be 1..65535, got " + cols + "x" + rows);
+            }
+            control.resize(id, cols, rows);
+            return null;
+        });
+    }
+
+    /** The running queues and their counters, for metrics. */
+    public List<QueueStatus> queues() {
+        return call(() -> {
+            List<QueueStatus> out = new ArrayList<>();
+            for (int i = 0; i < queues.length; i++) {
+                if (queues[i] != null) {
+                    out.add(new QueueStatus(i, map.portOf(i), QueueMap.isDeviceWrites(i) ? "rx" : "tx", queueStats[i]));
+                }
+            }
+            return out;
+        });
+    }
+
+    private void emit(String type, PortRuntime p, String detail) {
+        emit(type, p.config, detail);
+    }
+
+    private void emit(String type, PortConfig c, String detail) {
+        try {
+            eventListener.onPortEvent(new PortEvent(type, c.id(), c.name(), detail));
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "port event listener failed on {0}: {1}", type, e.toString());
+        }
+    }
+
+    @Override
+    public void portRemoved(int id) {
+        PortConfig c = id >= 0 && id < removing.length ? removing[id] : null;
+        if (c != null) {
+            removing[id] = null;
+            LOG.log(Level.INFO, "{0}: the guest was told the port is gone", PortRuntime.labelOf(c));
+            emit(PortEvent.PORT_REMOVED, c, null);
+        }
+        PortRuntime again = id >= 0 && id < ports.length ? ports[id] : null;
+        if (again != null && again.endpoint.connected()) {
+            // Re-added while PORT_REMOVE was pending: the control machine installed the new port
+            // just now and could not take its host state before.
+            control.hostConnected(id);
+        }
+    }
+
+    private PortStatus doAddPort(PortConfig c) {
+        int id = c.id();
+        if (id >= ports.length) {
+            throw new PortRequestException(PortRequestException.Reason.ID_OUT_OF_RANGE,
+                    "port id " + id + " is not below max ports " + ports.length);
+        }
+        if (ports[id] != null) {
+            throw new PortRequestException(PortRequestException.Reason.ID_TAKEN,
+                    "port id " + id + " is already used by " + ports[id].label);
+        }
+        if (c.name() != null) {
+            for (PortRuntime other : ports) {
+                if (other != null && c.name().equals(other.config.name())) {
+                    throw new PortRequestException(PortRequestException.Reason.NAME_TAKEN,
+                            "port name '" + c.name() + "' is already used by port " + other.config.id());
+                }
+            }
+        }
+        if (removing[id] != null && c.console() != removing[id].console()) {
+            // The guest keeps its hvc set-up per id until it has seen PORT_REMOVE; keep it simple.
+            LOG.log(Level.DEBUG, "port {0} re-added with a different console flag while its removal is pending", id);
+        }
+        Endpoint e;
+        try {
+            e = endpointFactory.apply(c);
+        } catch (RuntimeException ex) {
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED, ex.getMessage(), ex);
+        }
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        ports[id] = p;
+        addingPort = id;
+        try {
+            e.start(this, id);
+        } catch (IOException | RuntimeException ex) {
+            ports[id] = null;
+            try {
+                e.close();
+            } catch (RuntimeException closeFailure) {
+                ex.addSuppressed(closeFailure);
+            }
+            if (p.consoleBacklog != null) {
+                p.consoleBacklog.close();
+            }
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
+                    p.label + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
+        } finally {
+            addingPort = -1;
+        }
+        try {
+            control.addPort(c);
+        } catch (IllegalArgumentException ex) {
+            ports[id] = null;
+            e.close();
+            if (p.consoleBacklog != null) {
+                p.consoleBacklog.close();
+            }
+            throw new PortRequestException(ex.getMessage().contains("name") ? PortRequestException.Reason.NAME_TAKEN
+                    : PortRequestException.Reason.ID_TAKEN, ex.getMessage(), ex);
+        }
+        if (e.connected()) {
+            control.hostConnected(id); // the endpoint connected before the control machine knew the port
+            p.hostReadable = true;
+            p.hostWritable = true;
+        }
+        attachRunningQueues(p);
+        p.dirty = true;
+        anyTicking |= e.wantsTicks();
+        LOG.log(Level.INFO, "{0}: added with endpoint {1}", p.label, e.describe());
+        emit(PortEvent.PORT_ADDED, p, e.describe());
+        if (e.connected()) {
+            emit(PortEvent.HOST_CONNECTED, p, null);
+        }
+        return statusOf(p);
+    }
+
+    /** Hot-added port: the guest started all queues at driver-ok, so this id's queues may run already. */
+    private void attachRunningQueues(PortRuntime p) {
+        int rx = map.receiveQueue(p.config.id());
+        int tx = map.transmitQueue(p.config.id());
+        if (rx >= 0 && rx < queues.length && queues[rx] != null) {
+            p.receive = queues[rx];
+            p.receiveChain = new Chain(queues[rx].size());
+            p.receiveHeld = false;
+        }
+        if (tx >= 0 && tx < queues.length && queues[tx] != null) {
+            p.transmit = queues[tx];
+            p.transmitChain = new Chain(queues[tx].size());
+            p.transmitHeld = false;
+        }
+    }
+
+    private RemovalReport doRemovePort(int id) {
+        PortRuntime p = id >= 0 && id < ports.length ? ports[id] : null;
+        if (p == null) {
+            throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
+        }
+        boolean wasOpen = p.guestOpen;
+        long[] moved = drainTransmit(p); // delivered, undelivered bytes, undelivered chains
+        if (p.receiveHeld) {
+            // An empty guest receive buffer stays the guest's: give it back to the ring.
+            try {
+                p.receive.unpop();
+            } catch (IllegalStateException notDirectlyAfterPop) {
+                p.receive.pushUsed(p.receiveChain.head(), 0);
+                usedDirty[map.receiveQueue(id)] = true;
+            }
+            p.receiveHeld = false;
+        }
+        removing[id] = p.config;
+        Endpoint e = p.endpoint;
+        boolean wasConnected = e.connected() && !e.discardsOutput();
+        try {
+            e.close();
+        } catch (RuntimeException ex) {
+            LOG.log(Level.WARNING, "{0}: closing {1} failed: {2}", p.label, e.describe(), ex.toString());
+        }
+        if (wasConnected) {
+            emit(PortEvent.HOST_DISCONNECTED, p, "port removed");
+        }
+        control.removePort(id); // reports guest-closed, queues PORT_REMOVE (portRemoved follows)
+        ports[id] = null;
+        if (p.receiveChain != null) {
+            p.receiveChain.close();
+        }
+        if (p.transmitChain != null) {
+            p.transmitChain.close();
+        }
+        if (p.consoleBacklog != null) {
+            p.consoleBacklog.close();
+        }
+        if (moved[1] > 0) {
+            deviceCounters.removedUndeliveredBytes += moved[1];
+            LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
+                    p.label, Long.toString(moved[1]), Long.toString(moved[2]));
+        }
+        LOG.log(Level.INFO, "{0}: removed on the host side ({1} bytes delivered during removal)", p.label, Long.toString(moved[0]));
+        return new RemovalReport(id, p.config.name(), moved[0], moved[1], moved[2], wasOpen);
+    }
+
+    /**
+     * Empties the port's transmit queue before removal (the guest would otherwise keep buffers the
+     * device never completes): writes what the host endpoint takes without blocking, completes
+     * the rest unsent and counts it.
+     */
+    private long[] drainTransmit(PortRuntime p) {
+        long delivered = 0;
+        long undeliveredBytes = 0;
+        long undeliveredChains = 0;
+        Endpoint e = p.endpoint;
+        if (p.isConsole() && p.consoleBacklog != null) {
+            flushConsoleBacklog(p);
+            undeliveredBytes += p.consoleBacklog.size();
+        }
+        SplitQueue q = p.transmit;
+        if (q == null) {
+            return new long[] {delivered, undeliveredBytes, undeliveredChains};
+        }
+        int txq = map.transmitQueue(p.config.id());
+        boolean discard = e.discardsOutput();
+        boolean canWrite = e.connected() && e.outputFd() >= 0 && (p.isConsole() ? p.consoleBacklog.isEmpty() : true);
+        Chain c = p.transmitChain;
+        for (int budget = q.size() + 1; budget > 0; budget--) {
+            if (!p.transmitHeld) {
+                int r = q.pop(c);
+                if (r == 0) {
+                    break;
+                }
+                if (r < 0) {
+                    usedDirty[txq] = true;
+                    continue;
+                }
+                p.transmitHeld = true;
+            }
+            if (discard) {
+                p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());
+            } else {
+                while (canWrite && c.remaining() > 0) {
+                    long n = Posix.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                    if (n <= 0) {
+                        canWrite = false;
+                        break;
+                    }
+                    delivered += n;
+                    p.counters.add(PortCounters.BYTES_TO_HOST, n);
+                    c.advance(n);
+                }
+                if (c.remaining() > 0) {
+                    undeliveredBytes += c.remaining();
+                    undeliveredChains++;
+                }
+            }
+            q.pushUsed(c.head(), 0);
+            p.transmitHeld = false;
+            p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
+            usedDirty[txq] = true;
+        }
+        return new long[] {delivered, undeliveredBytes, undeliveredChains};
+    }
+
+    private PortStatus statusOf(PortRuntime p) {
+        return new PortStatus(p.config.id(), p.config.name(), p.config.console(), p.endpoint.describe(),
+                p.guestOpen, p.endpoint.connected(), p.transmitHeld, p.counters);
+    }
+
+    /** Lets endpoints that wait for something (a reconnect back-off) act; at most every TICK_MS. */
+    private void tickEndpoints() {
+        long now = System.nanoTime();
+        if (now - lastTick < TICK_MS * 1_000_000L) {
+            return;
+        }
+        lastTick = now;
+        boolean ticking = false;
+        for (PortRuntime p : ports) {
+            if (p != null && p.endpoint.wantsTicks()) {
+                ticking = true;
+                p.endpoint.tick(now);
+            }
+        }
+        anyTicking = ticking;
     }
 
     // ---------------------------------------------------------------- shutdown

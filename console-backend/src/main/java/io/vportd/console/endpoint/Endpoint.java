@@ -38,6 +38,18 @@ public interface Endpoint extends AutoCloseable {
     void hostGone();
 
     /**
+     * True when this endpoint waits for time to pass (a reconnect back-off): the data plane then
+     * calls {@link #tick} about every 100 ms.
+     */
+    default boolean wantsTicks() {
+        return false;
+    }
+
+    /** Time passed ({@code nanoTime} is {@link System#nanoTime()}); only called when {@link #wantsTicks()}. */
+    default void tick(long nanoTime) {
+    }
+
+    /**
      * A terminal whose window size a console port follows (checked about twice a second, like
      * reacting to SIGWINCH), or -1 when the endpoint is not a terminal.
      */

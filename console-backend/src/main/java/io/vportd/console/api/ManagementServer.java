@@ -1,0 +1,282 @@
+package io.vportd.console.api;
+
+import io.vportd.console.device.PortEvent;
+import io.vportd.console.device.PortEventListener;
+import io.vportd.console.endpoint.SocketFiles;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The management socket: a Unix stream socket (mode 0600) speaking {@link ApiProtocol}, one JSON
+ * object per line each way. Several clients may be connected (at most {@link #MAX_CLIENTS});
+ * each gets exactly one response per request, in order, and the port events once it subscribed.
+ * A client that sends garbage gets an error response and may go on; one that sends a line
+ * longer than {@link #MAX_LINE} bytes gets an error and is disconnected (the line cannot be
+ * resynchronised). Events go to each subscriber through a bounded queue; a subscriber that does
+ * not read loses events (counted, and told with an {@code events-dropped} event) instead of
+ * slowing the data plane.
+ */
+public final class ManagementServer implements PortEventListener, AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger("vportd.api");
+
+    public static final int MAX_CLIENTS = 16;
+    public static final int MAX_LINE = 64 * 1024;
+    static final int OUTBOX = 1024;
+
+    private final Path path;
+    private final ApiProtocol protocol;
+    private final ServerSocketChannel server;
+    private final Set<Client> clients = ConcurrentHashMap.newKeySet();
+    private final AtomicLong eventsDropped = new AtomicLong();
+    private final Thread acceptor;
+    private volatile boolean closed;
+
+    private ManagementServer(Path path, ApiProtocol protocol, ServerSocketChannel server) {
+        this.path = path;
+        this.protocol = protocol;
+        this.server = server;
+        this.acceptor = Thread.ofPlatform().daemon().name("vportd-api-accept").unstarted(this::acceptLoop);
+    }
+
+    /** Binds {@code path} (replacing a stale socket file only) and starts serving. */
+    public static ManagementServer start(Path path, PortManager ports) throws IOException {
+        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            SocketFiles.removeStale(path, "--api-socket");
+        }
+        ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            ch.bind(UnixDomainSocketAddress.of(path), 8);
+            // With the usual umask others cannot connect before this (connect needs write permission).
+            Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
+        ManagementServer s = new ManagementServer(path, new ApiProtocol(ports), ch);
+        s.acceptor.start();
+        LOG.log(Level.INFO, "management API listening on {0}", path);
+        return s;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Events no subscriber could take (its queue was full). */
+    public long eventsDropped() {
+        return eventsDropped.get();
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            SocketChannel c;
+            try {
+                c = server.accept();
+            } catch (ClosedChannelException e) {
+                return;
+            } catch (IOException e) {
+                if (!closed) {
+                    LOG.log(Level.WARNING, "management API accept failed: {0}", e.getMessage());
+                }
+                return;
+            }
+            if (clients.size() >= MAX_CLIENTS) {
+                try (c) {
+                    c.write(ByteBuffer.wrap((ApiProtocol.error(null, "too-many-clients",
+                            "at most " + MAX_CLIENTS + " management clients at a time") + "\n").getBytes(StandardCharsets.UTF_8)));
+                } catch (IOException ignored) {
+                    // the refusal is best effort
+                }
+                LOG.log(Level.WARNING, "management API: refusing a client, {0} are connected", MAX_CLIENTS);
+                continue;
+            }
+            Client client = new Client(c);
+            clients.add(client);
+            client.start();
+        }
+    }
+
+    @Override
+    public void onPortEvent(PortEvent event) {
+        String line = null;
+        for (Client c : clients) {
+            if (c.subscribed) {
+                if (line == null) {
+                    line = ApiProtocol.eventLine(event, epochMicros());
+                }
+                c.offerEvent(line);
+            }
+        }
+    }
+
+    private static long epochMicros() {
+        Instant now = Instant.now();
+        return ChronoUnit.MICROS.between(Instant.EPOCH, now);
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        try {
+            server.close();
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "closing the management socket: {0}", e.getMessage());
+        }
+        for (Client c : clients) {
+            c.close();
+        }
+        try {
+            acceptor.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "cannot remove {0}: {1}", path, e.getMessage());
+        }
+    }
+
+    /** One connected client: a reader thread (requests), a writer thread (responses and events). */
+    private final class Client implements ApiProtocol.Session {
+        private static final String STOP = new String("stop");
+
+        final SocketChannel channel;
+        final BlockingQueue<String> outbox = new ArrayBlockingQueue<>(OUTBOX);
+        volatile boolean subscribed;
+        long dropped; // guarded by this
+        Thread reader;
+        Thread writer;
+
+        Client(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        void start() {
+            writer = Thread.ofPlatform().daemon().name("vportd-api-write").start(this::writeLoop);
+            reader = Thread.ofPlatform().daemon().name("vportd-api-read").start(this::readLoop);
+        }
+
+        @Override
+        public void subscribe(boolean on) {
+            subscribed = on;
+        }
+
+        synchronized void offerEvent(String line) {
+            if (dropped > 0 && outbox.remainingCapacity() > 1) {
+                outbox.offer("{\"event\":\"events-dropped\",\"data\":{\"count\":" + dropped + "}}");
+                dropped = 0;
+            }
+            if (!outbox.offer(line)) {
+                dropped++;
+                long total = eventsDropped.incrementAndGet();
+                if (total <= 8 || (total & (total - 1)) == 0) {
+                    LOG.log(Level.WARNING, "management client does not read its events; {0} dropped so far", total);
+                }
+            }
+        }
+
+        void respond(String line) throws InterruptedException {
+            outbox.put(line);
+        }
+
+        private void readLoop() {
+            ByteBuffer buf = ByteBuffer.allocate(MAX_LINE + 1);
+            try {
+                while (true) {
+                    int n = channel.read(buf);
+                    if (n < 0) {
+                        break;
+                    }
+                    buf.flip();
+                    int start = 0;
+                    for (int i = buf.position(); i < buf.limit(); i++) {
+                        if (buf.get(i) == '\n') {
+                            String line = new String(buf.array(), start, i - start, StandardCharsets.UTF_8);
+                            start = i + 1;
+                            if (!line.isBlank()) {
+                                respond(protocol.handle(line, this));
+                            }
+                        }
+                    }
+                    buf.position(start);
+                    buf.compact();
+                    if (!buf.hasRemaining()) {
+                        respond(ApiProtocol.error(null, ApiProtocol.REQUEST_TOO_LONG,
+                                "a request line may be at most " + MAX_LINE + " bytes; closing the connection"));
+                        break;
+                    }
+                }
+            } catch (IOException e) {
+                LOG.log(Level.DEBUG, "management client read ended: {0}", e.getMessage());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                subscribed = false;
+                try {
+                    // Responses already queued still go out; then the writer closes the connection.
+                    if (!outbox.offer(STOP, 5, TimeUnit.SECONDS)) {
+                        close();
+                    }
+                } catch (InterruptedException e) {
+                    close();
+                }
+            }
+        }
+
+        private void writeLoop() {
+            try {
+                while (true) {
+                    String line = outbox.poll(1, TimeUnit.SECONDS);
+                    if (line == STOP || (line == null && !channel.isOpen())) {
+                        break;
+                    }
+                    if (line == null) {
+                        continue;
+                    }
+                    ByteBuffer b = ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8));
+                    while (b.hasRemaining()) {
+                        channel.write(b);
+                    }
+                }
+            } catch (IOException e) {
+                LOG.log(Level.DEBUG, "management client write ended: {0}", e.getMessage());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                close();
+            }
+        }
+
+        void close() {
+            subscribed = false;
+            clients.remove(this);
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // closing is best effort
+            }
+            outbox.offer(STOP);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+package io.vportd.console.api;
+
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.device.PortRequestException;
+import io.vportd.console.device.PortStatus;
+import io.vportd.console.device.RemovalReport;
+import java.util.List;
+
+/**
+ * What the management protocol needs from the device. {@link DataPlanePorts} is the real one;
+ * tests use a fake. Refusals are {@link PortRequestException}s.
+ */
+public interface PortManager {
+
+    /** max_nr_ports of the device. */
+    int maxPorts();
+
+    List<PortStatus> listPorts();
+
+    PortStatus addPort(PortConfig config);
+
+    RemovalReport removePort(int id);
+
+    void resize(int id, int cols, int rows);
+
+    /** Every counter in the Prometheus text exposition format. */
+    String metrics();
+}

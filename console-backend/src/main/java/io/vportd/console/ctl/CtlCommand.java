@@ -1,0 +1,316 @@
+package io.vportd.console.ctl;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code vportd ctl}: the command-line client of the management socket. Prints tables by
+ * default and the daemon's JSON responses with {@code --json}. Exit codes: 0 ok, 1 the daemon
+ * refused the request (its error is printed), 2 usage error, 3 cannot reach the daemon.
+ */
+@Command(name = "vportd ctl", mixinStandardHelpOptions = true, version = "vportd ctl",
+        description = "Manage the ports of a running vportd through its --api-socket.",
+        subcommands = {CtlCommand.AddPort.class, CtlCommand.RemovePort.class, CtlCommand.ListPorts.class,
+                CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class},
+        footer = {"", "Examples:",
+                "  vportd ctl --api-socket /run/vm1/api.sock add-port nr=5,name=org.example.log,socket=/run/vm1/log.sock",
+                "  vportd ctl --api-socket /run/vm1/api.sock list-ports",
+                "  vportd ctl --api-socket /run/vm1/api.sock remove-port 5",
+                "  vportd ctl --api-socket /run/vm1/api.sock events --count 3"})
+public final class CtlCommand implements Callable<Integer> {
+
+    static final int OK = 0;
+    static final int REFUSED = 1;
+    static final int USAGE = 2;
+    static final int UNREACHABLE = 3;
+
+    private static final ObjectMapper PRETTY = JsonMapper.builder().enable(SerializationFeature.INDENT_OUTPUT).build();
+    private static final ObjectMapper COMPACT = JsonMapper.builder().build();
+
+    @Option(names = "--api-socket", required = true, paramLabel = "PATH", description = "the daemon's management socket")
+    Path apiSocket;
+
+    @Option(names = "--json", description = "print the daemon's JSON response instead of a table")
+    boolean json;
+
+    private PrintWriter out;
+    private PrintWriter err;
+
+    @Override
+    public Integer call() {
+        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events); see --help");
+        return USAGE;
+    }
+
+    /** Runs {@code vportd ctl ARGS...}; returns the exit code. */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CtlCommand top = new CtlCommand();
+        top.out = out;
+        top.err = err;
+        CommandLine cl = new CommandLine(top);
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExpandAtFiles(false);
+        cl.setExitCodeExceptionMapper(e -> USAGE);
+        cl.setParameterExceptionHandler((ex, a) -> {
+            err.println("vportd ctl: " + ex.getMessage());
+            err.println("Try 'vportd ctl --help' for more information.");
+            return USAGE;
+        });
+        int code = cl.execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    // ------------------------------------------------------------------ shared plumbing
+
+    int send(ObjectNode request, java.util.function.Consumer<JsonNode> table) {
+        try (ApiClient c = ApiClient.connect(apiSocket)) {
+            ObjectNode r = c.request(request.get("op").asText());
+            request.fieldNames().forEachRemaining(f -> {
+                if (!f.equals("op")) {
+                    r.set(f, request.get(f));
+                }
+            });
+            JsonNode response = c.call(r);
+            return print(response, table);
+        } catch (IOException e) {
+            err.println("vportd ctl: " + e.getMessage());
+            return UNREACHABLE;
+        }
+    }
+
+    int print(JsonNode response, java.util.function.Consumer<JsonNode> table) {
+        if (response.has("error")) {
+            if (json) {
+                out.println(write(response));
+            } else {
+                err.println("vportd ctl: " + response.path("error").path("code").asText() + ": "
+                        + response.path("error").path("message").asText());
+            }
+            return REFUSED;
+        }
+        if (json) {
+            out.println(write(response));
+        } else {
+            table.accept(response);
+        }
+        return OK;
+    }
+
+    private static String write(JsonNode n) {
+        try {
+            return PRETTY.writeValueAsString(n);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static ObjectNode op(String op) {
+        ObjectNode r = COMPACT.createObjectNode();
+        r.put("op", op);
+        return r;
+    }
+
+    /** Parses {@code 5} or {@code name=NAME} into the request's nr/name. */
+    static void portRef(ObjectNode r, String ref) {
+        if (ref.startsWith("name=")) {
+            r.put("name", ref.substring(5));
+        } else if (ref.startsWith("nr=")) {
+            r.put("nr", number(ref.substring(3), "nr"));
+        } else {
+            r.put("nr", number(ref, "port"));
+        }
+    }
+
+    static long number(String text, String what) {
+        try {
+            return Long.parseLong(text);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(what + " must be a number (or name=NAME), got '" + text + "'");
+        }
+    }
+
+    // ------------------------------------------------------------------ subcommands
+
+    @Command(name = "add-port", description = "Add a port to the running guest (the --port syntax).")
+    static final class AddPort implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Parameters(paramLabel = "SPEC", description = "e.g. nr=5,name=org.example.log,socket=/run/vm1/log.sock")
+        String spec;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("add-port");
+            r.put("spec", spec);
+            return top.send(r, resp -> top.portTable(List.of(resp.get("port"))));
+        }
+    }
+
+    @Command(name = "remove-port", description = "Remove a port from the running guest.")
+    static final class RemovePort implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Parameters(paramLabel = "PORT", description = "the port id, or name=NAME")
+        String port;
+        @Option(names = "--drain-ms", paramLabel = "MS",
+                description = "first wait up to MS milliseconds for the host to take guest output the port holds")
+        Integer drainMs;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("remove-port");
+            try {
+                portRef(r, port);
+            } catch (IllegalArgumentException e) {
+                top.err.println("vportd ctl: " + e.getMessage());
+                return USAGE;
+            }
+            if (drainMs != null) {
+                r.put("drain-ms", drainMs);
+            }
+            return top.send(r, resp -> {
+                JsonNode x = resp.get("removed");
+                top.out.printf("removed port %d%s; %d bytes of guest output delivered during removal, %d undelivered%n",
+                        x.path("nr").asInt(), x.path("name").isNull() ? "" : " (" + x.path("name").asText() + ")",
+                        x.path("delivered-bytes").asLong(), x.path("undelivered-bytes").asLong());
+            });
+        }
+    }
+
+    @Command(name = "list-ports", description = "List the ports with their state and counters.")
+    static final class ListPorts implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+
+        @Override
+        public Integer call() {
+            return top.send(op("list-ports"), resp -> {
+                List<JsonNode> ports = new ArrayList<>();
+                resp.get("ports").forEach(ports::add);
+                top.portTable(ports);
+            });
+        }
+    }
+
+    @Command(name = "resize", description = "Set the terminal size of a console port.")
+    static final class Resize implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Parameters(index = "0", paramLabel = "PORT", description = "the port id, or name=NAME")
+        String port;
+        @Parameters(index = "1", paramLabel = "COLS")
+        int cols;
+        @Parameters(index = "2", paramLabel = "ROWS")
+        int rows;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("resize");
+            try {
+                portRef(r, port);
+            } catch (IllegalArgumentException e) {
+                top.err.println("vportd ctl: " + e.getMessage());
+                return USAGE;
+            }
+            r.put("cols", cols);
+            r.put("rows", rows);
+            return top.send(r, resp -> top.out.printf("port %d: %dx%d%n", resp.path("nr").asInt(),
+                    resp.path("cols").asInt(), resp.path("rows").asInt()));
+        }
+    }
+
+    @Command(name = "metrics", description = "Print every counter (Prometheus text format).")
+    static final class MetricsCmd implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+
+        @Override
+        public Integer call() {
+            return top.send(op("metrics"), resp -> top.out.print(resp.path("metrics").asText()));
+        }
+    }
+
+    @Command(name = "events", description = "Subscribe and print port events as they happen.")
+    static final class Events implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Option(names = "--count", paramLabel = "N", description = "exit after N events (default: run until killed)")
+        int count = -1;
+
+        @Override
+        public Integer call() {
+            try (ApiClient c = ApiClient.connect(top.apiSocket)) {
+                JsonNode resp = c.call(c.request("subscribe"));
+                if (resp.has("error")) {
+                    return top.print(resp, x -> { });
+                }
+                top.out.flush();
+                for (int i = 0; count < 0 || i < count; i++) {
+                    JsonNode e = c.nextEvent();
+                    if (top.json) {
+                        top.out.println(COMPACT.writeValueAsString(e));
+                    } else {
+                        JsonNode d = e.path("data");
+                        top.out.printf("%-18s port %-4d %s%s%n", e.path("event").asText(), d.path("nr").asInt(),
+                                d.path("name").isNull() ? "-" : d.path("name").asText(),
+                                d.has("detail") ? "  (" + d.path("detail").asText() + ")" : "");
+                    }
+                    top.out.flush();
+                }
+                return OK;
+            } catch (IOException e) {
+                top.err.println("vportd ctl: " + e.getMessage());
+                return UNREACHABLE;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ tables
+
+    void portTable(List<JsonNode> ports) {
+        String[] head = {"NR", "NAME", "CONSOLE", "ENDPOINT", "GUEST", "HOST", "TO-HOST", "TO-GUEST", "HELD", "DROPPED"};
+        List<String[]> rows = new ArrayList<>();
+        rows.add(head);
+        for (JsonNode p : ports) {
+            rows.add(new String[] {
+                p.path("nr").asText(),
+                p.path("name").isNull() ? "-" : p.path("name").asText(),
+                p.path("console").asBoolean() ? "yes" : "no",
+                p.path("endpoint").asText(),
+                p.path("guest-open").asBoolean() ? "open" : "closed",
+                p.path("host-connected").asBoolean() ? "connected" : "-",
+                p.path("to-host").path("bytes").asText() + "B/" + p.path("to-host").path("chains").asText(),
+                p.path("to-guest").path("bytes").asText() + "B/" + p.path("to-guest").path("chains").asText(),
+                p.path("held-waits").asText() + (p.path("holding-guest-data").asBoolean() ? "*" : ""),
+                Long.toString(p.path("console-dropped-bytes").asLong() + p.path("host-write-errors").asLong()),
+            });
+        }
+        int[] width = new int[head.length];
+        for (String[] r : rows) {
+            for (int i = 0; i < r.length; i++) {
+                width[i] = Math.max(width[i], r[i].length());
+            }
+        }
+        for (String[] r : rows) {
+            StringBuilder b = new StringBuilder();
+            for (int i = 0; i < r.length; i++) {
+                b.append(r[i]);
+                if (i + 1 < r.length) {
+                    b.append(" ".repeat(width[i] - r[i].length() + 2));
+                }
+            }
+            out.println(b.toString().stripTrailing());
+        }
+    }
+}

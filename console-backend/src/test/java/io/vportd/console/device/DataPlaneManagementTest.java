@@ -1,0 +1,106 @@
+package io.vportd.console.device;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vportd.console.cli.PortSpecParser;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Hot-add, hot-remove and resize on a running data plane (no guest attached): rules, refusals and events. */
+@Timeout(30)
+class DataPlaneManagementTest {
+
+    @TempDir
+    Path dir;
+    private DataPlane dp;
+    private final List<PortEvent> events = new CopyOnWriteArrayList<>();
+
+    @BeforeEach
+    void start() throws IOException {
+        dp = new DataPlane(new QueueMap(8), List.of(PortSpecParser.parse("nr=0,console,name=con,null")),
+                ConsoleDevice::endpointFor);
+        dp.setEventListener(events::add);
+        dp.start();
+    }
+
+    @AfterEach
+    void stop() {
+        dp.close();
+    }
+
+    private static PortRequestException.Reason refusal(Runnable r) {
+        IllegalStateException e = assertThrows(IllegalStateException.class, r::run);
+        return assertInstanceOf(PortRequestException.class, e.getCause(), e.toString()).reason();
+    }
+
+    @Test
+    void addListRemoveReAddWithEvents() {
+        PortStatus s = dp.addPort(PortSpecParser.parse("nr=3,name=three,null"));
+        assertEquals(3, s.id());
+        assertTrue(s.hostConnected(), "the null endpoint is connected at once");
+        assertEquals(List.of(0, 3), dp.ports().stream().map(PortStatus::id).toList());
+        assertEquals(List.of("port-added 3 three", "host-connected 3 three"), describe(events));
+        events.clear();
+
+        RemovalReport r = dp.removePort(3);
+        assertEquals(new RemovalReport(3, "three", 0, 0, 0, false), r);
+        assertEquals(List.of(0), dp.ports().stream().map(PortStatus::id).toList());
+        // No guest ever heard of the port: it is gone at once.
+        assertEquals(List.of("port-removed 3 three"), describe(events));
+
+        dp.addPort(PortSpecParser.parse("nr=3,name=three,null"));
+        assertEquals(List.of(0, 3), dp.ports().stream().map(PortStatus::id).toList(), "the id is free again");
+    }
+
+    @Test
+    void refusals() throws IOException {
+        dp.addPort(PortSpecParser.parse("nr=3,name=three,null"));
+        assertEquals(PortRequestException.Reason.ID_TAKEN, refusal(() -> dp.addPort(PortSpecParser.parse("nr=3,null"))));
+        assertEquals(PortRequestException.Reason.NAME_TAKEN,
+                refusal(() -> dp.addPort(PortSpecParser.parse("nr=4,name=three,null"))));
+        assertEquals(PortRequestException.Reason.ID_OUT_OF_RANGE,
+                refusal(() -> dp.addPort(PortSpecParser.parse("nr=8,null"))));
+        assertEquals(PortRequestException.Reason.NO_SUCH_PORT, refusal(() -> dp.removePort(5)));
+        assertEquals(PortRequestException.Reason.NO_SUCH_PORT, refusal(() -> dp.removePort(-1)));
+        assertEquals(PortRequestException.Reason.NOT_CONSOLE, refusal(() -> dp.resize(3, 80, 24)));
+        assertEquals(PortRequestException.Reason.INVALID, refusal(() -> dp.resize(0, 0, 24)));
+        assertEquals(PortRequestException.Reason.NO_SUCH_PORT, refusal(() -> dp.resize(6, 80, 24)));
+        dp.resize(0, 100, 30);
+
+        // An endpoint that cannot start: a socket path that is a regular file.
+        Path file = Files.writeString(dir.resolve("not-a-socket"), "x");
+        assertEquals(PortRequestException.Reason.ENDPOINT_FAILED,
+                refusal(() -> dp.addPort(PortSpecParser.parse("nr=5,name=five,socket=" + file))));
+        assertFalse(dp.ports().stream().anyMatch(p -> p.id() == 5), "a failed add leaves nothing behind");
+        dp.addPort(PortSpecParser.parse("nr=5,name=five,socket=" + dir.resolve("five.sock")));
+        assertTrue(Files.exists(dir.resolve("five.sock")));
+        dp.removePort(5);
+        assertFalse(Files.exists(dir.resolve("five.sock")), "removal closes the endpoint and its socket file");
+    }
+
+    @Test
+    void listenerFailureDoesNotBreakTheDataPlane() {
+        dp.setEventListener(e -> {
+            throw new IllegalStateException("listener bug");
+        });
+        dp.addPort(PortSpecParser.parse("nr=2,null"));
+        assertEquals(2, dp.ports().size());
+    }
+
+    private static List<String> describe(List<PortEvent> events) {
+        return events.stream().map(e -> e.type() + " " + e.id() + " " + e.name()).toList();
+    }
+
+}

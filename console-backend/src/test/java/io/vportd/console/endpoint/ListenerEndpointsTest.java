@@ -1,0 +1,98 @@
+package io.vportd.console.endpoint;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vportd.sys.Posix;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** TCP and PTY endpoints against a recording host (no data plane): life cycle and refusals. */
+@Timeout(30)
+class ListenerEndpointsTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void tcpAcceptsOneClientAndRefusesASecond() throws Exception {
+        UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
+        TcpServerEndpoint e = new TcpServerEndpoint("127.0.0.1", 0 + freePort(), "port 3");
+        e.start(host, 3);
+        try {
+            assertEquals(List.of("watch 3 role " + EndpointHost.ROLE_LISTEN), host.calls);
+            assertFalse(e.connected());
+            assertTrue(e.describe().startsWith("tcp 127.0.0.1:"), e.describe());
+            try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
+                awaitConnected(e);
+                assertEquals("connected 3", host.calls.get(host.calls.size() - 1));
+                try (SocketChannel second = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
+                    long before = host.calls.size();
+                    e.onListenReady(Posix.EPOLLIN);
+                    assertEquals(-1, second.read(ByteBuffer.allocate(1)), "the second client sees end of file");
+                    assertEquals(before, host.calls.size(), "and is not reported");
+                }
+                e.hostGone();
+                assertFalse(e.connected());
+                assertEquals(-1, c.read(ByteBuffer.allocate(1)), "the first client's connection was closed");
+            }
+        } finally {
+            e.close();
+        }
+    }
+
+    @Test
+    void ptyMakesALinkToItsSlaveAndRemovesItOnClose() throws Exception {
+        UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
+        Path link = dir.resolve("console");
+        PtyEndpoint e = new PtyEndpoint(link, "port 4");
+        e.start(host, 4);
+        try {
+            assertTrue(e.connected());
+            assertTrue(e.slavePath().startsWith("/dev/pts/"), e.slavePath());
+            assertEquals(Path.of(e.slavePath()), Files.readSymbolicLink(link));
+            assertEquals(List.of("watch 4 role " + EndpointHost.ROLE_CONNECTION, "connected 4"), host.calls);
+            assertEquals(e.outputFd(), e.terminalFd());
+        } finally {
+            e.close();
+        }
+        assertFalse(Files.exists(link, java.nio.file.LinkOption.NOFOLLOW_LINKS), "the link goes with the endpoint");
+    }
+
+    @Test
+    void ptyRefusesToReplaceARegularFile() throws IOException {
+        Path file = Files.writeString(dir.resolve("precious"), "data");
+        PtyEndpoint e = new PtyEndpoint(file, "port 4");
+        IOException x = assertThrows(IOException.class, () -> e.start(new UnixClientEndpointTest.Host(), 4));
+        assertTrue(x.getMessage().contains("not a symlink"), x.getMessage());
+        assertEquals("data", Files.readString(file));
+        assertFalse(e.connected(), "a failed start leaves nothing open");
+    }
+
+    private static int freePort() throws IOException {
+        try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static void awaitConnected(TcpServerEndpoint e) {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!e.connected()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the TCP client was never accepted");
+            }
+            e.onListenReady(Posix.EPOLLIN); // what the data plane does on EPOLLIN of the listener
+            Thread.onSpinWait();
+        }
+    }
+}
