@@ -90,6 +90,7 @@ final class Report {
         if (!tag.equals("hot-add")) s.append("| bytes per stream row | ").append(GuestBench.human(c.totalBytes)).append(" (aggregate: ")
                 .append(GuestBench.human(c.aggBytes)).append(" over ").append(c.aggPorts).append(" ports) |\n");
         if (!tag.equals("hot-add")) s.append("| round trips | ").append(c.latencyCount).append(" measured after ").append(c.latencyWarmup).append(" warm-up |\n");
+        s.append("| queue sizes | built-in 128 entries per data queue (fixed); vportd vq_size=").append(c.vqSize).append(" |\n");
         if (!c.note.isBlank()) {
             s.append("| note | ").append(c.note).append(" |\n");
         }
