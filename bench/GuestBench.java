@@ -50,8 +50,8 @@ public final class GuestBench {
         int aggPorts = 8;
         int idlePorts = 31;
         int hotAdd = 100;
-        int hotAddBatch = 16;
-        int vqSize = 128;       // vportd's vq_size: 128 like the built-in device's fixed data queues (bench/run --vq-size 256 for the documented setting)   // built-in: QMP requests per batch before waiting for the guest (0: all at once)
+        int hotAddBatch = 16;   // built-in: QMP requests per batch before waiting for the guest (0: all at once)
+        int vqSize = 128;       // vportd's vq_size: 128 like the built-in device's fixed data queues (--vq-size 256 for the documented setting)
         boolean hotAddEnabled = true;
         boolean smoke;
         String vportdJavaOpts = "";
