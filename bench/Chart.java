@@ -34,7 +34,7 @@ final class Chart {
             double v = top * k / div;
             double y = plotTop + plotH - plotH * k / (double) div;
             s.append(String.format(Locale.ROOT, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y, width - 20, y));
-            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6, y + 4, v == 0 ? "0" : Report.fmt(v)));
+            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left - 6, y + 4, v == Math.rint(v) ? String.format(Locale.ROOT, "%.0f", v) : Report.fmt(v)));
         }
         String[] colors = {"#8c8c8c", "#1f6fb4"};
         for (int p = 0; p < 2; p++) {
