@@ -251,10 +251,20 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 for (int i = 0; i < n; i++) {
                     dispatch(Posix.epollEventData(events, i), Posix.epollEventMask(events, i));
                 }
-                runCommands();
-                tickEndpoints();
-                service();
-                followTerminalSizes();
+                try {
+                    runCommands();
+                    tickEndpoints();
+                    service();
+                    followTerminalSizes();
+                    consecutiveFailures = 0;
+                } catch (RuntimeException bug) {
+                    // A defect must not silently freeze every port: log it and go on, unless it
+                    // repeats on every cycle, which would only spin.
+                    if (++consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
+                        throw bug;
+                    }
+                    LOG.log(Level.ERROR, "data plane cycle failed; carrying on", bug);
+                }
             }
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "data plane stopped by an unexpected error", t);
@@ -263,6 +273,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             runCommands(); // fail nobody silently: commands that raced the stop still get an answer
         }
     }
+
+    private static final int MAX_CONSECUTIVE_FAILURES = 100;
+    private int consecutiveFailures;
 
     private void runCommands() {
         Command<?> c;
