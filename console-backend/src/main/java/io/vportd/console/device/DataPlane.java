@@ -93,6 +93,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private Chain controlTxChain;
     private Chain controlRxChain;
     private boolean controlRxHeld;
+    /** Set when the control receive queue had no buffer last time; cleared by its kick. */
+    private boolean controlRxStalled;
     private boolean controlDirty;
     private boolean deviceReadySeen;
     private volatile boolean running = true;
@@ -339,9 +341,6 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         return false;
     }
 
-    /** Set when the control receive queue had no buffer last time; cleared by its kick. */
-    private boolean controlRxStalled;
-
     private void service() {
         if (controlDirty) {
             controlDirty = false;
@@ -582,9 +581,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                     if (got <= 0) {
                         break;
                     }
-                    long before = p.consoleBacklog.dropped();
-                    p.consoleBacklog.append(copyBuffer, 0, got);
-                    p.counters.add(PortCounters.CONSOLE_DROPPED_BYTES, p.consoleBacklog.dropped() - before);
+                    p.keepConsoleOutput(copyBuffer, 0, got);
                     off += got;
                 }
             }
@@ -915,9 +912,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private void doEmergencyWrite(int character) {
         for (PortRuntime p : ports) {
             if (p != null && p.isConsole()) {
-                long before = p.consoleBacklog.dropped();
-                p.consoleBacklog.append(new byte[] {(byte) character}, 0, 1);
-                p.counters.add(PortCounters.CONSOLE_DROPPED_BYTES, p.consoleBacklog.dropped() - before);
+                p.keepConsoleOutput(new byte[] {(byte) character}, 0, 1);
                 p.dirty = true;
                 deviceCounters.emergencyWrites++;
                 flushConsoleBacklog(p);

@@ -47,6 +47,12 @@ final class PortRuntime {
         return c.name() == null ? "port " + c.id() : "port " + c.id() + " (" + c.name() + ")";
     }
 
+    /** Console output the host cannot take now: into the bounded backlog, the overflow counted as dropped. */
+    void keepConsoleOutput(byte[] src, int off, int len) {
+        int kept = consoleBacklog.append(src, off, len);
+        counters.add(PortCounters.CONSOLE_DROPPED_BYTES, len - kept);
+    }
+
     boolean isConsole() {
         return config.console();
     }
