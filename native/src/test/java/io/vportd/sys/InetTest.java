@@ -27,7 +27,7 @@ class InetTest {
         try (Fd l = Inet.tcpListen(InetAddress.getByName("127.0.0.1"), 0, 4)) {
             int port = Inet.localPort(l.fd());
             assertTrue(port > 0, "an ephemeral port was bound: " + port);
-            assertEquals(-Errno.EAGAIN, Posix.accept(l.fd(), true), "non-blocking listener, nobody waiting");
+            assertEquals(-Errno.EAGAIN, Sockets.accept(l.fd(), true), "non-blocking listener, nobody waiting");
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", port))) {
                 int fd = awaitAccept(l.fd());
                 try (Fd s = Fd.adopt(fd)) {
@@ -37,7 +37,7 @@ class InetTest {
                         var buf = arena.allocate(8);
                         long n;
                         do {
-                            n = Posix.read(s.fd(), buf.address(), 8);
+                            n = Io.read(s.fd(), buf.address(), 8);
                         } while (n == -Errno.EAGAIN);
                         assertEquals(3, n);
                     }
@@ -68,7 +68,7 @@ class InetTest {
         try (l) {
             int port = Inet.localPort(l.fd());
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("::1", port))) {
-                Posix.close(awaitAccept(l.fd()));
+                Io.close(awaitAccept(l.fd()));
             }
         }
     }
@@ -76,22 +76,22 @@ class InetTest {
     @Test
     void unixConnectNonBlocking() throws Exception {
         Path p = dir.resolve("s.sock");
-        NativeException missing = assertThrows(NativeException.class, () -> Inet.unixConnectNonBlocking(p));
+        NativeException missing = assertThrows(NativeException.class, () -> UnixSockets.connectNonBlocking(p));
         assertEquals(2, missing.errno(), missing.getMessage()); // ENOENT
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
             server.bind(UnixDomainSocketAddress.of(p));
-            try (Fd c = Inet.unixConnectNonBlocking(p); SocketChannel s = server.accept()) {
-                assertTrue(Posix.isNonBlocking(c.fd()));
+            try (Fd c = UnixSockets.connectNonBlocking(p); SocketChannel s = server.accept()) {
+                assertTrue(Io.isNonBlocking(c.fd()));
                 assertTrue(s.isConnected());
             }
         }
-        assertThrows(NativeException.class, () -> Inet.unixConnectNonBlocking(dir.resolve("x".repeat(120))));
+        assertThrows(NativeException.class, () -> UnixSockets.connectNonBlocking(dir.resolve("x".repeat(120))));
     }
 
     private static int awaitAccept(int listenFd) {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (System.nanoTime() < deadline) {
-            int fd = Posix.accept(listenFd, true);
+            int fd = Sockets.accept(listenFd, true);
             if (fd >= 0) {
                 return fd;
             }

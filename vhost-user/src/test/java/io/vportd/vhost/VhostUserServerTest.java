@@ -2,7 +2,9 @@ package io.vportd.vhost;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.FdCount;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.MemFd;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.testing.RecordingBackend;
 import io.vportd.vhost.testing.TestFrontend;
 import org.junit.jupiter.api.AfterEach;
@@ -101,9 +103,9 @@ class VhostUserServerTest {
                 assertEquals(ram.address() + avail, fe.memory().hostAddress(avail, 1));
                 // Kick reaches the backend's kick fd; the backend's call reaches the frontend.
                 fe.kick(1);
-                assertEquals(1, Posix.eventfdDrain(s.kickFd()));
+                assertEquals(1, EventFd.drain(s.kickFd()));
                 assertFalse(fe.awaitCall(1, Duration.ZERO));
-                assertEquals(8, Posix.eventfdSignal(s.callFd()));
+                assertEquals(8, EventFd.signal(s.callFd()));
                 assertTrue(fe.awaitCall(1, WAIT));
 
                 // Config write and read back.
@@ -151,13 +153,13 @@ class VhostUserServerTest {
             assertEquals(1, server.sessionsStarted());
             int oldCall = backend.running(0).callFd();
             backend.setStopIndex(0, 5);
-            try (Fd call = Posix.eventfd(0, Posix.EFD_NONBLOCK)) {
+            try (Fd call = EventFd.create(0, EventFd.EFD_NONBLOCK)) {
                 assertEquals(0, fe.request(Request.SET_VRING_CALL, Codec.u64(0), call.fd()));
                 QueueSetup s = backend.running(0);
                 assertNotNull(s);
                 assertEquals(5, s.firstAvailIndex(), "restarted at the index stopQueue returned");
-                assertEquals(8, Posix.eventfdSignal(s.callFd()));
-                assertEquals(1, Posix.eventfdDrain(call.fd()), "new call fd is the one in use");
+                assertEquals(8, EventFd.signal(s.callFd()));
+                assertEquals(1, EventFd.drain(call.fd()), "new call fd is the one in use");
                 assertTrue(oldCall >= 0);
             }
             // Disable and enable again.
@@ -178,10 +180,10 @@ class VhostUserServerTest {
         RecordingBackend backend = RecordingBackend.console(2);
         try (VhostUserServer server = new VhostUserServer(sock, backend).start();
              TestFrontend fe = TestFrontend.connect(sock, 2, 12);
-             Fd extra = Posix.memfdCreate("extra")) {
+             Fd extra = MemFd.create("extra")) {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
             assertEquals(0, server.sessionsFailed());
-            Posix.ftruncate(extra.fd(), 1 << 20);
+            MemFd.truncate(extra.fd(), 1 << 20);
             Codec.MemRegion r = new Codec.MemRegion(1L << 32, 1 << 20, 0x7f20_0000_0000L, 0);
             assertEquals(0, fe.request(Request.ADD_MEM_REG, Codec.singleRegion(r), extra.fd()));
             assertEquals(2, backend.memory().regionCount());
@@ -212,7 +214,7 @@ class VhostUserServerTest {
             await(() -> server.sessionsFailed() == 2, "truncated session to be counted");
             assertTrue(server.lastError().contains("in the middle of a message"), server.lastError());
             try (TestFrontend raw = TestFrontend.connectRaw(sock, TestFrontend.Options.defaults(QUEUES, 12));
-                 Fd a = Posix.eventfd(0, 0)) {
+                 Fd a = EventFd.create(0, 0)) {
                 int[] nine = new int[9];
                 java.util.Arrays.fill(nine, a.fd());
                 raw.send(Request.SET_OWNER.code, 1, new byte[0], nine);
@@ -237,7 +239,7 @@ class VhostUserServerTest {
     @Test
     void staleSocketIsReplacedLiveOneAndPlainFileRefused() throws Exception {
         Path stale = dir.resolve("stale.sock");
-        Posix.unixListen(stale, 1).close(); // leaves a socket file nobody listens on
+        UnixSockets.listen(stale, 1).close(); // leaves a socket file nobody listens on
         assertTrue(Files.exists(stale));
         RecordingBackend backend = RecordingBackend.console(2);
         try (VhostUserServer server = new VhostUserServer(stale, backend).start()) {

@@ -8,7 +8,10 @@ import io.vportd.console.endpoint.EndpointHost;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.Chain;
 import io.vportd.vring.Direction;
@@ -125,10 +128,10 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         this.removing = new PortConfig[map.maxPorts()];
         this.endpointFactory = endpoints;
         this.control = new ControlMachine(map.maxPorts(), this);
-        this.epoll = Posix.epollCreate();
-        this.wake = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
-        this.events = arena.allocate((long) Posix.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
-        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, wake.fd(), Posix.EPOLLIN, token(KIND_WAKE, 0, 0));
+        this.epoll = Epoll.create();
+        this.wake = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
+        this.events = arena.allocate((long) Epoll.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
+        int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, token(KIND_WAKE, 0, 0));
         if (r < 0) {
             throw new NativeException("epoll_ctl(ADD wake eventfd)", -r);
         }
@@ -209,7 +212,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         while (!commands.offer(c)) {
             LockSupport.parkNanos(100_000); // bounded queue full: wait for the worker to drain it
         }
-        Posix.eventfdSignal(wake.fd());
+        EventFd.signal(wake.fd());
         try {
             return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
@@ -244,14 +247,14 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private void run() {
         try {
             while (running) {
-                int n = Posix.epollWait(epoll.fd(), events, MAX_EVENTS,
+                int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS,
                         anyDirty() ? 0 : txLingerDeadline != 0 ? 1 : anyTicking ? TICK_MS : 1000);
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
                     break;
                 }
                 for (int i = 0; i < n; i++) {
-                    dispatch(Posix.epollEventData(events, i), Posix.epollEventMask(events, i));
+                    dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
                 }
                 try {
                     runCommands();
@@ -295,10 +298,10 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         int a = (int) (data >>> 8);
         int b = (int) (data & 0xff);
         if (kind == KIND_WAKE) {
-            Posix.eventfdDrain(wake.fd());
+            EventFd.drain(wake.fd());
         } else if (kind == KIND_KICK) {
             if (a >= 0 && a < kickFds.length && kickFds[a] >= 0) {
-                Posix.eventfdDrain(kickFds[a]);
+                EventFd.drain(kickFds[a]);
                 markQueue(a);
             }
         } else if (kind == KIND_ENDPOINT) {
@@ -309,10 +312,10 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             if (b == ROLE_LISTEN) {
                 p.endpoint.onListenReady(ev);
             } else {
-                if ((ev & (Posix.EPOLLIN | Posix.EPOLLHUP | Posix.EPOLLRDHUP | Posix.EPOLLERR)) != 0) {
+                if ((ev & (Epoll.EPOLLIN | Epoll.EPOLLHUP | Epoll.EPOLLRDHUP | Epoll.EPOLLERR)) != 0) {
                     p.hostReadable = true;
                 }
-                if ((ev & (Posix.EPOLLOUT | Posix.EPOLLHUP | Posix.EPOLLERR)) != 0) {
+                if ((ev & (Epoll.EPOLLOUT | Epoll.EPOLLHUP | Epoll.EPOLLERR)) != 0) {
                     p.hostWritable = true;
                 }
                 p.dirty = true;
@@ -381,7 +384,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         txUnpublished[q] = 0;
         SplitQueue vq = queues[q];
         if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
-            Posix.eventfdSignal(callFds[q]);
+            EventFd.signal(callFds[q]);
         }
     }
 
@@ -403,11 +406,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             if (fd < 0) {
                 continue;
             }
-            int size = Posix.windowSize(fd);
+            int size = Terminal.windowSize(fd);
             if (size > 0 && size != p.terminalSize) {
                 p.terminalSize = size;
-                control.resize(p.config.id(), Posix.windowCols(size), Posix.windowRows(size));
-                LOG.log(Level.DEBUG, "{0}: terminal is now {1}x{2}", p.label, Posix.windowCols(size), Posix.windowRows(size));
+                control.resize(p.config.id(), Terminal.windowCols(size), Terminal.windowRows(size));
+                LOG.log(Level.DEBUG, "{0}: terminal is now {1}x{2}", p.label, Terminal.windowCols(size), Terminal.windowRows(size));
             }
         }
     }
@@ -515,7 +518,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 if (!p.hostWritable) {
                     return; // EPOLLOUT brings us back
                 }
-                long n = Posix.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
                 if (n < 0) {
                     if (n == -Errno.EAGAIN) {
                         p.hostWritable = false;
@@ -562,7 +565,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             } else {
                 long written = 0;
                 if (p.consoleBacklog.isEmpty() && e.connected() && e.outputFd() >= 0 && p.hostWritable) {
-                    long n = Posix.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                    long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
                     if (n > 0) {
                         written = n;
                     } else if (n == -Errno.EAGAIN) {
@@ -595,7 +598,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         ConsoleOutputBuffer b = p.consoleBacklog;
         Endpoint e = p.endpoint;
         while (!b.isEmpty() && e.connected() && e.outputFd() >= 0 && p.hostWritable) {
-            long n = Posix.write(e.outputFd(), b.readAddress(), b.contiguous());
+            long n = Io.write(e.outputFd(), b.readAddress(), b.contiguous());
             if (n == -Errno.EAGAIN) {
                 p.hostWritable = false;
                 return;
@@ -633,7 +636,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 }
                 p.receiveHeld = true;
             }
-            long n = Posix.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+            long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
             if (n == -Errno.EAGAIN) {
                 p.hostReadable = false;
                 return;
@@ -670,7 +673,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void watch(int fd, int eventMask, int port, int role) throws NativeException {
-        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, fd, eventMask, token(KIND_ENDPOINT, port, role));
+        int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, fd, eventMask, token(KIND_ENDPOINT, port, role));
         if (r < 0) {
             throw new NativeException("epoll_ctl(ADD fd " + fd + ")", -r);
         }
@@ -678,7 +681,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void unwatch(int fd) {
-        Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_DEL, fd, 0, 0);
+        Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, fd, 0, 0);
     }
 
     @Override
@@ -760,7 +763,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         SplitQueue q = new SplitQueue(index, s.size(), s.desc(), s.avail(), s.used(), s.eventIdx(), dir, stats);
         q.setMemory(memory);
         q.setNextAvail(s.firstAvailIndex());
-        int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, s.kickFd(), Posix.EPOLLIN, token(KIND_KICK, index, 0));
+        int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, s.kickFd(), Epoll.EPOLLIN, token(KIND_KICK, index, 0));
         if (r < 0) {
             throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + Errno.describe(-r));
         }
@@ -810,7 +813,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             publish(index); // completions still gathering go to the guest before the ring stops
         }
         SplitQueue q = queues[index];
-        Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_DEL, kickFds[index], 0, 0);
+        Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, kickFds[index], 0, 0);
         int next = q.nextAvail();
         int port = map.portOf(index);
         Chain released = null;
@@ -1214,7 +1217,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());
             } else {
                 while (canWrite && c.remaining() > 0) {
-                    long n = Posix.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                    long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
                     if (n <= 0) {
                         canWrite = false;
                         break;

@@ -1,7 +1,7 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Io;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.file.Path;
@@ -22,7 +22,7 @@ public final class FileEndpoint implements Endpoint {
 
     @Override
     public void start(EndpointHost host, int port) throws IOException {
-        file = Posix.open(path, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_APPEND | Posix.O_CLOEXEC, 0640);
+        file = Io.open(path, Io.O_WRONLY | Io.O_CREAT | Io.O_APPEND | Io.O_CLOEXEC, 0640);
         LOG.log(Level.INFO, "{0}: appending guest output to {1}", label, path);
         host.hostConnected(port);
     }

@@ -1,7 +1,9 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 
@@ -36,18 +38,18 @@ public final class StdioEndpoint implements Endpoint {
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
-        if (Posix.isatty(stdoutFd)) {
+        if (Terminal.isatty(stdoutFd)) {
             terminal = stdoutFd;
-        } else if (Posix.isatty(stdinFd)) {
+        } else if (Terminal.isatty(stdinFd)) {
             terminal = stdinFd;
         }
-        if (Posix.isatty(stdinFd)) {
-            savedMode = Posix.enterRawMode(stdinFd);
+        if (Terminal.isatty(stdinFd)) {
+            savedMode = Terminal.enterRawMode(stdinFd);
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
         try {
-            host.watch(stdinFd, Posix.EPOLLIN | Posix.EPOLLRDHUP | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
-            Posix.setNonBlocking(stdinFd, true);
+            host.watch(stdinFd, Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+            Io.setNonBlocking(stdinFd, true);
             inFd = stdinFd;
         } catch (NativeException e) {
             // EPERM: standard input is a regular file or /dev/null, which readiness cannot watch.
@@ -95,7 +97,7 @@ public final class StdioEndpoint implements Endpoint {
     private synchronized void restoreTerminal() {
         if (savedMode != null) {
             try {
-                Posix.tcsetattr(stdinFd, savedMode);
+                Terminal.tcsetattr(stdinFd, savedMode);
             } catch (NativeException e) {
                 LOG.log(Level.WARNING, "{0}: cannot restore the terminal mode: {1}", label, e.getMessage());
             }
@@ -108,7 +110,7 @@ public final class StdioEndpoint implements Endpoint {
         if (inFd >= 0) {
             host.unwatch(inFd);
             try {
-                Posix.setNonBlocking(stdinFd, false);
+                Io.setNonBlocking(stdinFd, false);
             } catch (NativeException e) {
                 LOG.log(Level.DEBUG, "{0}: cannot clear O_NONBLOCK on standard input: {1}", label, e.getMessage());
             }

@@ -3,7 +3,9 @@ package io.vportd.console.endpoint;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.Sockets;
 import java.lang.System.Logger.Level;
 
 /**
@@ -15,7 +17,7 @@ abstract class StreamEndpoint implements Endpoint {
 
     static final System.Logger LOG = System.getLogger("vportd.endpoint");
 
-    private static final int PEER_EVENTS = Posix.EPOLLIN | Posix.EPOLLOUT | Posix.EPOLLRDHUP | Posix.EPOLLET;
+    private static final int PEER_EVENTS = Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET;
 
     final String label;
     EndpointHost host;
@@ -56,7 +58,7 @@ abstract class StreamEndpoint implements Endpoint {
      */
     final void acceptAll(Fd listener, String who) {
         while (true) {
-            int fd = Posix.accept(listener.fd(), true);
+            int fd = Sockets.accept(listener.fd(), true);
             if (fd < 0) {
                 if (fd != -Errno.EAGAIN) {
                     LOG.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(-fd));
@@ -65,7 +67,7 @@ abstract class StreamEndpoint implements Endpoint {
             }
             if (peer != null) {
                 LOG.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
-                Posix.close(fd);
+                Io.close(fd);
                 continue;
             }
             accepted(fd);

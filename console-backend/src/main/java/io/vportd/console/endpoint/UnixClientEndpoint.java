@@ -1,7 +1,7 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Inet;
+import io.vportd.sys.UnixSockets;
 import io.vportd.sys.NativeException;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -37,7 +37,7 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     private void attempt(long now) {
         Fd c;
         try {
-            c = Inet.unixConnectNonBlocking(path);
+            c = UnixSockets.connectNonBlocking(path);
         } catch (NativeException e) {
             failures++;
             if (failures == 1) {

@@ -10,7 +10,9 @@ import io.vportd.console.control.ResizeOrder;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.StdioEndpoint;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
@@ -67,8 +69,8 @@ class ConsoleDeviceTest {
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
-            calls[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
+            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
             device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
                     rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
         }
@@ -95,7 +97,7 @@ class ConsoleDeviceTest {
     }
 
     private void kick(int q) {
-        Posix.eventfdSignal(kicks[q].fd());
+        EventFd.signal(kicks[q].fd());
     }
 
     private void sendControl(int id, int event, int value) {
@@ -236,10 +238,10 @@ class ConsoleDeviceTest {
     /** A console on a terminal follows the terminal's window size, as a stdio console does. */
     @Test
     void consoleOnATerminalFollowsItsWindowSize() throws IOException {
-        Posix.Pty pty = Posix.openPty();
+        Terminal.Pty pty = Terminal.openPty();
         try (Fd master = pty.master();
-             Fd slave = Posix.open(Path.of(pty.slavePath()), Posix.O_RDWR | Posix.O_NOCTTY, 0)) {
-            Posix.setWindowSize(master.fd(), 100, 30);
+             Fd slave = Io.open(Path.of(pty.slavePath()), Io.O_RDWR | Io.O_NOCTTY, 0)) {
+            Terminal.setWindowSize(master.fd(), 100, 30);
             boot(List.of(new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.Stdio())),
                     c -> new StdioEndpoint("port 0", slave.fd(), slave.fd()));
             sendControl(0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
@@ -248,7 +250,7 @@ class ConsoleDeviceTest {
             ControlMessage first = awaitControl(0, ControlMessage.RESIZE);
             assertEquals(100, first.resizeCols(ResizeOrder.COLS_ROWS));
             assertEquals(30, first.resizeRows(ResizeOrder.COLS_ROWS));
-            Posix.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
+            Terminal.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
             ControlMessage second = awaitControl(0, ControlMessage.RESIZE);
             assertEquals(132, second.resizeCols(ResizeOrder.COLS_ROWS));
             assertEquals(43, second.resizeRows(ResizeOrder.COLS_ROWS));

@@ -7,7 +7,7 @@ import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
@@ -54,21 +54,21 @@ class TransmitCompletionTest {
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
-            calls[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
+            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
             device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
                     rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
         }
         for (int i = 0; i < 8; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
-        Posix.eventfdSignal(kicks[QueueMap.CONTROL_RX].fd());
+        EventFd.signal(kicks[QueueMap.CONTROL_RX].fd());
         byte[] ready = new byte[8];
         ControlMessage.encodeHeader(ready, 0, 0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
         rings[QueueMap.CONTROL_TX].addOutBuffer(ready);
         ControlMessage.encodeHeader(ready, 0, 1, ControlMessage.PORT_READY, 1);
         rings[QueueMap.CONTROL_TX].addOutBuffer(ready);
-        Posix.eventfdSignal(kicks[QueueMap.CONTROL_TX].fd());
+        EventFd.signal(kicks[QueueMap.CONTROL_TX].fd());
         await("the control messages taken", () -> rings[QueueMap.CONTROL_TX].usedIdx() == 2);
     }
 
@@ -108,7 +108,7 @@ class TransmitCompletionTest {
         for (int i = 0; i < chains; i++) {
             rings[tx1].addOutBuffer(new byte[bytesEach]);
         }
-        Posix.eventfdSignal(kicks[tx1].fd());
+        EventFd.signal(kicks[tx1].fd());
     }
 
     @Test

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -38,7 +38,7 @@ class ListenerEndpointsTest {
                 assertEquals("connected 3", host.calls.get(host.calls.size() - 1));
                 try (SocketChannel second = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
                     long before = host.calls.size();
-                    e.onListenReady(Posix.EPOLLIN);
+                    e.onListenReady(Epoll.EPOLLIN);
                     assertEquals(-1, second.read(ByteBuffer.allocate(1)), "the second client sees end of file");
                     assertEquals(before, host.calls.size(), "and is not reported");
                 }
@@ -91,7 +91,7 @@ class ListenerEndpointsTest {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("the TCP client was never accepted");
             }
-            e.onListenReady(Posix.EPOLLIN); // what the data plane does on EPOLLIN of the listener
+            e.onListenReady(Epoll.EPOLLIN); // what the data plane does on EPOLLIN of the listener
             Thread.onSpinWait();
         }
     }
