@@ -1,5 +1,8 @@
 package io.vportd.sys;
 
+import java.util.Optional;
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -29,7 +32,7 @@ class InetTest {
             assertTrue(port > 0, "an ephemeral port was bound: " + port);
             assertEquals(-Errno.EAGAIN, Sockets.accept(l.fd(), true), "non-blocking listener, nobody waiting");
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", port))) {
-                int fd = awaitAccept(l.fd());
+                int fd = accepted(l.fd());
                 try (Fd s = Fd.adopt(fd)) {
                     assertEquals(0, Inet.tcpNoDelay(s.fd()));
                     c.write(ByteBuffer.wrap(new byte[] {1, 2, 3}));
@@ -68,7 +71,7 @@ class InetTest {
         try (l) {
             int port = Inet.localPort(l.fd());
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("::1", port))) {
-                Io.close(awaitAccept(l.fd()));
+                Io.close(accepted(l.fd()));
             }
         }
     }
@@ -88,15 +91,10 @@ class InetTest {
         assertThrows(NativeException.class, () -> UnixSockets.connectNonBlocking(dir.resolve("x".repeat(120))));
     }
 
-    private static int awaitAccept(int listenFd) {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (System.nanoTime() < deadline) {
+    private static int accepted(int listenFd) {
+        return Await.value("a connection to accept", Duration.ofSeconds(10), () -> {
             int fd = Sockets.accept(listenFd, true);
-            if (fd >= 0) {
-                return fd;
-            }
-            Thread.onSpinWait();
-        }
-        throw new AssertionError("no connection to accept");
+            return fd >= 0 ? Optional.of(fd) : Optional.empty();
+        });
     }
 }

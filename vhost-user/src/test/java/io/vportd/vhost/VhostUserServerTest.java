@@ -1,5 +1,6 @@
 package io.vportd.vhost;
 
+import io.vportd.testsupport.Await;
 import io.vportd.sys.Fd;
 import io.vportd.sys.FdCount;
 import io.vportd.sys.EventFd;
@@ -20,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -49,17 +49,6 @@ class VhostUserServerTest {
     void noLeak() throws InterruptedException {
         // The server closes asynchronously only while running; every test closes it first.
         assertEquals(fdsBefore, FdCount.now(), "open descriptors before and after the test");
-    }
-
-    static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.onSpinWait();
-            Thread.sleep(1); // polling interval of a condition wait, not synchronisation
-        }
     }
 
     @Test
@@ -120,7 +109,7 @@ class VhostUserServerTest {
                 assertArrayEquals(new byte[0], fe.getConfig(10, 4), "out of range: empty reply");
             }
             // GET_CONFIG out of range ended that session; the server is still there.
-            await(() -> server.sessionsEnded() == 1, "first session to end");
+            Await.until("first session to end", WAIT, () -> server.sessionsEnded() == 1);
             assertTrue(server.lastError().contains("outside the 12-byte config space"), server.lastError());
             assertTrue(backend.events().contains("reset"));
 
@@ -134,7 +123,7 @@ class VhostUserServerTest {
                 fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64, 42);
                 assertEquals(42, backend.running(0).firstAvailIndex());
             }
-            await(() -> server.sessionsEnded() == 2, "second session to end");
+            Await.until("second session to end", WAIT, () -> server.sessionsEnded() == 2);
             assertEquals(1, server.sessionsFailed(), "a clean disconnect is not a failure");
             assertTrue(backend.await(e -> e.equals("reset"), WAIT));
             assertNull(backend.running(0), "reset stopped everything");
@@ -206,12 +195,12 @@ class VhostUserServerTest {
                 raw.send(Request.GET_FEATURES.code, 2, new byte[0]); // version 2
                 assertTrue(raw.awaitDisconnect(WAIT), "backend hung up");
             }
-            await(() -> server.sessionsFailed() == 1, "malformed session to be counted");
+            Await.until("malformed session to be counted", WAIT, () -> server.sessionsFailed() == 1);
             assertTrue(server.lastError().contains("header version 2"), server.lastError());
             try (TestFrontend raw = TestFrontend.connectRaw(sock, TestFrontend.Options.defaults(QUEUES, 12))) {
                 raw.sendBytes(new byte[] {1, 0, 0}); // a partial header, then EOF
             }
-            await(() -> server.sessionsFailed() == 2, "truncated session to be counted");
+            Await.until("truncated session to be counted", WAIT, () -> server.sessionsFailed() == 2);
             assertTrue(server.lastError().contains("in the middle of a message"), server.lastError());
             try (TestFrontend raw = TestFrontend.connectRaw(sock, TestFrontend.Options.defaults(QUEUES, 12));
                  Fd a = EventFd.create(0, 0)) {
@@ -220,7 +209,7 @@ class VhostUserServerTest {
                 raw.send(Request.SET_OWNER.code, 1, new byte[0], nine);
                 assertTrue(raw.awaitDisconnect(WAIT));
             }
-            await(() -> server.sessionsFailed() == 3, "fd flood session to be counted");
+            Await.until("fd flood session to be counted", WAIT, () -> server.sessionsFailed() == 3);
             assertTrue(server.lastError().contains("more than 8 file descriptors"), server.lastError());
             // Unknown request: logged, failure-acked, session continues.
             try (TestFrontend fe = TestFrontend.connect(sock, QUEUES, 12)) {
@@ -245,7 +234,7 @@ class VhostUserServerTest {
         try (VhostUserServer server = new VhostUserServer(stale, backend).start()) {
             IOException live = assertThrows(IOException.class, () -> new VhostUserServer(stale, backend));
             assertTrue(live.getMessage().contains("in use"), live.getMessage());
-            await(() -> server.sessionsEnded() == 1, "the probe connection to be served and ended");
+            Await.until("the probe connection to be served and ended", WAIT, () -> server.sessionsEnded() == 1);
         }
         Path plain = dir.resolve("plain");
         Files.writeString(plain, "not a socket");

@@ -1,5 +1,7 @@
 package io.vportd.console.device;
 
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -23,7 +25,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -40,6 +41,7 @@ class ConsoleDeviceTest {
     static final int MAX_PORTS = 4;
     static final int RING = 64;
     static final long DEADLINE_NANOS = 10_000_000_000L;
+    static final Duration DEADLINE = Duration.ofNanos(DEADLINE_NANOS);
 
     @TempDir
     Path dir;
@@ -133,16 +135,6 @@ class ConsoleDeviceTest {
         }
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + DEADLINE_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            LockSupport.parkNanos(200_000);
-        }
-    }
-
     private String fileText(String name) {
         try {
             Path p = dir.resolve(name);
@@ -172,8 +164,8 @@ class ConsoleDeviceTest {
         int tx1 = new QueueMap(MAX_PORTS).transmitQueue(1);
         rings[tx1].addOutBuffer("hello host".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
-        await("port 1 output in its file", () -> fileText("one.out").equals("hello host"));
-        await("the guest's buffer back", () -> rings[tx1].pollUsed() != null);
+        Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("hello host"));
+        Await.until("the guest's buffer back", DEADLINE, () -> rings[tx1].pollUsed() != null);
     }
 
     @Test
@@ -202,19 +194,19 @@ class ConsoleDeviceTest {
         kick(tx2);
 
         // Every bad chain comes back completed, with length 0.
-        await("the control queue to complete all four bad buffers", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 4);
-        await("port 2's bad chains completed", () -> rings[tx2].usedIdx() == 2);
+        Await.until("the control queue to complete all four bad buffers", DEADLINE, () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 4);
+        Await.until("port 2's bad chains completed", DEADLINE, () -> rings[tx2].usedIdx() == 2);
 
         // ...and the device goes on: port 1 and port 2 still carry data, the control queue still works.
         rings[tx1].addOutBuffer("still-one".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
         rings[tx2].addOutBuffer("still-two".getBytes(StandardCharsets.US_ASCII));
         kick(tx2);
-        await("port 1 data after the abuse", () -> fileText("one.out").equals("still-one"));
-        await("port 2 data after its own bad chains", () -> fileText("two.out").equals("still-two"));
+        Await.until("port 1 data after the abuse", DEADLINE, () -> fileText("one.out").equals("still-one"));
+        Await.until("port 2 data after its own bad chains", DEADLINE, () -> fileText("two.out").equals("still-two"));
         sendControl(1, ControlMessage.PORT_OPEN, 1);
         sendControl(1, ControlMessage.PORT_OPEN, 0);
-        await("the later control messages consumed", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 6);
+        Await.until("the later control messages consumed", DEADLINE, () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 6);
         long badTotal = 0;
         for (PortStatus s : device.dataPlane().ports()) {
             assertTrue(s.counters().get(PortCounters.BYTES_TO_HOST) >= 0);
@@ -232,7 +224,7 @@ class ConsoleDeviceTest {
         device.setConfig(0, config); // QEMU forwards a guest config write as the whole 12 bytes
         config[8] = '!';
         device.setConfig(8, new byte[] {config[8], 0, 0, 0});
-        await("the emergency characters in the console's output", () -> fileText("console.out").equals("Z!"));
+        Await.until("the emergency characters in the console's output", DEADLINE, () -> fileText("console.out").equals("Z!"));
     }
 
     /** A console on a terminal follows the terminal's window size, as a stdio console does. */

@@ -1,5 +1,7 @@
 package io.vportd.console.endpoint;
 
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -34,7 +36,14 @@ class ListenerEndpointsTest {
             assertFalse(e.connected());
             assertTrue(e.describe().startsWith("tcp 127.0.0.1:"), e.describe());
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
-                awaitConnected(e);
+                // what the data plane does on EPOLLIN of the listener, until the client is accepted
+                Await.until("the TCP client to be accepted", Duration.ofSeconds(10), () -> {
+                    if (e.connected()) {
+                        return true;
+                    }
+                    e.onListenReady(Epoll.EPOLLIN);
+                    return false;
+                });
                 assertEquals("connected 3", host.calls.get(host.calls.size() - 1));
                 try (SocketChannel second = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
                     long before = host.calls.size();
@@ -82,17 +91,6 @@ class ListenerEndpointsTest {
     private static int freePort() throws IOException {
         try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
-        }
-    }
-
-    private static void awaitConnected(TcpServerEndpoint e) {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (!e.connected()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("the TCP client was never accepted");
-            }
-            e.onListenReady(Epoll.EPOLLIN); // what the data plane does on EPOLLIN of the listener
-            Thread.onSpinWait();
         }
     }
 }
