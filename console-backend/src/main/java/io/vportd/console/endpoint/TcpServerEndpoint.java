@@ -76,6 +76,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     @Override
     public void close() {
         dropPeer();
+        forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();
