@@ -101,6 +101,7 @@ public final class Main {
                 log.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
             }
             device.close();
+            io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             stopped.countDown();
         }, "vportd-shutdown"));
         log.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",

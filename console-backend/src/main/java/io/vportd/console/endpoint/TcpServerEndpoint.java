@@ -2,6 +2,7 @@ package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.Epoll;
+import io.vportd.sys.Epoll;
 import io.vportd.sys.Inet;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -76,6 +77,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     @Override
     public void close() {
         dropPeer();
+        forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();

@@ -60,6 +60,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     @Override
     public void close() {
         dropPeer();
+        forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();
