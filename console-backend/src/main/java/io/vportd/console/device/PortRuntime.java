@@ -3,6 +3,7 @@ package io.vportd.console.device;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.vring.Chain;
+import io.vportd.vring.Direction;
 import io.vportd.vring.SplitQueue;
 
 /**
@@ -29,8 +30,6 @@ final class PortRuntime {
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;
-    /** Work may be waiting: kicked, connected, opened, or left unfinished by the last cycle. */
-    boolean dirty;
 
     final ConsoleOutputBuffer consoleBacklog;
     /** Last window size seen on a terminal endpoint (packed cols<<16|rows), 0 before the first look. */
@@ -41,6 +40,50 @@ final class PortRuntime {
         this.endpoint = endpoint;
         this.label = labelOf(config);
         this.consoleBacklog = config.console() ? new ConsoleOutputBuffer(consoleBacklogBytes) : null;
+    }
+
+    /** Attaches a started queue of this port (direction from the queue). */
+    void attach(SplitQueue q) {
+        if (q.direction() == Direction.DEVICE_WRITES) {
+            receive = q;
+            receiveChain = new Chain(q.size());
+            receiveHeld = false;
+        } else {
+            transmit = q;
+            transmitChain = new Chain(q.size());
+            transmitHeld = false;
+        }
+    }
+
+    /**
+     * Detaches a stopping queue of this port; returns the avail index to resume at ({@code next},
+     * one less when a popped chain is handed back to be popped again).
+     */
+    int detach(SplitQueue q, int next) {
+        Chain released = null;
+        if (receive == q) {
+            if (receiveHeld) {
+                next = (next - 1) & 0xffff;
+                receiveHeld = false;
+            }
+            released = receiveChain;
+            receive = null;
+            receiveChain = null;
+        } else if (transmit == q) {
+            if (transmitHeld) {
+                // The guest's bytes were not all taken: the chain is offered again after a
+                // restart (a partly written chain is then sent again from its start).
+                next = (next - 1) & 0xffff;
+                transmitHeld = false;
+            }
+            released = transmitChain;
+            transmit = null;
+            transmitChain = null;
+        }
+        if (released != null) {
+            released.close();
+        }
+        return next;
     }
 
     static String labelOf(PortConfig c) {
