@@ -86,7 +86,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         this.wake = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
         this.queues = new QueueTable(map, epoll.fd(), ports, work, controlQueues);
         this.controlQueues.bind(queues, work, controlBit);
-        this.pump = new PortPump(map, queues, work, management::hostDisconnected);
+        this.pump = new PortPump(map, control, queues, work, management::hostDisconnected);
         this.management.bind(control, queues, pump, controlQueues, this);
         this.events = arena.allocate((long) Posix.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
         int r = Posix.epollCtl(epoll.fd(), Posix.EPOLL_CTL_ADD, wake.fd(), Posix.EPOLLIN, token(KIND_WAKE, 0, 0));
@@ -349,7 +349,6 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         queues.stopAll();
         control.deviceReset();
         controlQueues.reset();
-        management.guestGone();
         LOG.log(Level.INFO, "device reset: queues stopped, guest-side port state cleared");
     }
 

@@ -41,8 +41,6 @@ final class PortManagement implements ControlListener {
     private PortPump pump;
     private ControlQueues controlQueues;
     private EndpointHost host;
-    /** The port being added right now: its endpoint's connect event waits until the port-added event. */
-    private int addingPort = -1;
     private boolean anyTicking;
     private long lastTick;
     private long nextSizeCheck;
@@ -77,6 +75,7 @@ final class PortManagement implements ControlListener {
     void install(PortConfig c) throws IOException {
         Endpoint e = endpointFactory.apply(c);
         PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        p.added = true; // start-up ports have no port-added event
         ports[c.id()] = p;
         control.addPort(c);
         e.start(host, c.id());
@@ -91,15 +90,15 @@ final class PortManagement implements ControlListener {
         p.hostWritable = true;
         work.mark(port);
         control.hostConnected(port);
-        if (port != addingPort) {
-            emit(PortEvent.HOST_CONNECTED, p, null);
+        if (p.added) {
+            emit(PortEvent.HOST_CONNECTED, p, null); // otherwise it follows the port-added event
         }
     }
 
     /** The host peer went away (end of file or an error): the endpoint drops it, the guest is told. */
     void hostDisconnected(PortRuntime p) {
         Endpoint e = p.endpoint;
-        e.hostGone();
+        e.hostDisconnected();
         p.hostReadable = false;
         if (!e.connected()) {
             p.hostWritable = false;
@@ -136,7 +135,6 @@ final class PortManagement implements ControlListener {
     public void guestOpened(int id) {
         PortRuntime p = ports[id];
         if (p != null) {
-            p.guestOpen = true;
             work.mark(id);
             LOG.log(Level.INFO, "{0}: guest opened the port", p.label);
             emit(PortEvent.GUEST_OPEN, p, null);
@@ -147,7 +145,6 @@ final class PortManagement implements ControlListener {
     public void guestClosed(int id) {
         PortRuntime p = ports[id];
         if (p != null) {
-            p.guestOpen = false;
             LOG.log(Level.INFO, "{0}: guest closed the port", p.label);
             emit(PortEvent.GUEST_CLOSED, p, null);
         }
@@ -184,12 +181,6 @@ final class PortManagement implements ControlListener {
             LOG.log(Level.INFO, "{0}: the guest was told the port is gone", PortRuntime.labelOf(c));
             emit(PortEvent.PORT_REMOVED, c, null);
         }
-        PortRuntime again = id >= 0 && id < ports.length ? ports[id] : null;
-        if (again != null && again.endpoint.connected()) {
-            // Re-added while PORT_REMOVE was pending: the control machine installed the new port
-            // just now and could not take its host state before.
-            control.hostConnected(id);
-        }
     }
 
     // ---------------------------------------------------------------- add, remove, list
@@ -223,12 +214,22 @@ final class PortManagement implements ControlListener {
             throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED, ex.getMessage(), ex);
         }
         PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        try {
+            control.addPort(c); // first: the endpoint may report its host connected while it starts
+        } catch (IllegalArgumentException ex) {
+            e.close();
+            if (p.consoleBacklog != null) {
+                p.consoleBacklog.close();
+            }
+            throw new PortRequestException(ex.getMessage().contains("name") ? PortRequestException.Reason.NAME_TAKEN
+                    : PortRequestException.Reason.ID_TAKEN, ex.getMessage(), ex);
+        }
         ports[id] = p;
-        addingPort = id;
         try {
             e.start(host, id);
         } catch (IOException | RuntimeException ex) {
             ports[id] = null;
+            control.removePort(id); // never announced: it simply goes (or its queued re-add is cancelled)
             try {
                 e.close();
             } catch (RuntimeException closeFailure) {
@@ -239,31 +240,14 @@ final class PortManagement implements ControlListener {
             }
             throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
                     p.label + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
-        } finally {
-            addingPort = -1;
-        }
-        try {
-            control.addPort(c);
-        } catch (IllegalArgumentException ex) {
-            ports[id] = null;
-            e.close();
-            if (p.consoleBacklog != null) {
-                p.consoleBacklog.close();
-            }
-            throw new PortRequestException(ex.getMessage().contains("name") ? PortRequestException.Reason.NAME_TAKEN
-                    : PortRequestException.Reason.ID_TAKEN, ex.getMessage(), ex);
-        }
-        if (e.connected()) {
-            control.hostConnected(id); // the endpoint connected before the control machine knew the port
-            p.hostReadable = true;
-            p.hostWritable = true;
         }
         queues.attachRunning(p);
         work.mark(id);
         anyTicking |= e.wantsTicks();
         LOG.log(Level.INFO, "{0}: added with endpoint {1}", p.label, e.describe());
         emit(PortEvent.PORT_ADDED, p, e.describe());
-        if (e.connected()) {
+        p.added = true;
+        if (control.isHostConnected(id)) {
             emit(PortEvent.HOST_CONNECTED, p, null);
         }
         return statusOf(p);
@@ -274,7 +258,7 @@ final class PortManagement implements ControlListener {
         if (p == null) {
             throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
         }
-        boolean wasOpen = p.guestOpen;
+        boolean wasOpen = control.isGuestOpen(id);
         long[] moved = drainTransmit(p); // delivered, undelivered bytes, undelivered chains
         if (p.receiveHeld) {
             // An empty guest receive buffer stays the guest's: give it back to the ring.
@@ -288,7 +272,7 @@ final class PortManagement implements ControlListener {
         }
         removing[id] = p.config;
         Endpoint e = p.endpoint;
-        boolean wasConnected = e.connected() && !e.discardsOutput();
+        boolean wasConnected = control.isHostConnected(id) && !e.discardsOutput();
         try {
             e.close();
         } catch (RuntimeException ex) {
@@ -395,8 +379,9 @@ final class PortManagement implements ControlListener {
     }
 
     PortStatus statusOf(PortRuntime p) {
-        return new PortStatus(p.config.id(), p.config.name(), p.config.console(), p.endpoint.describe(),
-                p.guestOpen, p.endpoint.connected(), p.transmitHeld, p.counters);
+        int id = p.config.id();
+        return new PortStatus(id, p.config.name(), p.config.console(), p.endpoint.describe(),
+                control.isGuestOpen(id), control.isHostConnected(id), p.transmitHeld, p.counters);
     }
 
     List<PortStatus> snapshot() {
@@ -422,15 +407,6 @@ final class PortManagement implements ControlListener {
     }
 
     // ---------------------------------------------------------------- device-wide events
-
-    /** Device reset: the guest has no port open any more. */
-    void guestGone() {
-        for (PortRuntime p : ports) {
-            if (p != null) {
-                p.guestOpen = false;
-            }
-        }
-    }
 
     /** A character written to the config space: to the first console port. */
     void emergencyWrite(int character) {

@@ -1,5 +1,6 @@
 package io.vportd.console.device;
 
+import io.vportd.console.control.ControlMachine;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Posix;
@@ -26,14 +27,17 @@ final class PortPump {
     private static final int CYCLE_BUDGET = 128;
 
     private final QueueMap map;
+    private final ControlMachine control;
     private final QueueTable queues;
     private final DirtySet work;
     /** The host peer of a port went away (end of file or an error on its connection). */
     private final Consumer<PortRuntime> hostDisconnected;
     private final byte[] copyBuffer = new byte[4096];
 
-    PortPump(QueueMap map, QueueTable queues, DirtySet work, Consumer<PortRuntime> hostDisconnected) {
+    PortPump(QueueMap map, ControlMachine control, QueueTable queues, DirtySet work,
+             Consumer<PortRuntime> hostDisconnected) {
         this.map = map;
+        this.control = control;
         this.queues = queues;
         this.work = work;
         this.hostDisconnected = hostDisconnected;
@@ -185,7 +189,7 @@ final class PortPump {
     private void serviceReceive(PortRuntime p) {
         SplitQueue q = p.receive;
         Endpoint e = p.endpoint;
-        if (q == null || !p.guestOpen || !e.connected() || !p.hostReadable) {
+        if (q == null || !control.isGuestOpen(p.config.id()) || !e.connected() || !p.hostReadable) {
             return; // host data waits in the host's socket: its writer blocks, nothing is lost
         }
         int fd = e.inputFd();

@@ -26,7 +26,12 @@ final class PortRuntime {
     /** A popped receive chain waiting for host bytes. */
     boolean receiveHeld;
 
-    boolean guestOpen;
+    /**
+     * The management API has heard of the port (its port-added event went out): host-connected
+     * events wait until then. The port's protocol state (life cycle, guest open, host connected)
+     * is the control machine's alone: see {@link io.vportd.console.control.PortView}.
+     */
+    boolean added;
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;

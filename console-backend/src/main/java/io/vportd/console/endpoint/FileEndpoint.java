@@ -43,7 +43,7 @@ public final class FileEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // A write error on a file (disk full, I/O error) is not a peer leaving: keep the file and
         // let the data plane hold the guest's data; the error is logged where it happened.
     }

@@ -78,7 +78,7 @@ public final class StdioEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // End of standard input: keep the output side; stop reading.
         if (inFd >= 0) {
             host.unwatch(inFd);

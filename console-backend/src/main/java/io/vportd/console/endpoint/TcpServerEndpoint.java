@@ -61,8 +61,8 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             LOG.log(Level.INFO, "{0}: TCP host client disconnected", label);
         }
     }
@@ -75,7 +75,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();

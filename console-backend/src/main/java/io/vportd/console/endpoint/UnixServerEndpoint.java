@@ -44,8 +44,8 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             LOG.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
         }
     }
@@ -57,7 +57,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();
