@@ -754,7 +754,8 @@ public final class ControlMachine {
     }
 
     /** Logs the first few occurrences, then only at powers of two: deterministic rate limiting. */
-    static boolean shouldLog(long count) {
+    /** Rate limit of guest-triggered log lines: the first 8, then at powers of two. */
+    public static boolean shouldLog(long count) {
         return count <= 8 || (count & (count - 1)) == 0;
     }
 }

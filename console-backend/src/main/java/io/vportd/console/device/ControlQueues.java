@@ -147,15 +147,28 @@ final class ControlQueues {
                 }
                 rxHeld = true;
             }
-            int len = control.pollOutgoing(buffer);
-            if (len <= 0) {
+            int need = control.peekOutgoingLength();
+            if (need <= 0) {
                 return; // keep the buffer for the next message
             }
-            int wrote = rxChain.copyIn(buffer, 0, len);
-            if (wrote < len) {
-                deviceCounters.controlTruncated++;
-                LOG.log(Level.WARNING, "control message of {0} bytes truncated to the guest buffer of {1}", len, wrote);
+            if (rxChain.totalLength() < need) {
+                // Too small for the next message: the buffer goes back empty and the message waits
+                // for one that fits (bounded: one buffer per message tried, the guest's ring is finite).
+                long n = ++deviceCounters.controlTruncated;
+                if (ControlMachine.shouldLog(n)) {
+                    LOG.log(Level.WARNING, "guest control buffer of {0} bytes is too small for a {1}-byte message; "
+                            + "given back empty, the message waits ({2} so far)", rxChain.totalLength(), need, n);
+                }
+                q.pushUsed(rxChain.head(), 0);
+                rxHeld = false;
+                queues.completed(QueueMap.CONTROL_RX);
+                continue;
             }
+            int len = control.pollOutgoing(buffer);
+            if (len <= 0) {
+                return;
+            }
+            int wrote = rxChain.copyIn(buffer, 0, len);
             q.pushUsed(rxChain.head(), wrote);
             rxHeld = false;
             queues.completed(QueueMap.CONTROL_RX);

@@ -347,6 +347,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     private void doReset() {
         queues.stopAll();
+        management.forgetCarried();
         control.deviceReset();
         controlQueues.reset();
         LOG.log(Level.INFO, "device reset: queues stopped, guest-side port state cleared");

@@ -113,6 +113,13 @@ final class PortManagement implements ControlListener {
         if (p == null) {
             return;
         }
+        if ((ev & (Posix.EPOLLHUP | Posix.EPOLLRDHUP | Posix.EPOLLERR)) != 0 && !control.isGuestOpen(port)
+                && p.endpoint.connected()) {
+            // The peer left while the guest has the port closed: nothing would read its end of
+            // file, so drop it now and tell the guest, or the next client is refused meanwhile.
+            hostDisconnected(p);
+            return;
+        }
         if ((ev & (Posix.EPOLLIN | Posix.EPOLLHUP | Posix.EPOLLRDHUP | Posix.EPOLLERR)) != 0) {
             p.hostReadable = true;
         }
@@ -335,6 +342,7 @@ final class PortManagement implements ControlListener {
                     continue;
                 }
                 p.transmitHeld = true;
+                p.resumeCarried(q, c);
             }
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());
@@ -407,6 +415,15 @@ final class PortManagement implements ControlListener {
     }
 
     // ---------------------------------------------------------------- device-wide events
+
+    /** Device reset: partial chains carried across ring restarts belong to rings that are gone. */
+    void forgetCarried() {
+        for (PortRuntime p : ports) {
+            if (p != null) {
+                p.forgetCarried();
+            }
+        }
+    }
 
     /** A character written to the config space: to the first console port. */
     void emergencyWrite(int character) {

@@ -85,6 +85,7 @@ final class PortPump {
                     continue;
                 }
                 p.transmitHeld = true;
+                p.resumeCarried(q, c);
             }
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.totalLength());

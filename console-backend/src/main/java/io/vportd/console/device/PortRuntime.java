@@ -36,6 +36,15 @@ final class PortRuntime {
     boolean hostReadable;
     boolean hostWritable;
 
+    /**
+     * A transmit chain partly taken by the host when its ring stopped: its head, its avail index
+     * and the bytes already taken. When the restarted ring offers the same chain again, those
+     * bytes are skipped, so nothing is sent twice. 0 bytes = nothing carried.
+     */
+    private int carriedHead;
+    private int carriedAvail;
+    private long carriedTaken;
+
     final ConsoleOutputBuffer consoleBacklog;
     /** Last window size seen on a terminal endpoint (packed cols<<16|rows), 0 before the first look. */
     int terminalSize;
@@ -77,9 +86,12 @@ final class PortRuntime {
         } else if (transmit == q) {
             if (transmitHeld) {
                 // The guest's bytes were not all taken: the chain is offered again after a
-                // restart (a partly written chain is then sent again from its start).
+                // restart, and what the host already took is carried so it is not sent twice.
                 next = (next - 1) & 0xffff;
                 transmitHeld = false;
+                carriedTaken = transmitChain.transferred();
+                carriedHead = transmitChain.head();
+                carriedAvail = next;
             }
             released = transmitChain;
             transmit = null;
@@ -89,6 +101,24 @@ final class PortRuntime {
             released.close();
         }
         return next;
+    }
+
+    /** Just popped {@code c} from the transmit queue: skip what the host took of it before a ring restart. */
+    void resumeCarried(SplitQueue q, Chain c) {
+        if (carriedTaken == 0) {
+            return;
+        }
+        long taken = carriedTaken;
+        carriedTaken = 0;
+        // The same chain at the same place (the guest may have reused the head elsewhere after a reset).
+        if (c.head() == carriedHead && ((q.nextAvail() - 1) & 0xffff) == carriedAvail && taken < c.remaining()) {
+            c.advance(taken);
+        }
+    }
+
+    /** The device was reset: a carried partial chain belongs to a ring that is gone. */
+    void forgetCarried() {
+        carriedTaken = 0;
     }
 
     static String labelOf(PortConfig c) {
