@@ -82,7 +82,7 @@ public final class Metrics {
         device(b, "vportd_control_messages_out_total", "Control messages sent to the guest.", control.messagesOut());
         device(b, "vportd_control_rejected_total", "Control messages from the guest rejected (malformed, hostile).",
                 control.rejected());
-        device(b, "vportd_control_truncated_total", "Control messages cut to a too-small guest buffer.",
+        device(b, "vportd_control_truncated_total", "Guest control buffers too small for the next message, given back empty (the message waits).",
                 device.controlTruncated());
         device(b, "vportd_emergency_writes_total", "Characters written through emerg_wr.", device.emergencyWrites());
         device(b, "vportd_emergency_writes_dropped_total", "emerg_wr characters with no console port to go to.",

@@ -72,7 +72,7 @@ public final class FileEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // Write errors on the file are the pump's to retry; the bridge itself does not go away.
     }
 

@@ -90,7 +90,7 @@ public final class PtyEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // The daemon holds the slave open, so the master never sees the terminal go away; an
         // error here is logged by the data plane and the terminal stays.
     }

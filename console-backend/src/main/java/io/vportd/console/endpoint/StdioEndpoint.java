@@ -98,7 +98,7 @@ public final class StdioEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // End of standard input: keep the output side; stop reading.
         if (input != null) {
             host.unwatch(input.fd());

@@ -154,7 +154,7 @@ abstract class StreamEndpoint implements Endpoint {
     }
 
     /** Closes the peer, if any; true when there was one. */
-    final boolean dropPeer() {
+    final boolean closeConnection() {
         if (peer == null) {
             return false;
         }

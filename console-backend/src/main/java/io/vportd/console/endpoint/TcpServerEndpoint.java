@@ -3,6 +3,7 @@ package io.vportd.console.endpoint;
 import io.vportd.sys.Fd;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Epoll;
+import io.vportd.sys.Epoll;
 import io.vportd.sys.Inet;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -62,8 +63,8 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             LOG.log(Level.INFO, "{0}: TCP host client disconnected", label);
         }
     }
@@ -76,7 +77,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
         forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());

@@ -70,8 +70,8 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             backoffMs = MIN_BACKOFF_MS;
             nextAttempt = System.nanoTime() + MIN_BACKOFF_MS * 1_000_000L;
             LOG.log(Level.INFO, "{0}: connection to {1} ended; reconnecting", label, path);
@@ -86,6 +86,6 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     @Override
     public void close() {
         closed = true;
-        dropPeer();
+        closeConnection();
     }
 }

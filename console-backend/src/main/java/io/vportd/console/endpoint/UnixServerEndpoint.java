@@ -46,8 +46,8 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             LOG.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
         }
     }
@@ -59,7 +59,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
         forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());

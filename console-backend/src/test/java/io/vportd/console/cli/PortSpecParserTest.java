@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import org.junit.jupiter.api.Test;
 
@@ -135,7 +136,7 @@ class VportdCommandTest {
                 "--port", "nr=1,tcp=127.0.0.1:0", "--port", "nr=2,tcp=0");
         assertEquals(new HostPort("127.0.0.1", 0), c.metricsListen());
         assertEquals(List.of(0, 0), c.ports().stream()
-                .map(p -> ((io.vportd.console.cli.EndpointSpec.Tcp) p.endpoint()).port()).toList());
+                .map(p -> ((io.vportd.console.endpoint.EndpointSpec.Tcp) p.endpoint()).port()).toList());
     }
     @Test void tcpClashesWithMetrics() { fails("already used", "--socket-path", "/s", "--metrics-listen", "9100", "--port", "nr=1,tcp=9100"); }
     @Test void badMetricsAddress() { fails("--metrics-listen:", "--socket-path", "/s", "--metrics-listen", "host:port"); }

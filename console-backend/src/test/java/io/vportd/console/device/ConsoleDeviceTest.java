@@ -5,7 +5,7 @@ import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;

@@ -4,7 +4,7 @@ import java.time.Duration;
 import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;

@@ -51,7 +51,7 @@ class ListenerEndpointsTest {
                     assertEquals(-1, second.read(ByteBuffer.allocate(1)), "the second client sees end of file");
                     assertEquals(before, host.calls.size(), "and is not reported");
                 }
-                e.hostGone();
+                e.hostDisconnected();
                 assertFalse(e.connected());
                 assertEquals(-1, c.read(ByteBuffer.allocate(1)), "the first client's connection was closed");
             }

@@ -1,4 +1,4 @@
-package io.vportd.console.cli;
+package io.vportd.console.endpoint;
 
 import java.nio.file.Path;
 import java.util.Objects;
