@@ -15,6 +15,9 @@ import java.util.concurrent.CountDownLatch;
 /** The vportd daemon: parse the command line, build the device, serve vhost-user until stopped. */
 public final class Main {
 
+    /** Exit status when the data-plane thread ends on its own (a supervisor should restart vportd). */
+    static final int DATA_PLANE_DIED = 70;
+
     private Main() {
     }
 
@@ -50,7 +53,8 @@ public final class Main {
             return;
         }
         try {
-            server = new VhostUserServer(config.socketPath(), device);
+            server = new VhostUserServer(config.socketPath(), device,
+                    new VhostUserServer.Options(config.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT));
             server.start();
         } catch (Exception e) {
             device.close();
@@ -58,6 +62,11 @@ public final class Main {
             System.exit(1);
             return;
         }
+        // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
+        device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
+            log.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
+            System.exit(DATA_PLANE_DIED);
+        }));
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
         try {
@@ -67,7 +76,9 @@ public final class Main {
                 device.dataPlane().setEventListener(api);
             }
             if (config.metricsListen() != null) {
-                metrics = MetricsHttpServer.start(config.metricsListen(), ports::metrics);
+                VhostUserServer vhost = server;
+                metrics = MetricsHttpServer.start(config.metricsListen(),
+                        () -> ports.metrics() + io.vportd.console.api.Metrics.vhost(vhost.stats()));
             }
         } catch (Exception e) {
             if (api != null) {

@@ -182,6 +182,7 @@ class VhostUserServerTest {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
             assertEquals(0, server.sessionsFailed());
             Posix.ftruncate(extra.fd(), 1 << 20);
+            Posix.addSeals(extra.fd(), Posix.F_SEAL_SHRINK);
             Codec.MemRegion r = new Codec.MemRegion(1L << 32, 1 << 20, 0x7f20_0000_0000L, 0);
             assertEquals(0, fe.request(Request.ADD_MEM_REG, Codec.singleRegion(r), extra.fd()));
             assertEquals(2, backend.memory().regionCount());

@@ -10,9 +10,9 @@ import io.vportd.console.endpoint.TcpServerEndpoint;
 import io.vportd.console.endpoint.UnixClientEndpoint;
 import io.vportd.console.endpoint.StdioEndpoint;
 import io.vportd.console.endpoint.UnixServerEndpoint;
+import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
-import io.vportd.vring.GuestMemory;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.util.List;
@@ -120,8 +120,13 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     }
 
     @Override
-    public void setMemory(GuestMemory memory) {
-        dataPlane.setMemory(memory);
+    public void setMemory(MemoryTable table) {
+        dataPlane.setMemory(table);
+    }
+
+    @Override
+    public void bind(SessionControl control) {
+        dataPlane.bindSession(control);
     }
 
     @Override

@@ -9,11 +9,14 @@ import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
+import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
+import io.vportd.vhost.VhostUserBackend;
 import io.vportd.vring.Chain;
 import io.vportd.vring.Direction;
 import io.vportd.vring.GuestMemory;
 import io.vportd.vring.QueueStats;
+import io.vportd.vring.RateLimitedLog;
 import io.vportd.vring.SplitQueue;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -150,25 +153,32 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     // ---------------------------------------------------------------- calls from other threads
 
     public void startQueue(int index, QueueSetup setup) {
-        call(() -> {
+        callToCompletion(() -> {
             doStartQueue(index, setup);
             return null;
         });
     }
 
     public int stopQueue(int index) {
-        return call(() -> doStopQueue(index));
+        return callToCompletion(() -> doStopQueue(index));
     }
 
-    public void setMemory(GuestMemory newMemory) {
-        call(() -> {
-            doSetMemory(newMemory);
+    /** Switches to {@code table} on the data-plane thread, which then closes the table it had (issue 11.10). */
+    public void setMemory(MemoryTable table) {
+        callToCompletion(() -> {
+            MemoryTable old = memoryTable;
+            memoryTable = table;
+            try {
+                doSetMemory(table.memory());
+            } finally {
+                old.close(); // nothing on this thread uses the old table any more
+            }
             return null;
         });
     }
 
     public void reset() {
-        call(() -> {
+        callToCompletion(() -> {
             doReset();
             return null;
         });
@@ -199,6 +209,20 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     }
 
     private <T> T call(Supplier<T> action) {
+        return call(action, false);
+    }
+
+    /**
+     * For commands that decide how long guest memory and ring descriptors stay in use (start,
+     * stop, memory, reset): they never time out, since a caller that went on would unmap or
+     * close what queued work may still use. A warning is logged every
+     * {@link #COMMAND_TIMEOUT_SECONDS} while waiting; only a dead data-plane thread ends the wait.
+     */
+    private <T> T callToCompletion(Supplier<T> action) {
+        return call(action, true);
+    }
+
+    private <T> T call(Supplier<T> action, boolean toCompletion) {
         if (Thread.currentThread() == thread) {
             return action.get();
         }
@@ -210,15 +234,24 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             LockSupport.parkNanos(100_000); // bounded queue full: wait for the worker to drain it
         }
         Posix.eventfdSignal(wake.fd());
-        try {
-            return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the data plane", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("the data plane did not answer within " + COMMAND_TIMEOUT_SECONDS + " s");
+        for (long waited = COMMAND_TIMEOUT_SECONDS; ; waited += COMMAND_TIMEOUT_SECONDS) {
+            try {
+                return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the data plane", e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+            } catch (TimeoutException e) {
+                if (!toCompletion) {
+                    throw new IllegalStateException("the data plane did not answer within " + COMMAND_TIMEOUT_SECONDS + " s");
+                }
+                if (!thread.isAlive() && !c.result.isDone()) {
+                    throw new IllegalStateException("the data plane has stopped");
+                }
+                LOG.log(Level.WARNING, "still waiting for the data plane after {0} s (a ring or memory command cannot be"
+                        + " abandoned)", waited);
+            }
         }
     }
 
@@ -259,6 +292,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                     service();
                     followTerminalSizes();
                     consecutiveFailures = 0;
+                } catch (InternalError fault) {
+                    guestMemoryFault(fault); // issue 11.3b: SIGBUS in guest memory ends that session only
                 } catch (RuntimeException bug) {
                     // A defect must not silently freeze every port: log it and go on, unless it
                     // repeats on every cycle, which would only spin.
@@ -273,6 +308,61 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         } finally {
             running = false;
             runCommands(); // fail nobody silently: commands that raced the stop still get an answer
+            Runnable stopped = onUnexpectedStop;
+            if (!closeRequested && stopped != null) {
+                stopped.run(); // issue 11.3c: the daemon exits rather than live on without a data plane
+            }
+        }
+    }
+
+    // ---- issue 11 (hardening): frontend-caused faults end the session, not the data plane ----
+    private volatile VhostUserBackend.SessionControl sessionControl;
+    private volatile Runnable onUnexpectedStop;
+    private volatile boolean closeRequested;
+    private MemoryTable memoryTable = MemoryTable.empty();
+    /** Lines the frontend can trigger (faults, broken kicks): at most 10 per 10 s. Data-plane thread only. */
+    private final RateLimitedLog faultLog = new RateLimitedLog(LOG, 10, 10_000_000_000L);
+
+    /** How this data plane asks the vhost-user server to end the session (set by the server, once). */
+    public void bindSession(VhostUserBackend.SessionControl control) {
+        this.sessionControl = control;
+    }
+
+    /** Run on the data-plane thread if it ever ends other than through {@link #close()}. */
+    public void onUnexpectedStop(Runnable action) {
+        this.onUnexpectedStop = action;
+    }
+
+    /**
+     * A fault in guest memory (the frontend truncated a memory file after it was mapped): stop
+     * every ring without touching guest memory again, count it, and have the session ended; the
+     * next session gets a working data plane.
+     */
+    private void guestMemoryFault(InternalError fault) {
+        deviceCounters.guestMemoryFaults++;
+        String why = "guest memory fault on the console device (" + fault.getMessage() + "): ending the session";
+        faultLog.log(Level.ERROR, "%s", why);
+        java.util.Arrays.fill(usedDirty, false); // publishing would write to the faulting memory again
+        for (int i = 0; i < queues.length; i++) {
+            doStopQueue(i);
+        }
+        endSession(why);
+    }
+
+    /** A kick descriptor that cannot be drained (not an eventfd after all, or broken): stop its ring. */
+    private void kickFailed(int queue, long error) {
+        deviceCounters.kickFailures++;
+        String why = "queue " + queue + ": draining its kick descriptor failed (" + Errno.describe((int) -error)
+                + "): queue stopped, ending the session";
+        faultLog.log(Level.ERROR, "%s", why);
+        doStopQueue(queue);
+        endSession(why);
+    }
+
+    private void endSession(String why) {
+        VhostUserBackend.SessionControl c = sessionControl;
+        if (c != null) {
+            c.endSession(why);
         }
     }
 
@@ -298,7 +388,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             Posix.eventfdDrain(wake.fd());
         } else if (kind == KIND_KICK) {
             if (a >= 0 && a < kickFds.length && kickFds[a] >= 0) {
-                Posix.eventfdDrain(kickFds[a]);
+                long drained = Posix.eventfdDrain(kickFds[a]);
+                if (drained < 0 && drained != -Errno.EAGAIN) {
+                    kickFailed(a, drained); // issue 11.2: never spin on a broken kick descriptor
+                    return;
+                }
                 markQueue(a);
             }
         } else if (kind == KIND_ENDPOINT) {
@@ -380,8 +474,9 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         usedDirty[q] = false;
         txUnpublished[q] = 0;
         SplitQueue vq = queues[q];
-        if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
-            Posix.eventfdSignal(callFds[q]);
+        if (vq != null && vq.publishUsed() && callFds[q] >= 0
+                && Posix.eventfdSignal(callFds[q]) == -Errno.EAGAIN) {
+            deviceCounters.callsSaturated++; // counter at its maximum: the guest is interrupted anyway
         }
     }
 
@@ -1262,6 +1357,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     @Override
     public void close() {
+        closeRequested = true;
         if (thread.isAlive()) {
             try {
                 call(() -> {
@@ -1275,6 +1371,12 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 thread.join(5000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            }
+            if (thread.isAlive()) {
+                // Freeing rings, memory and descriptors under a running thread is use-after-free (issue 11.10).
+                LOG.log(Level.ERROR, "the data-plane thread did not stop within 5 s; its queues, memory and"
+                        + " descriptors are left to the process exit");
+                return;
             }
         }
         running = false;
@@ -1301,6 +1403,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         wake.closeQuietly();
         epoll.closeQuietly();
         arena.close();
+        memoryTable.close();
         for (Exception e : errors) {
             LOG.log(Level.WARNING, "while shutting the data plane down: {0}", e.getMessage());
         }
