@@ -70,15 +70,13 @@ public final class Main {
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
         try {
-            DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
+            DataPlanePorts ports = new DataPlanePorts(device.dataPlane(), server.stats());
             if (config.apiSocket() != null) {
                 api = ManagementServer.start(config.apiSocket(), ports);
                 device.dataPlane().setEventListener(api);
             }
             if (config.metricsListen() != null) {
-                VhostUserServer vhost = server;
-                metrics = MetricsHttpServer.start(config.metricsListen(),
-                        () -> ports.metrics() + io.vportd.console.api.Metrics.vhost(vhost.stats()));
+                metrics = MetricsHttpServer.start(config.metricsListen(), ports::metrics);
             }
         } catch (Exception e) {
             if (api != null) {

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.vportd.console.api.Metrics;
+import io.vportd.console.api.DataPlanePorts;
 import io.vportd.console.cli.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.sys.Posix;
@@ -63,8 +63,7 @@ class GuestMemoryFaultTest {
             assertEquals(1, device.dataPlane().counters().guestMemoryFaults());
             assertEquals(1, server.stats().sessionsEndedByDevice());
             assertTrue(server.lastError().contains("guest memory fault"), server.lastError());
-            String metrics = Metrics.render(device.dataPlane().ports(), device.dataPlane().queues(),
-                    device.dataPlane().counters(), device.dataPlane().controlStats()) + Metrics.vhost(server.stats());
+            String metrics = new DataPlanePorts(device.dataPlane(), server.stats()).metrics();
             assertTrue(metrics.contains("vportd_guest_memory_faults_total 1"), metrics);
             assertTrue(metrics.contains("vportd_vhost_sessions_ended_by_device_total 1"), metrics);
 
