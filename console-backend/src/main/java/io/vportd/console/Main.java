@@ -15,6 +15,9 @@ import java.util.concurrent.CountDownLatch;
 /** The vportd daemon: parse the command line, build the device, serve vhost-user until stopped. */
 public final class Main {
 
+    /** Exit status when the data-plane thread ends on its own (a supervisor should restart vportd). */
+    static final int DATA_PLANE_DIED = 70;
+
     private Main() {
     }
 
@@ -50,7 +53,8 @@ public final class Main {
             return;
         }
         try {
-            server = new VhostUserServer(config.socketPath(), device);
+            server = new VhostUserServer(config.socketPath(), device,
+                    new VhostUserServer.Options(config.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT));
             server.start();
         } catch (Exception e) {
             device.close();
@@ -58,10 +62,15 @@ public final class Main {
             System.exit(1);
             return;
         }
+        // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
+        device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
+            log.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
+            System.exit(DATA_PLANE_DIED);
+        }));
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
         try {
-            DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
+            DataPlanePorts ports = new DataPlanePorts(device.dataPlane(), server.stats());
             if (config.apiSocket() != null) {
                 api = ManagementServer.start(config.apiSocket(), ports);
                 device.dataPlane().setEventListener(api);

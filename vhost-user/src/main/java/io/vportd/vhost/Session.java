@@ -1,13 +1,10 @@
 package io.vportd.vhost;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.NativeException;
-import io.vportd.sys.MemFd;
 import io.vportd.vring.GuestMemory;
 import io.vportd.vring.GuestRegion;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,6 +18,10 @@ import java.util.List;
  * <p>Any message that fails validation ends the session: {@link #handle} throws
  * {@link VhostProtocolException} after sending a failure answer where the protocol has one.
  * Unknown requests are logged, answered with a failure ack when asked to, and skipped.
+ *
+ * <p>Over 500 lines: it is the one switch over every request and the ring and memory rules it
+ * enforces, kept together so each rule sits next to the message it governs; the checks on what
+ * the frontend hands over (descriptors, memory files) live in {@link Admission}.
  */
 public final class Session implements AutoCloseable {
 
@@ -31,9 +32,12 @@ public final class Session implements AutoCloseable {
     /** Largest single region accepted (1 TiB). */
     public static final long MAX_REGION_SIZE = 1L << 40;
 
+    /*
+     * BACKEND_REQ is not offered: vportd never sends a backend-initiated request (no config
+     * change notification, no IOTLB, no host notifiers), so the channel would be dead weight.
+     */
     public static final long PROTOCOL_FEATURES_OFFERED = 1L << Codec.PROTOCOL_F_MQ
             | 1L << Codec.PROTOCOL_F_REPLY_ACK
-            | 1L << Codec.PROTOCOL_F_BACKEND_REQ
             | 1L << Codec.PROTOCOL_F_CONFIG
             | 1L << Codec.PROTOCOL_F_RESET_DEVICE
             | 1L << Codec.PROTOCOL_F_CONFIGURE_MEM_SLOTS;
@@ -58,16 +62,12 @@ public final class Session implements AutoCloseable {
         int base;
         Fd kick;
         Fd call;
-        Fd err;
         Boolean enabled; // null: never set by SET_VRING_ENABLE
         boolean started;
 
         Queue(int index) {
             this.index = index;
         }
-    }
-
-    private record Mapped(GuestRegion region, Arena arena) {
     }
 
     private final VhostUserBackend backend;
@@ -80,8 +80,9 @@ public final class Session implements AutoCloseable {
     private long ackedProtocol;
     private boolean protocolSet;
     private boolean owner;
-    private Fd backendReq;
-    private List<Mapped> mapped = new ArrayList<>();
+    private List<MemoryTable.Mapping> mapped = new ArrayList<>();
+    private boolean backendHasTable;
+    private final boolean allowUnsealedMemory;
     private GuestMemory memory = GuestMemory.empty();
     private final VhostStats stats;
     private boolean closed;
@@ -91,6 +92,16 @@ public final class Session implements AutoCloseable {
     }
 
     public Session(VhostUserBackend backend, ReplySink sink, VhostStats stats) {
+        this(backend, sink, stats, false);
+    }
+
+    /**
+     * @param allowUnsealedMemory accept memory files not sealed against shrinking (hugetlbfs
+     *                            files cannot be sealed); a truncate by the frontend then faults
+     *                            the device, which must end the session on such a fault
+     */
+    public Session(VhostUserBackend backend, ReplySink sink, VhostStats stats, boolean allowUnsealedMemory) {
+        this.allowUnsealedMemory = allowUnsealedMemory;
         this.backend = backend;
         this.sink = sink;
         this.stats = stats;
@@ -242,14 +253,7 @@ public final class Session implements AutoCloseable {
             }
             case GET_QUEUE_NUM -> sink.send(Codec.reply(r.code, Codec.u64(queues.length)));
             case GET_MAX_MEM_SLOTS -> sink.send(Codec.reply(r.code, Codec.u64(MAX_MEM_SLOTS)));
-            case SET_BACKEND_REQ_FD -> {
-                requireProtocol(r, Codec.PROTOCOL_F_BACKEND_REQ);
-                Fd old = backendReq;
-                backendReq = take(fds, 0);
-                if (old != null) {
-                    old.closeQuietly();
-                }
-            }
+            case SET_BACKEND_REQ_FD -> requireProtocol(r, Codec.PROTOCOL_F_BACKEND_REQ); // never offered: refused
             case SET_MEM_TABLE -> setMemTable(r, Codec.memTable(p), fds);
             case ADD_MEM_REG -> {
                 requireProtocol(r, Codec.PROTOCOL_F_CONFIGURE_MEM_SLOTS);
@@ -321,7 +325,7 @@ public final class Session implements AutoCloseable {
                             r, q.index);
                     q.kick = null;
                 } else {
-                    q.kick = take(fds, 0);
+                    q.kick = eventfd(r, q, take(fds, 0));
                 }
                 if (old != null) {
                     old.closeQuietly();
@@ -336,7 +340,7 @@ public final class Session implements AutoCloseable {
                 Queue q = queue(r, (int) (v & Codec.VRING_INDEX_MASK));
                 boolean was = stop(q);
                 Fd old = q.call;
-                q.call = (v & Codec.VRING_NOFD) != 0 ? null : take(fds, 0);
+                q.call = (v & Codec.VRING_NOFD) != 0 ? null : eventfd(r, q, take(fds, 0));
                 if (old != null) {
                     old.closeQuietly();
                 }
@@ -347,10 +351,11 @@ public final class Session implements AutoCloseable {
             case SET_VRING_ERR -> {
                 long v = Codec.u64(p);
                 Queue q = queue(r, (int) (v & Codec.VRING_INDEX_MASK));
-                Fd old = q.err;
-                q.err = (v & Codec.VRING_NOFD) != 0 ? null : take(fds, 0);
-                if (old != null) {
-                    old.closeQuietly();
+                // vportd never stops a ring for a guest error (a bad chain is completed empty and
+                // counted, the ring goes on), so it has nothing to signal: the descriptor is checked
+                // like the others and closed at once instead of being kept unused.
+                if ((v & Codec.VRING_NOFD) == 0) {
+                    eventfd(r, q, take(fds, 0)).closeQuietly();
                 }
             }
             case SET_VRING_ENABLE -> {
@@ -416,6 +421,11 @@ public final class Session implements AutoCloseable {
 
     // ---- rings -----------------------------------------------------------------------------
 
+    private Fd eventfd(Request r, Queue q, Fd fd) throws VhostProtocolException {
+        return Admission.eventfd(r, q.index, fd, stats);
+    }
+
+
     private void checkRing(Request r, Queue q, long desc, long avail, long used) throws VhostProtocolException {
         if ((desc & 15) != 0 || (avail & 1) != 0 || (used & 3) != 0) {
             throw new VhostProtocolException(String.format(
@@ -473,10 +483,8 @@ public final class Session implements AutoCloseable {
     private static IOException closeQueueFds(Queue q, IOException errors) {
         errors = closeInto(q.kick, errors);
         errors = closeInto(q.call, errors);
-        errors = closeInto(q.err, errors);
         q.kick = null;
         q.call = null;
-        q.err = null;
         return errors;
     }
 
@@ -515,56 +523,26 @@ public final class Session implements AutoCloseable {
 
     // ---- memory ----------------------------------------------------------------------------
 
-    private Mapped map(Request r, Codec.MemRegion m, Fd fd) throws VhostProtocolException {
-        String what = String.format("%s: region gpa 0x%x size 0x%x uaddr 0x%x offset 0x%x",
-                r, m.guestAddr(), m.size(), m.userAddr(), m.mmapOffset());
-        if (m.size() <= 0 || m.size() > MAX_REGION_SIZE) {
-            throw new VhostProtocolException(what + ": size must be 1.." + MAX_REGION_SIZE);
-        }
-        if (m.mmapOffset() < 0 || m.mmapOffset() > Long.MAX_VALUE - m.size()) {
-            throw new VhostProtocolException(what + ": bad mmap offset");
-        }
-        if (m.guestAddr() + m.size() - 1 < m.guestAddr() || m.userAddr() + m.size() - 1 < m.userAddr()) {
-            throw new VhostProtocolException(what + ": address range wraps");
-        }
-        long fileSize;
-        try {
-            fileSize = MemFd.size(fd.fd());
-        } catch (NativeException e) {
-            throw new VhostProtocolException(what + ": " + e.getMessage(), e);
-        }
-        if (m.mmapOffset() + m.size() > fileSize) {
-            throw new VhostProtocolException(what + ": extends past the end of its " + fileSize + "-byte file");
-        }
-        int seals = MemFd.seals(fd.fd());
-        if (seals < 0 || (seals & MemFd.F_SEAL_SHRINK) == 0) {
-            // A file that can still shrink could fault a worker (SIGBUS) if the frontend truncates it.
-            LOG.log(System.Logger.Level.WARNING, "vhost-user: {0}: the file is not sealed against shrinking", what);
-        }
-        long pageOff = m.mmapOffset() & ~4095L;
-        long lead = m.mmapOffset() - pageOff;
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment whole = MemFd.mapShared(fd.fd(), pageOff, lead + m.size(), arena);
-            MemorySegment seg = whole.asSlice(lead, m.size());
-            return new Mapped(new GuestRegion(m.guestAddr(), m.size(), m.userAddr(), seg), arena);
-        } catch (NativeException | IllegalArgumentException e) {
-            arena.close();
-            throw new VhostProtocolException(what + ": " + e.getMessage(), e);
-        }
+    private MemoryTable.Mapping map(Request r, Codec.MemRegion m, Fd fd) throws VhostProtocolException {
+        return Admission.map(r, m, fd, allowUnsealedMemory, stats);
     }
 
+    static boolean wraps(long start, long size) {
+        return Admission.wraps(start, size);
+    }
+
+
     private void setMemTable(Request r, List<Codec.MemRegion> regions, Fd[] fds) throws VhostProtocolException {
-        List<Mapped> fresh = new ArrayList<>();
+        List<MemoryTable.Mapping> fresh = new ArrayList<>();
         try {
             for (int i = 0; i < regions.size(); i++) {
                 fresh.add(map(r, regions.get(i), fds[i]));
             }
             swapMemory(r, fresh);
         } finally {
-            for (Mapped x : fresh) {
+            for (MemoryTable.Mapping x : fresh) {
                 if (!mapped.contains(x)) {
-                    x.arena().close(); // the table was refused: these never became ours
+                    x.release(); // the table was refused: these never became ours
                 }
             }
         }
@@ -574,22 +552,22 @@ public final class Session implements AutoCloseable {
         if (mapped.size() >= MAX_MEM_SLOTS) {
             throw new VhostProtocolException(r + ": all " + MAX_MEM_SLOTS + " memory slots are in use");
         }
-        Mapped added = map(r, m, fds[0]);
-        List<Mapped> next = new ArrayList<>(mapped);
+        MemoryTable.Mapping added = map(r, m, fds[0]);
+        List<MemoryTable.Mapping> next = new ArrayList<>(mapped);
         next.add(added);
         try {
             swapMemory(r, next);
         } finally {
             if (!mapped.contains(added)) {
-                added.arena().close();
+                added.release();
             }
         }
     }
 
     private void remMemReg(Request r, Codec.MemRegion m) throws VhostProtocolException {
-        List<Mapped> next = new ArrayList<>(mapped);
-        boolean removed = next.removeIf(x -> x.region().guestPhysAddr() == m.guestAddr()
-                && x.region().size() == m.size() && x.region().userAddr() == m.userAddr());
+        List<MemoryTable.Mapping> next = new ArrayList<>(mapped);
+        boolean removed = next.removeIf(x -> x.region.guestPhysAddr() == m.guestAddr()
+                && x.region.size() == m.size() && x.region.userAddr() == m.userAddr());
         if (!removed) {
             throw new VhostProtocolException(String.format("%s: no region gpa 0x%x size 0x%x uaddr 0x%x is mapped",
                     r, m.guestAddr(), m.size(), m.userAddr()));
@@ -599,15 +577,16 @@ public final class Session implements AutoCloseable {
 
     /**
      * Installs {@code next} as the memory table. Running rings are stopped first, the backend
-     * gets the new table, mappings that left the table are unmapped, and every ring that can run
+     * gets the new table (and closes its old one when it has switched), the session lets go of
+     * mappings that left the table (unmapped once no table holds them), and every ring that can run
      * (re)starts with addresses translated through the new table. On a table error nothing changes and the
      * caller still owns the new mappings.
      */
-    private void swapMemory(Request r, List<Mapped> next) throws VhostProtocolException {
+    private void swapMemory(Request r, List<MemoryTable.Mapping> next) throws VhostProtocolException {
         GuestMemory table;
         try {
             List<GuestRegion> list = new ArrayList<>(next.size());
-            next.forEach(x -> list.add(x.region()));
+            next.forEach(x -> list.add(x.region));
             table = GuestMemory.of(list);
         } catch (IllegalArgumentException e) {
             throw new VhostProtocolException(r + ": " + e.getMessage(), e);
@@ -618,13 +597,14 @@ public final class Session implements AutoCloseable {
                 running.add(q);
             }
         }
-        List<Mapped> old = mapped;
-        backend.setMemory(table);
+        List<MemoryTable.Mapping> old = mapped;
+        backendHasTable = true;
+        backend.setMemory(MemoryTable.holding(table, next));
         memory = table;
         mapped = next;
-        for (Mapped x : old) {
+        for (MemoryTable.Mapping x : old) {
             if (!next.contains(x)) {
-                x.arena().close();
+                x.release();
             }
         }
         // Every ring that can run now does: those stopped above, and any configured ring that
@@ -639,9 +619,9 @@ public final class Session implements AutoCloseable {
     }
 
     /**
-     * Ends the session: resets the backend, withdraws guest memory, then closes queue
-     * descriptors, the backend request channel and the mappings, in that order, collecting
-     * errors. The socket is the caller's.
+     * Ends the session: resets the backend, withdraws guest memory (the backend closes the table
+     * it had), then closes queue descriptors and lets go of the session's own hold on the
+     * mappings, in that order, collecting errors. The socket is the caller's.
      */
     @Override
     public void close() throws IOException {
@@ -658,9 +638,9 @@ public final class Session implements AutoCloseable {
         for (Queue q : queues) {
             q.started = false;
         }
-        if (memory.regionCount() > 0) {
+        if (backendHasTable) {
             try {
-                backend.setMemory(GuestMemory.empty());
+                backend.setMemory(MemoryTable.empty());
             } catch (RuntimeException e) {
                 errors = add(errors, new IOException("backend setMemory(empty) failed", e));
             }
@@ -669,13 +649,11 @@ public final class Session implements AutoCloseable {
         for (Queue q : queues) {
             errors = closeQueueFds(q, errors);
         }
-        errors = closeInto(backendReq, errors);
-        backendReq = null;
-        for (Mapped x : mapped) {
+        for (MemoryTable.Mapping x : mapped) {
             try {
-                x.arena().close();
+                x.release();
             } catch (RuntimeException e) {
-                errors = add(errors, new IOException("unmapping " + x.region() + " failed", e));
+                errors = add(errors, new IOException("unmapping " + x.region + " failed", e));
             }
         }
         mapped = new ArrayList<>();

@@ -1,7 +1,5 @@
 package io.vportd.vhost;
 
-import io.vportd.vring.GuestMemory;
-
 /**
  * The device behind a vhost-user session. The session decodes and validates every message
  * before calling in; all calls come from the session's thread, one at a time.
@@ -26,8 +24,14 @@ public interface VhostUserBackend {
     /** The virtio features the driver acknowledged (a subset of what was offered). */
     void setFeatures(long acked);
 
-    /** The new guest memory table; synchronous: returns when no worker uses the old table. */
-    void setMemory(GuestMemory memory);
+    /**
+     * The new guest memory table. The backend owns {@code table} from now on and must
+     * {@link MemoryTable#close() close} the table it had before once no worker uses it any more
+     * (and the last one when it is handed {@link MemoryTable#empty()} at the session's end). The
+     * session never unmaps a region a table still holds, so a backend that switches tables later,
+     * on its own thread, is safe; it just closes the old table after switching.
+     */
+    void setMemory(MemoryTable table);
 
     /** Starts a queue; the ring is translated and validated, kick/call fds stay valid until stop. */
     void startQueue(int index, QueueSetup setup);
@@ -37,4 +41,23 @@ public interface VhostUserBackend {
 
     /** The frontend went away or sent RESET_DEVICE: stop everything; synchronous. */
     void reset();
+
+    /**
+     * Called once by the {@link VhostUserServer} before it serves: lets the device end the
+     * current session when the frontend's resources turn out to be broken (a fault in guest
+     * memory, a kick descriptor that fails). The default ignores it.
+     */
+    default void bind(SessionControl control) {
+    }
+
+    /** What a device may ask of the server that drives it. Thread-safe. */
+    @FunctionalInterface
+    interface SessionControl {
+        /**
+         * Ends the current session (if any) as if the frontend had sent a refused message: the
+         * connection is shut down, the session cleaned up, the next frontend accepted. Returns
+         * at once; {@code reason} goes to the log and {@link VhostUserServer#lastError()}.
+         */
+        void endSession(String reason);
+    }
 }

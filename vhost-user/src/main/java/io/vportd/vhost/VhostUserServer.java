@@ -3,13 +3,19 @@ package io.vportd.vhost;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
+import io.vportd.sys.Epoll;
 import io.vportd.sys.Sockets;
 import io.vportd.sys.UnixSockets;
 
+import io.vportd.vring.RateLimitedLog;
+
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -23,12 +29,40 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Construction binds the socket (mode 0600). A stale socket file (nobody accepts on it) is
  * removed with a log line; a live one or a file that is not a socket is an error. {@link #close()}
  * stops the thread, ends the session and removes the socket file.
+ *
+ * <p>A frontend must send its first message within {@link Options#handshakeTimeout()}; one that
+ * connects and stays silent is dropped with a log line (counted in
+ * {@link VhostStats#idleHandshakes()}) so that the next frontend gets in.
  */
 public final class VhostUserServer implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger(VhostUserServer.class.getName());
     private static final int S_IFMT = 0170000;
     private static final int S_IFSOCK = 0140000;
+    /** Default time a new frontend has to send its first message. */
+    public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+    /** Connections that may wait in the kernel while one frontend is served. */
+    private static final int BACKLOG = 4;
+
+    /**
+     * How the server treats frontends.
+     *
+     * @param allowUnsealedMemory accept guest memory files not sealed against shrinking
+     *                            (hugetlbfs files cannot be sealed); see {@link Session}
+     * @param handshakeTimeout    how long a new connection may stay silent before it is dropped
+     */
+    public record Options(boolean allowUnsealedMemory, Duration handshakeTimeout) {
+        public Options {
+            Objects.requireNonNull(handshakeTimeout, "handshakeTimeout");
+            if (handshakeTimeout.isNegative() || handshakeTimeout.isZero()) {
+                throw new IllegalArgumentException("handshake timeout must be positive: " + handshakeTimeout);
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(false, DEFAULT_HANDSHAKE_TIMEOUT);
+        }
+    }
 
     private final Path socketPath;
     private final VhostUserBackend backend;
@@ -42,12 +76,22 @@ public final class VhostUserServer implements AutoCloseable {
     private final AtomicLong sessionsFailed = new AtomicLong();
     private final AtomicReference<String> lastError = new AtomicReference<>();
     private final VhostStats stats = new VhostStats();
+    private final Options options;
+    /** Session-ending lines are frontend-triggered: at most 20 per 10 s. Server thread only. */
+    private final RateLimitedLog sessionLog = new RateLimitedLog(LOG, 20, 10_000_000_000L);
+    private String endRequested; // guarded by connectionLock: why the device asked to end the session
 
     public VhostUserServer(Path socketPath, VhostUserBackend backend) throws IOException {
+        this(socketPath, backend, Options.defaults());
+    }
+
+    public VhostUserServer(Path socketPath, VhostUserBackend backend, Options options) throws IOException {
         this.socketPath = Objects.requireNonNull(socketPath, "socketPath");
         this.backend = Objects.requireNonNull(backend, "backend");
+        this.options = Objects.requireNonNull(options, "options");
         removeStaleSocket(socketPath);
-        this.listener = UnixSockets.listen(socketPath, 1);
+        this.listener = UnixSockets.listen(socketPath, BACKLOG);
+        backend.bind(this::endSession);
         this.thread = Thread.ofPlatform().name("vhost-user " + socketPath.getFileName()).daemon(true)
                 .unstarted(this::run);
     }
@@ -133,33 +177,93 @@ public final class VhostUserServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Ends the current session on the device's request: shuts the connection down so the
+     * server thread sees the end of the stream and cleans up as for a refused message.
+     */
+    private void endSession(String reason) {
+        synchronized (connectionLock) {
+            if (connection < 0 || endRequested != null) {
+                return;
+            }
+            endRequested = reason;
+            stats.sessionsEndedByDevice.incrementAndGet();
+            Sockets.shutdown(connection, Sockets.SHUT_RDWR);
+        }
+    }
+
+    /** Waits until the new connection has something to read (or hung up); false on timeout. */
+    private boolean firstMessageArrives(int fd) throws IOException {
+        try (Fd ep = Epoll.create(); Arena arena = Arena.ofConfined()) {
+            MemorySegment ev = Epoll.allocateEvents(arena, 1);
+            int r = Epoll.ctl(ep.fd(), Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN | Epoll.EPOLLRDHUP, 0);
+            if (r < 0) {
+                throw new NativeException("epoll_ctl(vhost-user connection)", -r);
+            }
+            long deadline = System.nanoTime() + options.handshakeTimeout().toNanos();
+            while (true) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                int n = Epoll.poll(ep.fd(), ev, 1, (int) Math.max(1, Math.min(left / 1_000_000, Integer.MAX_VALUE)));
+                if (n > 0) {
+                    return true;
+                }
+                if (n < 0 && n != -Errno.EINTR) {
+                    throw new NativeException("epoll_wait(vhost-user connection)", -n);
+                }
+            }
+        }
+    }
+
     private void serve(Fd conn) {
         sessionsStarted.incrementAndGet();
         LOG.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
         synchronized (connectionLock) {
             connection = conn.fd();
+            endRequested = null;
             if (closing) {
                 Sockets.shutdown(conn.fd(), Sockets.SHUT_RDWR);
             }
         }
         boolean failed = false;
         try (Wire wire = new Wire(conn.fd(), stats)) {
-            Session session = new Session(backend, wire::send, stats);
+            Session session = new Session(backend, wire::send, stats, options.allowUnsealedMemory());
             try {
+                if (!firstMessageArrives(conn.fd())) {
+                    failed = true;
+                    stats.idleHandshakes.incrementAndGet();
+                    String why = "frontend sent nothing within " + options.handshakeTimeout().toMillis() + " ms; dropping it";
+                    lastError.set(why);
+                    sessionLog.log(System.Logger.Level.WARNING, "vhost-user %s: %s so that the next frontend can connect",
+                            socketPath, why);
+                    return;
+                }
                 Session.Message m;
                 while ((m = wire.receive()) != null) {
                     session.handle(m);
                 }
-                LOG.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
+                String requested = requestedEnd();
+                if (requested != null) {
+                    failed = true;
+                    lastError.set(requested);
+                    sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, requested);
+                } else {
+                    LOG.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
+                }
             } catch (VhostProtocolException e) {
                 failed = true;
                 lastError.set(e.getMessage());
-                LOG.log(System.Logger.Level.ERROR, "vhost-user: ending session: {0}", e.getMessage());
+                sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, e.getMessage());
             } catch (IOException | RuntimeException e) {
                 failed = true;
-                lastError.set(String.valueOf(e.getMessage()));
-                if (!closing) {
-                    LOG.log(System.Logger.Level.ERROR, "vhost-user: ending session after failure", e);
+                String requested = requestedEnd();
+                lastError.set(requested != null ? requested : String.valueOf(e.getMessage()));
+                if (requested != null) {
+                    sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, requested);
+                } else if (!closing) {
+                    LOG.log(System.Logger.Level.ERROR, "vhost-user: ending session on " + socketPath + " after failure", e);
                 }
             } finally {
                 try {
@@ -175,12 +279,19 @@ public final class VhostUserServer implements AutoCloseable {
         } finally {
             synchronized (connectionLock) {
                 connection = -1;
+                endRequested = null;
                 conn.closeQuietly();
             }
             if (failed) {
                 sessionsFailed.incrementAndGet();
             }
             sessionsEnded.incrementAndGet();
+        }
+    }
+
+    private String requestedEnd() {
+        synchronized (connectionLock) {
+            return endRequested;
         }
     }
 

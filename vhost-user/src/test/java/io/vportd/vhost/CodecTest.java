@@ -66,7 +66,8 @@ class CodecTest {
         assertNull(Request.of(6));
         assertNull(Request.of(-1));
         assertEquals("unknown request 4294967295", Request.describe(-1));
-        assertEquals(0x1L | 1L << 3 | 1L << 5 | 1L << 9 | 1L << 13 | 1L << 15, Session.PROTOCOL_FEATURES_OFFERED);
+        // BACKEND_REQ (bit 5) is not offered: vportd never sends a backend request (issue 10, item 7).
+        assertEquals(0x1L | 1L << 3 | 1L << 9 | 1L << 13 | 1L << 15, Session.PROTOCOL_FEATURES_OFFERED);
     }
 
     @Test

@@ -21,11 +21,27 @@ final class SessionHarness implements AutoCloseable {
     final Session session;
 
     SessionHarness(RecordingBackend backend) {
-        this.backend = backend;
-        this.session = new Session(backend, replies::add);
+        this(backend, false);
     }
 
+    SessionHarness(RecordingBackend backend, boolean allowUnsealedMemory) {
+        this.backend = backend;
+        this.session = new Session(backend, replies::add, new VhostStats(), allowUnsealedMemory);
+    }
+
+    /** A memfd of {@code size} bytes sealed against shrinking and growing, as QEMU's. */
     static Fd memfd(long size) throws NativeException {
+        Fd fd = unsealedMemfd(size);
+        try {
+            MemFd.addSeals(fd.fd(), MemFd.F_SEAL_SHRINK | MemFd.F_SEAL_GROW);
+        } catch (NativeException e) {
+            fd.closeQuietly();
+            throw e;
+        }
+        return fd;
+    }
+
+    static Fd unsealedMemfd(long size) throws NativeException {
         Fd fd = MemFd.create("harness");
         try {
             MemFd.truncate(fd.fd(), size);

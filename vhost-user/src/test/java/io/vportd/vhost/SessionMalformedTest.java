@@ -130,7 +130,50 @@ class SessionMalformedTest {
                 bad("protocol features not offered", "not offered", true,
                         h -> h.send(Request.SET_PROTOCOL_FEATURES, Codec.u64(1L << 1))),
                 bad("GET_VRING_BASE out of range", "out of range", false,
-                        h -> h.send(Request.GET_VRING_BASE, Codec.vringState(4, 0))));
+                        h -> h.send(Request.GET_VRING_BASE, Codec.vringState(4, 0))),
+                // issue 11.4: ranges that pass 2^64 (signed comparisons let these through)
+                bad("region guest address wraps", "address range wraps", true,
+                        h -> h.send(Request.ADD_MEM_REG, Codec.singleRegion(
+                                new Codec.MemRegion(0xffff_ffff_ffff_f000L, 0x2000, 0x1000_0000L, 0)),
+                                SessionHarness.memfd(0x2000))),
+                bad("region user address wraps", "address range wraps", true,
+                        h -> h.send(Request.ADD_MEM_REG, Codec.singleRegion(
+                                new Codec.MemRegion(1L << 32, 0x2000, 0xffff_ffff_ffff_f000L, 0)),
+                                SessionHarness.memfd(0x2000))),
+                bad("memory table region wraps", "address range wraps", true,
+                        h -> h.send(Request.SET_MEM_TABLE, Codec.memTable(List.of(
+                                new Codec.MemRegion(0xffff_ffff_ffff_f000L, 0x2000, U, 0))),
+                                SessionHarness.memfd(0x2000))),
+                // issue 11.3a: a file that can shrink would fault the data plane after a truncate
+                bad("unsealed memfd region", "not sealed against shrinking", true,
+                        h -> h.send(Request.ADD_MEM_REG, Codec.singleRegion(new Codec.MemRegion(1L << 32, 4096, 0x1000_0000L, 0)),
+                                SessionHarness.unsealedMemfd(4096))),
+                bad("unsealed memfd in a table", "not sealed against shrinking", true,
+                        h -> h.send(Request.SET_MEM_TABLE, Codec.memTable(List.of(new Codec.MemRegion(0, 4096, U, 0))),
+                                SessionHarness.unsealedMemfd(4096))),
+                // issue 11.1/11.2: kick/call/err descriptors must be eventfds
+                bad("kick fd is a hung-up pipe", "not an eventfd", true,
+                        h -> h.send(Request.SET_VRING_KICK, Codec.u64(0), hungUpPipe())),
+                bad("call fd is a pipe", "not an eventfd", true,
+                        h -> h.send(Request.SET_VRING_CALL, Codec.u64(0), hungUpPipe())),
+                bad("call fd is a socket", "not an eventfd", true,
+                        h -> {
+                            Fd[] sp = io.vportd.sys.UnixSockets.pair();
+                            sp[1].closeQuietly();
+                            h.send(Request.SET_VRING_CALL, Codec.u64(1), sp[0]);
+                        }),
+                bad("err fd is a memfd", "not an eventfd", true,
+                        h -> h.send(Request.SET_VRING_ERR, Codec.u64(0), SessionHarness.memfd(4096))),
+                // issue 10.7: BACKEND_REQ is no longer offered, so its channel cannot be set up
+                bad("backend request fd", "protocol feature bit 5", true,
+                        h -> h.send(Request.SET_BACKEND_REQ_FD, new byte[0], SessionHarness.eventfds(1))));
+    }
+
+    /** The read end of a pipe whose write end is closed: always readable, read returns 0. */
+    private static Fd hungUpPipe() throws Exception {
+        Fd[] p = io.vportd.sys.Io.pipe();
+        p[1].closeQuietly();
+        return p[0];
     }
 
     @ParameterizedTest(name = "{0}")
@@ -215,5 +258,51 @@ class SessionMalformedTest {
             assertEquals(0, h.replies.size(), "no acks without REPLY_ACK");
         }
         assertEquals(before, FdCount.now());
+    }
+
+    @org.junit.jupiter.api.Test
+    void refusedDescriptorsAreCounted() throws Exception {
+        try (SessionHarness h = new SessionHarness(RecordingBackend.console(2)).negotiated()) {
+            assertThrows(VhostProtocolException.class, () -> h.send(Request.SET_VRING_KICK, Codec.u64(0), hungUpPipe()));
+            assertEquals(1, h.session.stats().refusedFds());
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void rangesThatCrossTheSignBitButNotTwoToThe64AreAccepted() throws Exception {
+        RecordingBackend backend = RecordingBackend.console(2);
+        try (SessionHarness h = new SessionHarness(backend).negotiated()) {
+            h.send(Request.ADD_MEM_REG, Codec.singleRegion(
+                    new Codec.MemRegion(0x7fff_ffff_ffff_f000L, 0x2000, 0x7fff_ffff_ffff_f000L, 0)), SessionHarness.memfd(0x2000));
+            assertEquals(0, h.lastAck());
+            assertEquals(2, backend.memory().regionCount());
+            h.send(Request.ADD_MEM_REG, Codec.singleRegion(
+                    new Codec.MemRegion(0xffff_ffff_ffff_e000L, 0x2000, 0xffff_ffff_ffff_e000L, 0)), SessionHarness.memfd(0x2000));
+            assertEquals(0, h.lastAck(), "a region ending exactly at 2^64 does not wrap");
+        }
+        assertTrue(Session.wraps(-4096L, 4097));
+        assertTrue(!Session.wraps(-4096L, 4096));
+    }
+
+    @org.junit.jupiter.api.Test
+    void unsealedMemoryIsAcceptedWhenAllowedAndCounted() throws Exception {
+        RecordingBackend backend = RecordingBackend.console(2);
+        try (SessionHarness h = new SessionHarness(backend, true).negotiated()) {
+            h.send(Request.ADD_MEM_REG, Codec.singleRegion(new Codec.MemRegion(1L << 32, 4096, 0x1000_0000L, 0)),
+                    SessionHarness.unsealedMemfd(4096));
+            assertEquals(0, h.lastAck());
+            assertEquals(2, backend.memory().regionCount());
+            assertEquals(1, h.session.stats().unsealedMemoryAllowed());
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void errFdIsCheckedThenClosedAtOnce() throws Exception {
+        try (SessionHarness h = new SessionHarness(RecordingBackend.console(2)).negotiated()) {
+            long before = FdCount.now();
+            h.send(Request.SET_VRING_ERR, Codec.u64(0), SessionHarness.eventfds(1));
+            assertEquals(0, h.lastAck());
+            assertEquals(before, FdCount.now(), "vportd never signals an err fd, so it does not keep one");
+        }
     }
 }

@@ -135,6 +135,43 @@ class SessionMemoryTest {
         assertFalse(mapped(second[0]) || mapped(second[1]), "unmapped at session end");
     }
 
+    /**
+     * 11.10: a device that applies a new table later, on its own thread, goes on reading the old
+     * one until it has switched; the session must not unmap it under the device.
+     */
+    @Test
+    void aSlowDeviceKeepsItsOldTableMappedUntilItClosesIt() throws Exception {
+        java.util.concurrent.BlockingQueue<MemoryTable> handedOver = new java.util.concurrent.LinkedBlockingQueue<>();
+        RecordingBackend slow = new RecordingBackend(1L << 32, 2, new byte[12]) {
+            @Override
+            public void setMemory(MemoryTable t) {
+                handedOver.add(t); // applied later: nothing is closed here
+            }
+        };
+        long oldAddr;
+        try (SessionHarness h = new SessionHarness(slow).negotiated()) {
+            MemoryTable first = handedOver.remove();
+            oldAddr = first.memory().region(0).mapping().address();
+            first.memory().region(0).mapping().set(ValueLayout.JAVA_LONG, 64, 0x5151L);
+            h.send(Request.SET_MEM_TABLE, Codec.memTable(List.of(new Codec.MemRegion(0, 1 << 20, U, 0))),
+                    SessionHarness.memfd(1 << 20));
+            assertEquals(0, h.lastAck());
+            MemoryTable second = handedOver.remove();
+            assertTrue(mapped(oldAddr), "the device has not let go of the old table: it stays mapped");
+            assertEquals(0x5151L, first.memory().region(0).mapping().get(ValueLayout.JAVA_LONG, 64),
+                    "the device still reads the old table");
+            first.close(); // the device has switched
+            assertFalse(mapped(oldAddr), "unmapped once the device closed the old table");
+            long secondAddr = second.memory().region(0).mapping().address();
+            h.close();
+            MemoryTable last = handedOver.remove();
+            assertEquals(0, last.memory().regionCount(), "the session ends with the empty table");
+            assertTrue(mapped(secondAddr), "still held by the device's table");
+            second.close();
+            assertFalse(mapped(secondAddr));
+        }
+    }
+
     private static int dup(Fd fd) throws Exception {
         // A second descriptor for the same memfd, as SCM_RIGHTS would deliver.
         Fd[] sp = UnixSockets.pair();

@@ -1,6 +1,7 @@
 package io.vportd.vhost;
 
 import io.vportd.testsupport.Await;
+
 import io.vportd.sys.Fd;
 import io.vportd.sys.FdCount;
 import io.vportd.sys.EventFd;
@@ -173,6 +174,7 @@ class VhostUserServerTest {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
             assertEquals(0, server.sessionsFailed());
             MemFd.truncate(extra.fd(), 1 << 20);
+            MemFd.addSeals(extra.fd(), MemFd.F_SEAL_SHRINK);
             Codec.MemRegion r = new Codec.MemRegion(1L << 32, 1 << 20, 0x7f20_0000_0000L, 0);
             assertEquals(0, fe.request(Request.ADD_MEM_REG, Codec.singleRegion(r), extra.fd()));
             assertEquals(2, backend.memory().regionCount());

@@ -25,11 +25,14 @@ public record GuestRegion(long guestPhysAddr, long size, long userAddr, MemorySe
             throw new IllegalArgumentException(
                     "mapping is " + mapping.byteSize() + " bytes, region is " + size);
         }
-        if (guestPhysAddr + size - 1 < guestPhysAddr && guestPhysAddr + size != 0) {
-            throw new IllegalArgumentException("guest physical range wraps: " + guestPhysAddr + "+" + size);
+        // Unsigned: the last byte (start + size - 1) must not pass 2^64 - 1.
+        if (Long.compareUnsigned(guestPhysAddr + (size - 1), guestPhysAddr) < 0) {
+            throw new IllegalArgumentException("guest physical range wraps: 0x" + Long.toHexString(guestPhysAddr)
+                    + "+0x" + Long.toHexString(size));
         }
-        if (userAddr + size - 1 < userAddr && userAddr + size != 0) {
-            throw new IllegalArgumentException("user address range wraps: " + userAddr + "+" + size);
+        if (Long.compareUnsigned(userAddr + (size - 1), userAddr) < 0) {
+            throw new IllegalArgumentException("user address range wraps: 0x" + Long.toHexString(userAddr)
+                    + "+0x" + Long.toHexString(size));
         }
     }
 

@@ -7,9 +7,9 @@ import java.util.function.LongSupplier;
 /**
  * Lets at most {@code burst} lines through per {@code windowNanos}; counts the rest and mentions
  * how many were dropped in the next line that passes. Only for bad-input paths: it formats
- * strings. Not thread-safe: one per ring worker.
+ * strings. Not thread-safe: one per ring worker (or per vhost-user server thread).
  */
-final class RateLimitedLog {
+public final class RateLimitedLog {
 
     private final Logger logger;
     private final int burst;
@@ -21,7 +21,7 @@ final class RateLimitedLog {
 
     private final LongSupplier clock;
 
-    RateLimitedLog(Logger logger, int burst, long windowNanos) {
+    public RateLimitedLog(Logger logger, int burst, long windowNanos) {
         this(logger, burst, windowNanos, System::nanoTime);
     }
 
@@ -33,6 +33,11 @@ final class RateLimitedLog {
     }
 
     void warn(String format, Object... args) {
+        log(Level.WARNING, format, args);
+    }
+
+    /** Logs a {@link String#format} line at {@code level} unless the window's burst is used up. */
+    public void log(Level level, String format, Object... args) {
         long now = clock.getAsLong();
         if (!started || now - windowStart >= windowNanos) {
             started = true;
@@ -44,7 +49,7 @@ final class RateLimitedLog {
             return;
         }
         inWindow++;
-        if (!logger.isLoggable(Level.WARNING)) {
+        if (!logger.isLoggable(level)) {
             return;
         }
         String text = String.format(format, args);
@@ -52,6 +57,6 @@ final class RateLimitedLog {
             text = text + " (" + dropped + " similar lines suppressed)";
             dropped = 0;
         }
-        logger.log(Level.WARNING, text);
+        logger.log(level, text);
     }
 }

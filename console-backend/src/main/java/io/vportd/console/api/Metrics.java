@@ -6,6 +6,7 @@ import io.vportd.console.device.PortCounters;
 import io.vportd.console.device.PortStatus;
 import io.vportd.console.device.QueueMap;
 import io.vportd.console.device.QueueStatus;
+import io.vportd.vhost.VhostStats;
 import io.vportd.vring.ChainError;
 import io.vportd.vring.QueueStats;
 import java.util.List;
@@ -90,8 +91,38 @@ public final class Metrics {
         device(b, "vportd_removed_undelivered_bytes_total",
                 "Guest output a port removal could not hand to the host (reported to the remover).",
                 device.removedUndeliveredBytes());
+        device(b, "vportd_guest_memory_faults_total",
+                "Faults in guest memory (a frontend truncated a memory file); each ended its vhost-user session.",
+                device.guestMemoryFaults());
+        device(b, "vportd_kick_failures_total", "Kick descriptors that failed to drain; each ended its session.",
+                device.kickFailures());
+        device(b, "vportd_calls_saturated_total",
+                "Guest interrupts not written because the call eventfd counter was at its maximum.", device.callsSaturated());
         header(b, "vportd_ports", "gauge", "Ports the device has.");
         b.append("vportd_ports ").append(ports.size()).append('\n');
+        return b.toString();
+    }
+
+    /** The vhost-user server's counters of frontend misbehaviour (appended to {@link #render}'s output). */
+    public static String vhost(VhostStats s) {
+        StringBuilder b = new StringBuilder(1024);
+        device(b, "vportd_vhost_rejected_messages_total", "vhost-user messages refused (each ended its session).",
+                s.rejectedMessages());
+        device(b, "vportd_vhost_unknown_requests_total", "vhost-user requests vportd does not know (skipped).",
+                s.unknownRequests());
+        device(b, "vportd_vhost_unoffered_feature_acks_total", "SET_FEATURES acknowledging bits never offered.",
+                s.unofferedFeatureAcks());
+        device(b, "vportd_vhost_refused_fds_total", "Kick/call/err descriptors refused because they are not eventfds.",
+                s.refusedFds());
+        device(b, "vportd_vhost_unsealed_memory_refused_total",
+                "Memory regions refused: file not sealed against shrinking (see --allow-unsealed-memory).",
+                s.unsealedMemoryRefused());
+        device(b, "vportd_vhost_unsealed_memory_allowed_total",
+                "Unsealed memory regions accepted under --allow-unsealed-memory.", s.unsealedMemoryAllowed());
+        device(b, "vportd_vhost_idle_handshakes_total", "Frontends dropped for sending nothing in time.",
+                s.idleHandshakes());
+        device(b, "vportd_vhost_sessions_ended_by_device_total",
+                "Sessions the device ended (guest memory fault, broken kick descriptor).", s.sessionsEndedByDevice());
         return b.toString();
     }
 

@@ -22,9 +22,16 @@ import java.util.Set;
  * @param apiSocket     the management API socket, or null
  * @param metricsListen where to serve metrics, or null
  * @param logLevel      the level to log at
+ * @param allowUnsealedMemory accept guest memory files not sealed against shrinking (--allow-unsealed-memory)
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
-                           HostPort metricsListen, System.Logger.Level logLevel) {
+                           HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory) {
+
+    /** Without --allow-unsealed-memory. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, false);
+    }
 
     public static final int DEFAULT_MAX_PORTS = 31;
     /** QEMU caps a device at 1024 queues: 2 * (511 + 1). */

@@ -69,6 +69,14 @@ public final class VportdCommand {
             description = "One of off, error, warning, info, debug, trace, all (default: ${DEFAULT-VALUE}).")
     String logLevel;
 
+    @Option(names = "--allow-unsealed-memory", order = 7,
+            description = "Accept guest memory whose file is not sealed against shrinking (F_SEAL_SHRINK). "
+                    + "Without it such memory is refused: a frontend that truncates the file later would make "
+                    + "vportd fault. QEMU seals memory-backend-memfd by default; hugetlbfs files (memory-backend-file "
+                    + "on /dev/hugepages) cannot be sealed and need this option. A fault in unsealed memory then "
+                    + "ends that session only.")
+    boolean allowUnsealedMemory;
+
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
@@ -185,7 +193,7 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--port: " + e.getMessage());
             }
         }
-        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level);
+        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory);
     }
 
     private static Path path(String option, String text) {

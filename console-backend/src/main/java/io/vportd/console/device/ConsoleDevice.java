@@ -3,9 +3,9 @@ package io.vportd.console.device;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.Endpoints;
+import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
-import io.vportd.vring.GuestMemory;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.util.List;
@@ -103,8 +103,13 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     }
 
     @Override
-    public void setMemory(GuestMemory memory) {
-        dataPlane.setMemory(memory);
+    public void setMemory(MemoryTable table) {
+        dataPlane.setMemory(table);
+    }
+
+    @Override
+    public void bind(SessionControl control) {
+        dataPlane.bindSession(control);
     }
 
     @Override

@@ -10,9 +10,12 @@ import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.EventFd;
+import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
+import io.vportd.vhost.VhostUserBackend;
 import io.vportd.vring.GuestMemory;
 import io.vportd.vring.QueueStats;
+import io.vportd.vring.RateLimitedLog;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
@@ -85,7 +88,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         this.controlQueues = new ControlQueues(control, deviceCounters);
         this.epoll = Epoll.create();
         this.wake = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
-        this.queues = new QueueTable(map, epoll.fd(), ports, work, controlQueues);
+        this.queues = new QueueTable(map, epoll.fd(), ports, work, controlQueues, deviceCounters);
         this.controlQueues.bind(queues, work, controlBit);
         this.pump = new PortPump(map, control, queues, work, management::hostDisconnected);
         this.management.bind(control, queues, pump, controlQueues, this);
@@ -112,25 +115,32 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     // ---------------------------------------------------------------- calls from other threads
 
     public void startQueue(int index, QueueSetup setup) {
-        call(() -> {
+        callToCompletion(() -> {
             queues.start(index, setup);
             return null;
         });
     }
 
     public int stopQueue(int index) {
-        return call(() -> queues.stop(index));
+        return callToCompletion(() -> queues.stop(index));
     }
 
-    public void setMemory(GuestMemory newMemory) {
-        call(() -> {
-            queues.setMemory(newMemory);
+    /** Switches to {@code table} on the data-plane thread, which then closes the table it had (issue 11.10). */
+    public void setMemory(MemoryTable table) {
+        callToCompletion(() -> {
+            MemoryTable old = memoryTable;
+            memoryTable = table;
+            try {
+                queues.setMemory(table.memory());
+            } finally {
+                old.close(); // nothing on this thread uses the old table any more
+            }
             return null;
         });
     }
 
     public void reset() {
-        call(() -> {
+        callToCompletion(() -> {
             doReset();
             return null;
         });
@@ -218,6 +228,20 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     }
 
     private <T> T call(Supplier<T> action) {
+        return call(action, false);
+    }
+
+    /**
+     * For commands that decide how long guest memory and ring descriptors stay in use (start,
+     * stop, memory, reset): they never time out, since a caller that went on would unmap or
+     * close what queued work may still use. A warning is logged every
+     * {@link #COMMAND_TIMEOUT_SECONDS} while waiting; only a dead data-plane thread ends the wait.
+     */
+    private <T> T callToCompletion(Supplier<T> action) {
+        return call(action, true);
+    }
+
+    private <T> T call(Supplier<T> action, boolean toCompletion) {
         if (Thread.currentThread() == thread) {
             return action.get();
         }
@@ -229,15 +253,24 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             LockSupport.parkNanos(100_000); // bounded queue full: wait for the worker to drain it
         }
         EventFd.signal(wake.fd());
-        try {
-            return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the data plane", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("the data plane did not answer within " + COMMAND_TIMEOUT_SECONDS + " s");
+        for (long waited = COMMAND_TIMEOUT_SECONDS; ; waited += COMMAND_TIMEOUT_SECONDS) {
+            try {
+                return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the data plane", e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException(e.getCause().getMessage(), e.getCause());
+            } catch (TimeoutException e) {
+                if (!toCompletion) {
+                    throw new IllegalStateException("the data plane did not answer within " + COMMAND_TIMEOUT_SECONDS + " s");
+                }
+                if (!thread.isAlive() && !c.result.isDone()) {
+                    throw new IllegalStateException("the data plane has stopped");
+                }
+                LOG.log(Level.WARNING, "still waiting for the data plane after {0} s (a ring or memory command cannot be"
+                        + " abandoned)", waited);
+            }
         }
     }
 
@@ -277,6 +310,8 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
                     service();
                     management.followTerminalSizes();
                     consecutiveFailures = 0;
+                } catch (InternalError fault) {
+                    guestMemoryFault(fault); // issue 11.3b: SIGBUS in guest memory ends that session only
                 } catch (RuntimeException bug) {
                     // A defect must not silently freeze every port: log it and go on, unless it
                     // repeats on every cycle, which would only spin.
@@ -291,6 +326,58 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         } finally {
             running = false;
             runCommands(); // fail nobody silently: commands that raced the stop still get an answer
+            Runnable stopped = onUnexpectedStop;
+            if (!closeRequested && stopped != null) {
+                stopped.run(); // issue 11.3c: the daemon exits rather than live on without a data plane
+            }
+        }
+    }
+
+    // ---- frontend-caused faults end the session, not the data plane (issue 11) ----
+    private volatile VhostUserBackend.SessionControl sessionControl;
+    private volatile Runnable onUnexpectedStop;
+    private volatile boolean closeRequested;
+    private MemoryTable memoryTable = MemoryTable.empty();
+    /** Lines the frontend can trigger (faults, broken kicks): at most 10 per 10 s. Data-plane thread only. */
+    private final RateLimitedLog faultLog = new RateLimitedLog(LOG, 10, 10_000_000_000L);
+
+    /** How this data plane asks the vhost-user server to end the session (set by the server, once). */
+    public void bindSession(VhostUserBackend.SessionControl control) {
+        this.sessionControl = control;
+    }
+
+    /** Run on the data-plane thread if it ever ends other than through {@link #close()}. */
+    public void onUnexpectedStop(Runnable action) {
+        this.onUnexpectedStop = action;
+    }
+
+    /**
+     * A fault in guest memory (the frontend truncated a memory file after it was mapped): stop
+     * every ring without touching guest memory again, count it, and have the session ended; the
+     * next session gets a working data plane.
+     */
+    private void guestMemoryFault(InternalError fault) {
+        deviceCounters.guestMemoryFaults++;
+        String why = "guest memory fault on the console device (" + fault.getMessage() + "): ending the session";
+        faultLog.log(Level.ERROR, "%s", why);
+        queues.abandonAll(); // publishing would write to the faulting memory again
+        endSession(why);
+    }
+
+    /** A kick descriptor that cannot be drained (not an eventfd after all, or broken): stop its ring. */
+    private void kickFailed(int queue, long error) {
+        deviceCounters.kickFailures++;
+        String why = "queue " + queue + ": draining its kick descriptor failed (" + Errno.describe((int) -error)
+                + "): queue stopped, ending the session";
+        faultLog.log(Level.ERROR, "%s", why);
+        queues.stop(queue);
+        endSession(why);
+    }
+
+    private void endSession(String why) {
+        VhostUserBackend.SessionControl c = sessionControl;
+        if (c != null) {
+            c.endSession(why);
         }
     }
 
@@ -320,7 +407,10 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         if (kind == KIND_WAKE) {
             EventFd.drain(wake.fd());
         } else if (kind == KIND_KICK) {
-            queues.kicked(a);
+            long drained = queues.kicked(a);
+            if (drained < 0 && drained != -Errno.EAGAIN) {
+                kickFailed(a, drained); // issue 11.2: never spin on a broken kick descriptor
+            }
         } else if (kind == KIND_ENDPOINT) {
             if (b == ROLE_LISTEN) {
                 management.listenReady(a, ev);
@@ -378,6 +468,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     @Override
     public void close() {
+        closeRequested = true;
         if (thread.isAlive()) {
             try {
                 call(() -> {
@@ -391,6 +482,12 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
                 thread.join(5000);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
+            }
+            if (thread.isAlive()) {
+                // Freeing rings, memory and descriptors under a running thread is use-after-free (issue 11.10).
+                LOG.log(Level.ERROR, "the data-plane thread did not stop within 5 s; its queues, memory and"
+                        + " descriptors are left to the process exit");
+                return;
             }
         }
         running = false;
@@ -406,6 +503,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         wake.closeQuietly();
         epoll.closeQuietly();
         arena.close();
+        memoryTable.close();
         for (Exception e : errors) {
             LOG.log(Level.WARNING, "while shutting the data plane down: {0}", e.getMessage());
         }

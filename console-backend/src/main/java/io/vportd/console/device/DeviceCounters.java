@@ -7,6 +7,24 @@ public final class DeviceCounters {
     volatile long emergencyWritesDropped;
     /** Guest output a port removal could not hand to the host (reported to the remover, logged). */
     volatile long removedUndeliveredBytes;
+    /** Faults (SIGBUS) in guest memory; each ended its session (issue 11.3). */
+    volatile long guestMemoryFaults;
+    /** Kick descriptors that failed to drain; each stopped its queue and ended the session. */
+    volatile long kickFailures;
+    /** Interrupts not written because the call eventfd's counter was at its maximum (EAGAIN). */
+    volatile long callsSaturated;
+
+    public long guestMemoryFaults() {
+        return guestMemoryFaults;
+    }
+
+    public long kickFailures() {
+        return kickFailures;
+    }
+
+    public long callsSaturated() {
+        return callsSaturated;
+    }
 
     public long removedUndeliveredBytes() {
         return removedUndeliveredBytes;

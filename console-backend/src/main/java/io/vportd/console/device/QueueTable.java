@@ -47,8 +47,12 @@ final class QueueTable {
     private long txLingerDeadline;
     private GuestMemory memory = GuestMemory.empty();
 
-    QueueTable(QueueMap map, int epollFd, PortRuntime[] ports, DirtySet work, ControlQueues control) {
+    private final DeviceCounters deviceCounters;
+
+    QueueTable(QueueMap map, int epollFd, PortRuntime[] ports, DirtySet work, ControlQueues control,
+            DeviceCounters deviceCounters) {
         this.map = map;
+        this.deviceCounters = deviceCounters;
         this.epollFd = epollFd;
         this.ports = ports;
         this.work = work;
@@ -92,18 +96,26 @@ final class QueueTable {
         return txLingerDeadline != 0;
     }
 
-    /** The guest kicked queue {@code index}: the port (or control queues) it belongs to has work. */
-    void kicked(int index) {
+    /**
+     * The guest kicked queue {@code index}: the port (or control queues) it belongs to has work.
+     * Returns what draining the kick eventfd returned (negative errno when it failed: the caller
+     * stops the ring rather than spin on a descriptor that stays readable).
+     */
+    long kicked(int index) {
         if (index < 0 || index >= kickFds.length || kickFds[index] < 0) {
-            return;
+            return 0;
         }
-        EventFd.drain(kickFds[index]);
+        long drained = EventFd.drain(kickFds[index]);
+        if (drained < 0 && drained != -io.vportd.sys.Errno.EAGAIN) {
+            return drained;
+        }
         int port = map.portOf(index);
         if (port == QueueMap.CONTROL) {
             work.mark(ports.length);
         } else if (port >= 0 && ports[port] != null) {
             work.mark(port);
         }
+        return drained;
     }
 
     /** Publishes what is due: every completed queue except generic transmit queues letting completions gather. */
@@ -131,8 +143,9 @@ final class QueueTable {
         completed.clear(q);
         txUnpublished[q] = 0;
         SplitQueue vq = queues[q];
-        if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
-            EventFd.signal(callFds[q]);
+        if (vq != null && vq.publishUsed() && callFds[q] >= 0
+                && EventFd.signal(callFds[q]) == -io.vportd.sys.Errno.EAGAIN) {
+            deviceCounters.callsSaturated++; // counter at its maximum: the guest is interrupted anyway
         }
     }
 
@@ -203,6 +216,19 @@ final class QueueTable {
         completed.clear(index);
         txUnpublished[index] = 0;
         return next;
+    }
+
+    /**
+     * Stops every ring without publishing anything: guest memory faulted, and any write to it
+     * (used entries, held chains) would fault again.
+     */
+    void abandonAll() {
+        for (int i = 0; i < queues.length; i++) {
+            completed.clear(i);
+            txUnpublished[i] = 0;
+        }
+        txLingerDeadline = 0;
+        stopAll();
     }
 
     void stopAll() {

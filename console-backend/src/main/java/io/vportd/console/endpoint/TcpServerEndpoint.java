@@ -4,6 +4,7 @@ import io.vportd.sys.Fd;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Epoll;
+import io.vportd.sys.Epoll;
 import io.vportd.sys.Inet;
 import java.io.IOException;
 import java.lang.System.Logger.Level;

@@ -58,6 +58,15 @@ class VportdCommandTest {
     }
 
     @Test
+    void allowUnsealedMemoryIsOffByDefaultAndDocumented() throws UsageException {
+        assertEquals(false, DaemonConfig.parse("--socket-path", "/s").allowUnsealedMemory());
+        assertEquals(true, DaemonConfig.parse("--socket-path", "/s", "--allow-unsealed-memory").allowUnsealedMemory());
+        UsageException e = assertThrows(UsageException.class, () -> DaemonConfig.parse("--help"));
+        assertTrue(e.getMessage().contains("--allow-unsealed-memory"), e.getMessage());
+        assertTrue(e.getMessage().contains("hugetlbfs"), e.getMessage());
+    }
+
+    @Test
     void portOptionWithEqualsSign() throws UsageException {
         DaemonConfig c = DaemonConfig.parse("--socket-path=/s", "--port=nr=0,console,cols=80,rows=24,stdio");
         assertEquals(80, c.ports().get(0).cols());

@@ -67,7 +67,7 @@ class ConsoleDeviceTest {
         }
         device = new ConsoleDevice(MAX_PORTS, ports, endpoints);
         ram = new GuestRam(16L << 20, 1);
-        device.setMemory(ram.memory());
+        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);

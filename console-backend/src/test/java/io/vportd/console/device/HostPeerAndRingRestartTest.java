@@ -1,5 +1,7 @@
 package io.vportd.console.device;
 
+import io.vportd.testsupport.Await;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -60,7 +62,7 @@ class HostPeerAndRingRestartTest {
         device = new ConsoleDevice(MAX_PORTS, List.of(
                 new PortConfig(1, "org.test.one", false, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.UnixSocket(socket))));
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(ram.memory());
+        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);
@@ -134,13 +136,7 @@ class HostPeerAndRingRestartTest {
     }
 
     private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + DEADLINE_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            LockSupport.parkNanos(200_000);
-        }
+        Await.until(what, java.time.Duration.ofNanos(DEADLINE_NANOS), condition);
     }
 
     private SocketChannel connect() throws IOException {

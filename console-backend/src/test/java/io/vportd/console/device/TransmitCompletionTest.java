@@ -52,7 +52,7 @@ class TransmitCompletionTest {
                 new PortConfig(1, "org.test.one", false, 0, 0, ResizeOrder.COLS_ROWS,
                         new EndpointSpec.FileOut(dir.resolve("one.out")))));
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(ram.memory());
+        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);

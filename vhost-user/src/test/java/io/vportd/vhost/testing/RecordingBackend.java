@@ -1,5 +1,6 @@
 package io.vportd.vhost.testing;
 
+import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
 import io.vportd.vring.GuestMemory;
@@ -24,6 +25,7 @@ public class RecordingBackend implements VhostUserBackend {
     private final ConcurrentHashMap<Integer, QueueSetup> running = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<Integer, Integer> stopIndex = new ConcurrentHashMap<>();
     private volatile GuestMemory memory = GuestMemory.empty();
+    private MemoryTable table; // guarded by this
     private volatile long ackedFeatures;
 
     public RecordingBackend(long features, int queues, byte[] config) {
@@ -131,10 +133,19 @@ public class RecordingBackend implements VhostUserBackend {
         record("setFeatures 0x" + Long.toHexString(acked));
     }
 
+    /** Takes the new table and closes the old one at once (a synchronous device). */
     @Override
-    public void setMemory(GuestMemory m) {
-        memory = m;
-        record("setMemory " + m.regionCount());
+    public void setMemory(MemoryTable t) {
+        MemoryTable old;
+        synchronized (this) {
+            old = table;
+            table = t;
+        }
+        memory = t.memory();
+        if (old != null) {
+            old.close();
+        }
+        record("setMemory " + t.memory().regionCount());
     }
 
     @Override

@@ -50,19 +50,25 @@ public final class TestFrontend implements AutoCloseable {
      * @param userBase     frontend virtual address of the region
      * @param addMemReg    true: ADD_MEM_REG (what QEMU does with CONFIGURE_MEM_SLOTS); false: SET_MEM_TABLE
      * @param featureMask  the driver acknowledges {@code offered & featureMask} (PROTOCOL_FEATURES is kept)
+     * @param unsealed     true: the RAM memfd is not sealed (so a test can truncate it); false: sealed as QEMU does
      */
     public record Options(int queueCount, int configSize, long memSize, long userBase, boolean addMemReg,
-                          long featureMask) {
+                          long featureMask, boolean unsealed) {
         public static Options defaults(int queueCount, int configSize) {
-            return new Options(queueCount, configSize, 16L << 20, DEFAULT_USER_BASE, true, -1L);
+            return new Options(queueCount, configSize, 16L << 20, DEFAULT_USER_BASE, true, -1L, false);
         }
 
         public Options withSetMemTable() {
-            return new Options(queueCount, configSize, memSize, userBase, false, featureMask);
+            return new Options(queueCount, configSize, memSize, userBase, false, featureMask, unsealed);
         }
 
         public Options withFeatureMask(long mask) {
-            return new Options(queueCount, configSize, memSize, userBase, addMemReg, mask);
+            return new Options(queueCount, configSize, memSize, userBase, addMemReg, mask, unsealed);
+        }
+
+        /** Guest RAM in a memfd without seals (a backend must be told to allow that). */
+        public Options withUnsealedMemory() {
+            return new Options(queueCount, configSize, memSize, userBase, addMemReg, featureMask, true);
         }
     }
 
@@ -100,7 +106,9 @@ public final class TestFrontend implements AutoCloseable {
         this.socket = socket;
         this.memfd = MemFd.create("test-frontend-ram");
         MemFd.truncate(memfd.fd(), options.memSize());
-        MemFd.addSeals(memfd.fd(), MemFd.F_SEAL_SHRINK | MemFd.F_SEAL_GROW | MemFd.F_SEAL_SEAL); // as QEMU's seal=on
+        if (!options.unsealed()) {
+            MemFd.addSeals(memfd.fd(), MemFd.F_SEAL_SHRINK | MemFd.F_SEAL_GROW | MemFd.F_SEAL_SEAL); // as QEMU's seal=on
+        }
         this.ram = MemFd.mapShared(memfd.fd(), 0, options.memSize(), ramArena);
         this.memory = GuestMemory.of(List.of(new GuestRegion(0, options.memSize(), options.userBase(), ram)));
         this.ioBuf = io.allocate(Codec.HEADER_SIZE + Codec.MAX_PAYLOAD, 8);
