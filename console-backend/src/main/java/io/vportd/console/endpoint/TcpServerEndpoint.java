@@ -2,9 +2,6 @@ package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.Epoll;
-import io.vportd.sys.Epoll;
-import io.vportd.sys.Epoll;
-import io.vportd.sys.Epoll;
 import io.vportd.sys.Inet;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
