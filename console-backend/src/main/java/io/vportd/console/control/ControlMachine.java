@@ -113,6 +113,7 @@ public final class ControlMachine {
     private final BitSet pendingPorts;
     private int cursor;
     private boolean deviceReady;
+    private boolean multiport = true;
     private boolean sizeNegotiated;
 
     /**
@@ -496,6 +497,14 @@ public final class ControlMachine {
         return true;
     }
 
+    /**
+     * Whether VIRTIO_CONSOLE_F_MULTIPORT was acked (assumed until the features say otherwise).
+     * Without it there is no control protocol and port 0 is always open to host input.
+     */
+    public void setMultiportNegotiated(boolean negotiated) {
+        multiport = negotiated;
+    }
+
     /** Whether VIRTIO_CONSOLE_F_SIZE was acked; RESIZE is only sent when it was. */
     public void setSizeNegotiated(boolean negotiated) {
         sizeNegotiated = negotiated;
@@ -700,10 +709,14 @@ public final class ControlMachine {
         return p == null ? null : p.config;
     }
 
-    /** True when the guest has the port open (and data may be sent to it). */
+    /**
+     * True when the guest has the port open (and data may be sent to it). Without MULTIPORT the
+     * only port is port 0, a plain console with no control queue: nothing ever opens it, the
+     * guest reads it whenever it has buffers there, so it counts as open.
+     */
     public boolean isGuestOpen(int id) {
         Port p = port(id);
-        return p != null && p.guestOpen;
+        return p != null && (p.guestOpen || (!multiport && id == 0));
     }
 
     /** True when the host endpoint of the port is connected. */

@@ -148,7 +148,9 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     public void setFeatures(long acked) {
         call(() -> {
-            control.setSizeNegotiated((acked & 1L) != 0);
+            control.setSizeNegotiated((acked & ConsoleDevice.F_SIZE) != 0);
+            control.setMultiportNegotiated((acked & ConsoleDevice.F_MULTIPORT) != 0);
+            work.mark(0); // port 0 may take host input now (single-port console)
             return null;
         });
     }
