@@ -9,8 +9,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.telemetry.SharedCounter;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
@@ -36,11 +37,13 @@ public final class VhostUserServer implements AutoCloseable {
     private volatile boolean closing;
     private final Object connectionLock = new Object();
     private int connection = -1; // guarded by connectionLock
-    private final AtomicLong sessionsStarted = new AtomicLong();
-    private final AtomicLong sessionsEnded = new AtomicLong();
-    private final AtomicLong sessionsFailed = new AtomicLong();
-    private final AtomicReference<String> lastError = new AtomicReference<>();
     private final VhostStats stats = new VhostStats();
+    private final SharedCounter sessionsStarted = stats.sessionsStarted;
+    private final SharedCounter sessionsEnded = stats.sessionsEnded;
+    private final SharedCounter sessionsFailed = stats.sessionsFailed;
+    private final AtomicReference<String> lastError = new AtomicReference<>();
+    /** Lines any client of the socket can cause by connecting, failing or leaving. */
+    private final LogLimiter connectionLog = new LogLimiter(LOG);
 
     public VhostUserServer(Path socketPath, VhostUserBackend backend) throws IOException {
         this.socketPath = Objects.requireNonNull(socketPath, "socketPath");
@@ -119,7 +122,7 @@ public final class VhostUserServer implements AutoCloseable {
                 if (closing) {
                     break;
                 }
-                LOG.log(System.Logger.Level.WARNING, "vhost-user: accept on {0}: {1}", socketPath, Errno.describe(c));
+                connectionLog.log(System.Logger.Level.WARNING, "vhost-user: accept on {0}: {1}", socketPath, Errno.describe(c));
                 if (c == -Errno.EMFILE || c == -Errno.ENFILE || c == -Errno.ENOBUFS || c == -Errno.ENOMEM) {
                     LockSupport.parkNanos(100_000_000L); // resource exhaustion: back off, do not spin
                 }
@@ -134,7 +137,7 @@ public final class VhostUserServer implements AutoCloseable {
 
     private void serve(Fd conn) {
         sessionsStarted.incrementAndGet();
-        LOG.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
+        connectionLog.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
         synchronized (connectionLock) {
             connection = conn.fd();
             if (closing) {
@@ -149,11 +152,11 @@ public final class VhostUserServer implements AutoCloseable {
                 while ((m = wire.receive()) != null) {
                     session.handle(m);
                 }
-                LOG.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
+                connectionLog.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
             } catch (VhostProtocolException e) {
                 failed = true;
                 lastError.set(e.getMessage());
-                LOG.log(System.Logger.Level.ERROR, "vhost-user: ending session: {0}", e.getMessage());
+                connectionLog.log(System.Logger.Level.ERROR, "vhost-user: ending session: {0}", e.getMessage());
             } catch (IOException | RuntimeException e) {
                 failed = true;
                 lastError.set(String.valueOf(e.getMessage()));
