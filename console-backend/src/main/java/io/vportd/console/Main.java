@@ -62,8 +62,11 @@ public final class Main {
         MetricsHttpServer metrics = null;
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
+            device.dataPlane().metrics().register(server.stats().metrics());
+            device.dataPlane().metrics().register(Logging.metrics());
             if (config.apiSocket() != null) {
                 api = ManagementServer.start(config.apiSocket(), ports);
+                device.dataPlane().metrics().register(api.metrics());
                 device.dataPlane().setEventListener(api);
             }
             if (config.metricsListen() != null) {
@@ -101,6 +104,7 @@ public final class Main {
                 log.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
             }
             device.close();
+            Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));
         log.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",

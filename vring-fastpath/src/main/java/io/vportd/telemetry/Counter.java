@@ -33,9 +33,11 @@ public final class Counter implements LongSupplier {
         VALUE.setOpaque(this, value + n);
     }
 
-    /** Adds one. Writer thread only. */
-    public void increment() {
-        VALUE.setOpaque(this, value + 1);
+    /** Adds one and returns the new value. Writer thread only. */
+    public long increment() {
+        long v = value + 1;
+        VALUE.setOpaque(this, v);
+        return v;
     }
 
     /** The current value; any thread. */

@@ -47,8 +47,7 @@ public final class DataPlanePorts implements PortManager {
 
     @Override
     public String metrics() {
-        return Metrics.render(unwrap(dataPlane::ports), unwrap(dataPlane::queues), dataPlane.counters(),
-                dataPlane.controlStats());
+        return Metrics.render(unwrap(dataPlane::ports), dataPlane.metrics());
     }
 
     /** The data plane wraps what its thread threw; give the caller the refusal itself. */

@@ -9,6 +9,7 @@ import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
+import io.vportd.telemetry.MetricRegistry;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.Chain;
 import io.vportd.vring.Direction;
@@ -87,6 +88,8 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private final byte[] controlBuffer = new byte[CONTROL_BUFFER];
     private final byte[] copyBuffer = new byte[4096];
     private final DeviceCounters deviceCounters = new DeviceCounters();
+    /** Every counter of this device (queues, control, device-wide; the daemon adds its own); ports are walked live. */
+    private final MetricRegistry metrics = new MetricRegistry();
     private final Thread thread;
 
     private GuestMemory memory = GuestMemory.empty();
@@ -125,6 +128,16 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         this.removing = new PortConfig[map.maxPorts()];
         this.endpointFactory = endpoints;
         this.control = new ControlMachine(map.maxPorts(), this);
+        for (int i = 0; i < queueCount; i++) {
+            // One counter set per queue index for the device's life: counts survive ring restarts.
+            queueStats[i] = new QueueStats();
+            int port = map.portOf(i);
+            metrics.register(queueStats[i].metrics(), "queue", Integer.toString(i),
+                    "port", port == QueueMap.CONTROL ? "control" : Integer.toString(port),
+                    "direction", QueueMap.isDeviceWrites(i) ? "rx" : "tx");
+        }
+        metrics.register(control.stats().metrics());
+        metrics.register(deviceCounters.metrics());
         this.epoll = Posix.epollCreate();
         this.wake = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
         this.events = arena.allocate((long) Posix.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
@@ -145,6 +158,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
 
     public DeviceCounters counters() {
         return deviceCounters;
+    }
+
+    /** The registry the metrics exposition walks (queue, control and device counters; ports come from {@link #ports()}). */
+    public MetricRegistry metrics() {
+        return metrics;
     }
 
     // ---------------------------------------------------------------- calls from other threads
@@ -470,7 +488,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             }
             int wrote = controlRxChain.copyIn(controlBuffer, 0, len);
             if (wrote < len) {
-                deviceCounters.controlTruncated++;
+                deviceCounters.controlTruncated.increment();
                 LOG.log(Level.WARNING, "control message of {0} bytes truncated to the guest buffer of {1}", len, wrote);
             }
             q.pushUsed(controlRxChain.head(), wrote);
@@ -756,7 +774,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             doStopQueue(index);
         }
         Direction dir = QueueMap.isDeviceWrites(index) ? Direction.DEVICE_WRITES : Direction.DEVICE_READS;
-        QueueStats stats = new QueueStats();
+        QueueStats stats = queueStats[index];
         SplitQueue q = new SplitQueue(index, s.size(), s.desc(), s.avail(), s.used(), s.eventIdx(), dir, stats);
         q.setMemory(memory);
         q.setNextAvail(s.firstAvailIndex());
@@ -765,7 +783,6 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + Errno.describe(-r));
         }
         queues[index] = q;
-        queueStats[index] = stats;
         kickFds[index] = s.kickFd();
         callFds[index] = s.callFd();
         int port = map.portOf(index);
@@ -914,12 +931,12 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             if (p != null && p.isConsole()) {
                 p.keepConsoleOutput(new byte[] {(byte) character}, 0, 1);
                 p.dirty = true;
-                deviceCounters.emergencyWrites++;
+                deviceCounters.emergencyWrites.increment();
                 flushConsoleBacklog(p);
                 return;
             }
         }
-        deviceCounters.emergencyWritesDropped++;
+        deviceCounters.emergencyWritesDropped.increment();
     }
 
     private List<PortStatus> snapshot() {
@@ -1168,7 +1185,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             p.consoleBacklog.close();
         }
         if (moved[1] > 0) {
-            deviceCounters.removedUndeliveredBytes += moved[1];
+            deviceCounters.removedUndeliveredBytes.add(moved[1]);
             LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
                     p.label, Long.toString(moved[1]), Long.toString(moved[2]));
         }
