@@ -8,6 +8,8 @@ import io.vportd.console.cli.UsageException;
 import io.vportd.console.cli.VportdCommand;
 import io.vportd.console.ctl.CtlCommand;
 import io.vportd.console.device.ConsoleDevice;
+import io.vportd.telemetry.MetricRegistry;
+import io.vportd.telemetry.MetricSet;
 import io.vportd.vhost.VhostUserServer;
 import java.lang.System.Logger.Level;
 import java.util.concurrent.CountDownLatch;
@@ -16,6 +18,12 @@ import java.util.concurrent.CountDownLatch;
 public final class Main {
 
     private Main() {
+    }
+
+    /** Puts the daemon's own counters (vhost-user sessions, the logger) beside the device's, so metrics exports them. */
+    static void registerCounters(MetricRegistry registry, MetricSet vhost, MetricSet log) {
+        registry.register(vhost);
+        registry.register(log);
     }
 
     public static void main(String[] args) {
@@ -62,8 +70,7 @@ public final class Main {
         MetricsHttpServer metrics = null;
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
-            device.dataPlane().metrics().register(server.stats().metrics());
-            device.dataPlane().metrics().register(Logging.metrics());
+            registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
             if (config.apiSocket() != null) {
                 api = ManagementServer.start(config.apiSocket(), ports);
                 device.dataPlane().metrics().register(api.metrics());

@@ -9,6 +9,7 @@ import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
+import io.vportd.telemetry.LogLimiter;
 import io.vportd.telemetry.MetricRegistry;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.Chain;
@@ -88,6 +89,11 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     private final byte[] controlBuffer = new byte[CONTROL_BUFFER];
     private final byte[] copyBuffer = new byte[4096];
     private final DeviceCounters deviceCounters = new DeviceCounters();
+    /** Lines the guest (or the frontend) can cause; port open/close has its own so a boot with many ports stays visible. */
+    private final LogLimiter guestLog = new LogLimiter(LOG);
+    private final LogLimiter portLog = new LogLimiter(LOG, 128, LogLimiter.DEFAULT_WINDOW_NANOS);
+    /** Lines a host peer can cause (failed reads and writes). */
+    private final LogLimiter hostLog = new LogLimiter(LOG);
     /** Every counter of this device (queues, control, device-wide; the daemon adds its own); ports are walked live. */
     private final MetricRegistry metrics = new MetricRegistry();
     private final Thread thread;
@@ -489,7 +495,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             int wrote = controlRxChain.copyIn(controlBuffer, 0, len);
             if (wrote < len) {
                 deviceCounters.controlTruncated.increment();
-                LOG.log(Level.WARNING, "control message of {0} bytes truncated to the guest buffer of {1}", len, wrote);
+                guestLog.log(Level.WARNING, "control message of {0} bytes truncated to the guest buffer of {1}", len, wrote);
             }
             q.pushUsed(controlRxChain.head(), wrote);
             controlRxHeld = false;
@@ -540,7 +546,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                         p.counters.add(PortCounters.HELD_WAITS, 1);
                     } else {
                         p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
-                        LOG.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
+                        hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
                                 p.label, e.describe(), Errno.describe((int) -n));
                         hostLost(p);
                     }
@@ -586,7 +592,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                     } else if (n == -Errno.EAGAIN) {
                         p.hostWritable = false;
                     } else if (n < 0) {
-                        LOG.log(Level.WARNING, "{0}: console write to {1} failed: {2}", p.label, e.describe(),
+                        hostLog.log(Level.WARNING, "{0}: console write to {1} failed: {2}", p.label, e.describe(),
                                 Errno.describe((int) -n));
                         hostLost(p);
                     }
@@ -658,7 +664,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
             }
             if (n <= 0) {
                 if (n < 0) {
-                    LOG.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                    hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
                             Errno.describe((int) -n));
                 }
                 hostLost(p); // the held receive buffer waits for the next peer
@@ -719,7 +725,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         if (p != null) {
             p.guestOpen = true;
             p.dirty = true;
-            LOG.log(Level.INFO, "{0}: guest opened the port", p.label);
+            portLog.log(Level.INFO, "{0}: guest opened the port", p.label);
             emit(PortEvent.GUEST_OPEN, p, null);
         }
     }
@@ -729,7 +735,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
         PortRuntime p = ports[id];
         if (p != null) {
             p.guestOpen = false;
-            LOG.log(Level.INFO, "{0}: guest closed the port", p.label);
+            portLog.log(Level.INFO, "{0}: guest closed the port", p.label);
             emit(PortEvent.GUEST_CLOSED, p, null);
         }
     }
@@ -746,7 +752,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
     @Override
     public void portFailed(int id, String why) {
         PortRuntime p = ports[id];
-        LOG.log(Level.WARNING, "{0}: guest failed to set up the port: {1}", p == null ? "port " + id : p.label, why);
+        guestLog.log(Level.WARNING, "{0}: guest failed to set up the port: {1}", p == null ? "port " + id : p.label, why);
         if (p != null) {
             emit(PortEvent.PORT_FAILED, p, why);
         }
@@ -792,7 +798,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 if (s.firstAvailIndex() != 0 && !deviceReadySeen) {
                     // A frontend re-attached us to a guest whose driver is long past DEVICE_READY
                     // and will never send it again: rebuild the port state as if it had.
-                    LOG.log(Level.INFO, "control queue resumes at {0}: the guest driver is already running; re-announcing ports",
+                    guestLog.log(Level.INFO, "control queue resumes at {0}: the guest driver is already running; re-announcing ports",
                             s.firstAvailIndex());
                     control.onGuestMessage(DEVICE_READY_OK, 0, DEVICE_READY_OK.length);
                 }
@@ -889,7 +895,7 @@ public final class DataPlane implements EndpointHost, ControlListener, AutoClose
                 continue;
             }
             if (p.transmitHeld && !stillMapped(p.transmitChain, m)) {
-                LOG.log(Level.WARNING, "{0}: held guest buffer left guest memory on a memory table change; completing it empty",
+                guestLog.log(Level.WARNING, "{0}: held guest buffer left guest memory on a memory table change; completing it empty",
                         p.label);
                 p.transmit.pushUsed(p.transmitChain.head(), 0);
                 p.transmitHeld = false;

@@ -4,6 +4,7 @@ import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Posix;
+import io.vportd.telemetry.LogLimiter;
 import java.lang.System.Logger.Level;
 
 /**
@@ -14,6 +15,8 @@ import java.lang.System.Logger.Level;
 abstract class StreamEndpoint implements Endpoint {
 
     static final System.Logger LOG = System.getLogger("vportd.endpoint");
+    /** Lines a host peer can cause by connecting, being refused or leaving: one limiter per endpoint. */
+    final LogLimiter peerLog = new LogLimiter(LOG);
 
     private static final int PEER_EVENTS = Posix.EPOLLIN | Posix.EPOLLOUT | Posix.EPOLLRDHUP | Posix.EPOLLET;
 
@@ -45,7 +48,7 @@ abstract class StreamEndpoint implements Endpoint {
             return false;
         }
         peer = c;
-        LOG.log(Level.INFO, "{0}: {1} connected", label, who);
+        peerLog.log(Level.INFO, "{0}: {1} connected", label, who);
         host.hostConnected(port);
         return true;
     }
@@ -59,12 +62,12 @@ abstract class StreamEndpoint implements Endpoint {
             int fd = Posix.accept(listener.fd(), true);
             if (fd < 0) {
                 if (fd != -Errno.EAGAIN) {
-                    LOG.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(-fd));
+                    peerLog.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(-fd));
                 }
                 return;
             }
             if (peer != null) {
-                LOG.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
+                peerLog.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
                 Posix.close(fd);
                 continue;
             }
