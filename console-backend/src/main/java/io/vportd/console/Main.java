@@ -111,6 +111,7 @@ public final class Main {
                 log.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
             }
             device.close();
+            io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));

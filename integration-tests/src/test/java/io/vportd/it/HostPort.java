@@ -1,5 +1,6 @@
 package io.vportd.it;
 
+import io.vportd.testsupport.Await;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;

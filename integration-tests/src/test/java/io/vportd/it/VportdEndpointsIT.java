@@ -1,5 +1,6 @@
 package io.vportd.it;
 
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,7 +10,6 @@ import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.StandardProtocolFamily;
 import java.net.URI;
 import java.net.UnixDomainSocketAddress;
@@ -24,6 +24,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -73,10 +76,16 @@ class VportdEndpointsIT {
         Files.deleteIfExists(dir);
     }
 
-    private static int freeTcpPort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+    /**
+     * The TCP port vportd bound where it was asked for port 0, read back from its log line
+     * ({@code prefix} is the text before {@code HOST:PORT} in that line).
+     */
+    private int boundPort(String what, String prefix) {
+        Pattern line = Pattern.compile(Pattern.quote(prefix) + "127\\.0\\.0\\.1:(\\d+)");
+        return Await.value(what, STEP, () -> {
+            Matcher m = line.matcher(daemon.log());
+            return m.find() ? Optional.of(Integer.parseInt(m.group(1))) : Optional.empty();
+        });
     }
 
     /** Runs {@code vportd ctl ARGS} and returns its standard output; fails on a non-zero exit. */
@@ -98,9 +107,9 @@ class VportdEndpointsIT {
     void tcpPtyAndUnixClientCarryData() throws Exception {
         Path api = dir.resolve("api.sock");
         Path vhost = dir.resolve("vportd.sock");
-        int metricsPort = freeTcpPort();
         daemon = VportdProcess.start("endpoints", vhost, List.of("--max-ports", "8", "--api-socket", api.toString(),
-                "--metrics-listen", "127.0.0.1:" + metricsPort, "--port", "nr=1,name=base,null"), Duration.ofSeconds(30));
+                "--metrics-listen", "127.0.0.1:0", "--port", "nr=1,name=base,null"), Duration.ofSeconds(30));
+        int metricsPort = boundPort("the metrics port in vportd's log", "metrics served on http://");
         guest = Guest.builder()
                 .name("vportd-endpoints")
                 .scenario(GuestScripts.script("""
@@ -134,10 +143,10 @@ class VportdEndpointsIT {
                 .start();
         guest.awaitMark("booted", STEP);
 
-        int tcpPort = freeTcpPort();
         Path pty = dir.resolve("ep.pty");
         Path uc = dir.resolve("uc.sock");
-        assertTrue(ctl(api, "add-port", "nr=3,name=ep.tcp,tcp=127.0.0.1:" + tcpPort).contains("ep.tcp"));
+        assertTrue(ctl(api, "add-port", "nr=3,name=ep.tcp,tcp=127.0.0.1:0").contains("ep.tcp"));
+        int tcpPort = boundPort("ep.tcp's port in vportd's log", "listening on tcp ");
         assertTrue(ctl(api, "add-port", "nr=4,name=ep.pty,pty=" + pty).contains("/dev/pts/"));
         assertTrue(ctl(api, "add-port", "nr=5,name=ep.ucx,unix-client=" + uc).contains("unix-client"));
 

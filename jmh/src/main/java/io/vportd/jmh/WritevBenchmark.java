@@ -1,7 +1,7 @@
 package io.vportd.jmh;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Io;
 import io.vportd.vring.Chain;
 import io.vportd.vring.Direction;
 import io.vportd.vring.SplitQueue;
@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
  * second = ops/s x {@code bytes}. The read that drains the pipe is part of the measured cost.
  * The guest driver's refill/reclaim and the pipe reader are kept out of line
  * ({@code DONT_INLINE}): they are not device code and would otherwise eat the device path's
- * inlining budget (which made the JDK's capture-state check in {@code Posix} allocate).
+ * inlining budget (which made the JDK's capture-state check in the native bindings allocate).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.Throughput)
@@ -64,7 +64,7 @@ public class WritevBenchmark {
         driver.write(b.gpa(), data);
         gpas = new long[] {b.gpa()};
         lens = new int[] {bytes};
-        pipe = Posix.pipe();
+        pipe = Io.pipe();
         arena = Arena.ofConfined();
         MemorySegment s = arena.allocate(65536, 4096);
         sink = s.address();
@@ -92,7 +92,7 @@ public class WritevBenchmark {
         int rfd = pipe[0].fd();
         long moved = 0;
         while (c.remaining() > 0) {
-            long n = Posix.writev(wfd, c.iovAddress(), c.iovCount());
+            long n = Io.writev(wfd, c.iovAddress(), c.iovCount());
             if (n < 0) {
                 throw new IllegalStateException("writev: " + n);
             }
@@ -123,7 +123,7 @@ public class WritevBenchmark {
     private long drain(int rfd, long n) {
         long got = 0;
         while (got < n) {
-            long r = Posix.read(rfd, sink, 65536);
+            long r = Io.read(rfd, sink, 65536);
             if (r <= 0) {
                 throw new IllegalStateException("read: " + r);
             }

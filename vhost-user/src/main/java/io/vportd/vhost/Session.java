@@ -2,7 +2,7 @@ package io.vportd.vhost;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.MemFd;
 import io.vportd.vring.GuestMemory;
 import io.vportd.vring.GuestRegion;
 
@@ -529,15 +529,15 @@ public final class Session implements AutoCloseable {
         }
         long fileSize;
         try {
-            fileSize = Posix.fileSize(fd.fd());
+            fileSize = MemFd.size(fd.fd());
         } catch (NativeException e) {
             throw new VhostProtocolException(what + ": " + e.getMessage(), e);
         }
         if (m.mmapOffset() + m.size() > fileSize) {
             throw new VhostProtocolException(what + ": extends past the end of its " + fileSize + "-byte file");
         }
-        int seals = Posix.fileSeals(fd.fd());
-        if (seals < 0 || (seals & Posix.F_SEAL_SHRINK) == 0) {
+        int seals = MemFd.seals(fd.fd());
+        if (seals < 0 || (seals & MemFd.F_SEAL_SHRINK) == 0) {
             // A file that can still shrink could fault a worker (SIGBUS) if the frontend truncates it.
             stats.log.log(System.Logger.Level.WARNING, "vhost-user: {0}: the file is not sealed against shrinking", what);
         }
@@ -545,7 +545,7 @@ public final class Session implements AutoCloseable {
         long lead = m.mmapOffset() - pageOff;
         Arena arena = Arena.ofShared();
         try {
-            MemorySegment whole = Posix.mmapShared(fd.fd(), pageOff, lead + m.size(), arena);
+            MemorySegment whole = MemFd.mapShared(fd.fd(), pageOff, lead + m.size(), arena);
             MemorySegment seg = whole.asSlice(lead, m.size());
             return new Mapped(new GuestRegion(m.guestAddr(), m.size(), m.userAddr(), seg), arena);
         } catch (NativeException | IllegalArgumentException e) {

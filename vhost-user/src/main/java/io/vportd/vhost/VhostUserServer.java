@@ -3,7 +3,8 @@ package io.vportd.vhost;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Sockets;
+import io.vportd.sys.UnixSockets;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -49,7 +50,7 @@ public final class VhostUserServer implements AutoCloseable {
         this.socketPath = Objects.requireNonNull(socketPath, "socketPath");
         this.backend = Objects.requireNonNull(backend, "backend");
         removeStaleSocket(socketPath);
-        this.listener = Posix.unixListen(socketPath, 1);
+        this.listener = UnixSockets.listen(socketPath, 1);
         this.thread = Thread.ofPlatform().name("vhost-user " + socketPath.getFileName()).daemon(true)
                 .unstarted(this::run);
     }
@@ -100,7 +101,7 @@ public final class VhostUserServer implements AutoCloseable {
             throw new IOException(path + " exists and is not a socket; refusing to replace it");
         }
         try {
-            Posix.unixConnect(path).close();
+            UnixSockets.connect(path).close();
         } catch (NativeException e) {
             if (e.errno() == Errno.ECONNREFUSED) {
                 LOG.log(System.Logger.Level.INFO, "vhost-user: removing stale socket {0} (nobody listening)", path);
@@ -117,7 +118,7 @@ public final class VhostUserServer implements AutoCloseable {
 
     private void run() {
         while (!closing) {
-            int c = Posix.accept(listener.fd(), false);
+            int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
                 if (closing) {
                     break;
@@ -141,7 +142,7 @@ public final class VhostUserServer implements AutoCloseable {
         synchronized (connectionLock) {
             connection = conn.fd();
             if (closing) {
-                Posix.shutdown(conn.fd(), Posix.SHUT_RDWR);
+                Sockets.shutdown(conn.fd(), Sockets.SHUT_RDWR);
             }
         }
         boolean failed = false;
@@ -193,10 +194,10 @@ public final class VhostUserServer implements AutoCloseable {
             return;
         }
         closing = true;
-        Posix.shutdown(listener.fd(), Posix.SHUT_RDWR); // wakes a blocked accept
+        Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR); // wakes a blocked accept
         synchronized (connectionLock) {
             if (connection >= 0) {
-                Posix.shutdown(connection, Posix.SHUT_RDWR); // wakes a blocked receive
+                Sockets.shutdown(connection, Sockets.SHUT_RDWR); // wakes a blocked receive
             }
         }
         if (thread.isAlive()) {

@@ -3,7 +3,8 @@ package io.vportd.vhost;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Io;
+import io.vportd.sys.UnixSockets;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -78,7 +79,7 @@ public final class Wire implements AutoCloseable {
     private long fill(long off, long len, List<Fd> fds, boolean eofAllowed) throws IOException {
         long done = 0;
         while (done < len) {
-            long r = Posix.recvWithFds(socket, buf.asSlice(off + done), len - done, fdScratch);
+            long r = UnixSockets.recvWithFds(socket, buf.asSlice(off + done), len - done, fdScratch);
             for (int f : fdScratch) {
                 if (f >= 0) {
                     fds.add(Fd.adopt(f));
@@ -111,7 +112,7 @@ public final class Wire implements AutoCloseable {
             MemorySegment.copy(message, 0, out, ValueLayout.JAVA_BYTE, 0, message.length);
             long done = 0;
             while (done < message.length) {
-                long r = Posix.write(socket, out.address() + done, message.length - done);
+                long r = Io.write(socket, out.address() + done, message.length - done);
                 if (r < 0) {
                     throw new NativeException("write(vhost-user socket)", (int) -r);
                 }

@@ -2,7 +2,8 @@ package io.vportd.vhost;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.MemFd;
 import io.vportd.vhost.testing.RecordingBackend;
 
 import java.io.IOException;
@@ -25,9 +26,9 @@ final class SessionHarness implements AutoCloseable {
     }
 
     static Fd memfd(long size) throws NativeException {
-        Fd fd = Posix.memfdCreate("harness");
+        Fd fd = MemFd.create("harness");
         try {
-            Posix.ftruncate(fd.fd(), size);
+            MemFd.truncate(fd.fd(), size);
         } catch (NativeException e) {
             fd.closeQuietly();
             throw e;
@@ -38,7 +39,7 @@ final class SessionHarness implements AutoCloseable {
     static Fd[] eventfds(int n) throws NativeException {
         Fd[] fds = new Fd[n];
         for (int i = 0; i < n; i++) {
-            fds[i] = Posix.eventfd(0, 0);
+            fds[i] = EventFd.create(0, 0);
         }
         return fds;
     }

@@ -2,7 +2,9 @@ package io.vportd.vhost;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.FdCount;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.MemFd;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.testing.RecordingBackend;
 import io.vportd.vring.GuestMemory;
 import org.junit.jupiter.api.Test;
@@ -53,7 +55,7 @@ class SessionMemoryTest {
         long[] regionAddrs;
         RecordingBackend backend = RecordingBackend.console(2);
         try (Fd ram = SessionHarness.memfd(1 << 20); Arena view = Arena.ofConfined()) {
-            MemorySegment file = Posix.mmapShared(ram.fd(), 0, 1 << 20, view);
+            MemorySegment file = MemFd.mapShared(ram.fd(), 0, 1 << 20, view);
             try (SessionHarness h = new SessionHarness(backend)) {
                 h.send(Request.GET_FEATURES, new byte[0]);
                 h.send(Request.SET_PROTOCOL_FEATURES.code, Codec.VERSION, Codec.u64(Session.PROTOCOL_FEATURES_OFFERED));
@@ -76,7 +78,7 @@ class SessionMemoryTest {
                 h.send(Request.SET_VRING_NUM, Codec.vringState(0, 16));
                 h.send(Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(0, 0,
                         U + (1L << 30), U + (1L << 30) + 0x2000, U + (1L << 30) + 0x1000, 0)));
-                h.send(Request.SET_VRING_KICK, Codec.u64(0), Posix.eventfd(0, 0));
+                h.send(Request.SET_VRING_KICK, Codec.u64(0), EventFd.create(0, 0));
                 h.send(Request.SET_VRING_ENABLE, Codec.vringState(0, 1));
                 assertNotNull(backend.running(0));
                 h.send(Request.REM_MEM_REG, Codec.singleRegion(low));
@@ -102,7 +104,7 @@ class SessionMemoryTest {
         try (SessionHarness h = new SessionHarness(backend).negotiated(); Fd ram = SessionHarness.memfd(1 << 20)) {
             h.send(Request.SET_VRING_NUM, Codec.vringState(1, 8));
             h.send(Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(1, 0, U + 0x1000, U + 0x3000, U + 0x2000, 0)));
-            h.send(Request.SET_VRING_KICK, Codec.u64(1), Posix.eventfd(0, 0));
+            h.send(Request.SET_VRING_KICK, Codec.u64(1), EventFd.create(0, 0));
             h.send(Request.SET_VRING_ENABLE, Codec.vringState(1, 1));
             assertNotNull(backend.running(1));
             Codec.MemRegion only = new Codec.MemRegion(0, SessionHarness.RAM, U, 0);
@@ -135,12 +137,12 @@ class SessionMemoryTest {
 
     private static int dup(Fd fd) throws Exception {
         // A second descriptor for the same memfd, as SCM_RIGHTS would deliver.
-        Fd[] sp = Posix.socketPair();
+        Fd[] sp = UnixSockets.pair();
         try (Fd a = sp[0]; Fd b = sp[1]; Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocate(1);
-            assertEquals(1, Posix.sendWithFds(a.fd(), one, 1, fd.fd()));
+            assertEquals(1, UnixSockets.sendWithFds(a.fd(), one, 1, fd.fd()));
             int[] got = new int[1];
-            assertEquals(1, Posix.recvWithFds(b.fd(), one, 1, got));
+            assertEquals(1, UnixSockets.recvWithFds(b.fd(), one, 1, got));
             return got[0];
         }
     }

@@ -1,8 +1,11 @@
 package io.vportd.vhost;
 
+import io.vportd.testsupport.Await;
 import io.vportd.sys.Fd;
 import io.vportd.sys.FdCount;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.MemFd;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.testing.RecordingBackend;
 import io.vportd.vhost.testing.TestFrontend;
 import org.junit.jupiter.api.AfterEach;
@@ -18,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -47,17 +49,6 @@ class VhostUserServerTest {
     void noLeak() throws InterruptedException {
         // The server closes asynchronously only while running; every test closes it first.
         assertEquals(fdsBefore, FdCount.now(), "open descriptors before and after the test");
-    }
-
-    static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.onSpinWait();
-            Thread.sleep(1); // polling interval of a condition wait, not synchronisation
-        }
     }
 
     @Test
@@ -101,9 +92,9 @@ class VhostUserServerTest {
                 assertEquals(ram.address() + avail, fe.memory().hostAddress(avail, 1));
                 // Kick reaches the backend's kick fd; the backend's call reaches the frontend.
                 fe.kick(1);
-                assertEquals(1, Posix.eventfdDrain(s.kickFd()));
+                assertEquals(1, EventFd.drain(s.kickFd()));
                 assertFalse(fe.awaitCall(1, Duration.ZERO));
-                assertEquals(8, Posix.eventfdSignal(s.callFd()));
+                assertEquals(8, EventFd.signal(s.callFd()));
                 assertTrue(fe.awaitCall(1, WAIT));
 
                 // Config write and read back.
@@ -118,7 +109,7 @@ class VhostUserServerTest {
                 assertArrayEquals(new byte[0], fe.getConfig(10, 4), "out of range: empty reply");
             }
             // GET_CONFIG out of range ended that session; the server is still there.
-            await(() -> server.sessionsEnded() == 1, "first session to end");
+            Await.until("first session to end", WAIT, () -> server.sessionsEnded() == 1);
             assertTrue(server.lastError().contains("outside the 12-byte config space"), server.lastError());
             assertTrue(backend.events().contains("reset"));
 
@@ -132,7 +123,7 @@ class VhostUserServerTest {
                 fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64, 42);
                 assertEquals(42, backend.running(0).firstAvailIndex());
             }
-            await(() -> server.sessionsEnded() == 2, "second session to end");
+            Await.until("second session to end", WAIT, () -> server.sessionsEnded() == 2);
             assertEquals(1, server.sessionsFailed(), "a clean disconnect is not a failure");
             assertTrue(backend.await(e -> e.equals("reset"), WAIT));
             assertNull(backend.running(0), "reset stopped everything");
@@ -151,13 +142,13 @@ class VhostUserServerTest {
             assertEquals(1, server.sessionsStarted());
             int oldCall = backend.running(0).callFd();
             backend.setStopIndex(0, 5);
-            try (Fd call = Posix.eventfd(0, Posix.EFD_NONBLOCK)) {
+            try (Fd call = EventFd.create(0, EventFd.EFD_NONBLOCK)) {
                 assertEquals(0, fe.request(Request.SET_VRING_CALL, Codec.u64(0), call.fd()));
                 QueueSetup s = backend.running(0);
                 assertNotNull(s);
                 assertEquals(5, s.firstAvailIndex(), "restarted at the index stopQueue returned");
-                assertEquals(8, Posix.eventfdSignal(s.callFd()));
-                assertEquals(1, Posix.eventfdDrain(call.fd()), "new call fd is the one in use");
+                assertEquals(8, EventFd.signal(s.callFd()));
+                assertEquals(1, EventFd.drain(call.fd()), "new call fd is the one in use");
                 assertTrue(oldCall >= 0);
             }
             // Disable and enable again.
@@ -178,10 +169,10 @@ class VhostUserServerTest {
         RecordingBackend backend = RecordingBackend.console(2);
         try (VhostUserServer server = new VhostUserServer(sock, backend).start();
              TestFrontend fe = TestFrontend.connect(sock, 2, 12);
-             Fd extra = Posix.memfdCreate("extra")) {
+             Fd extra = MemFd.create("extra")) {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
             assertEquals(0, server.sessionsFailed());
-            Posix.ftruncate(extra.fd(), 1 << 20);
+            MemFd.truncate(extra.fd(), 1 << 20);
             Codec.MemRegion r = new Codec.MemRegion(1L << 32, 1 << 20, 0x7f20_0000_0000L, 0);
             assertEquals(0, fe.request(Request.ADD_MEM_REG, Codec.singleRegion(r), extra.fd()));
             assertEquals(2, backend.memory().regionCount());
@@ -204,21 +195,21 @@ class VhostUserServerTest {
                 raw.send(Request.GET_FEATURES.code, 2, new byte[0]); // version 2
                 assertTrue(raw.awaitDisconnect(WAIT), "backend hung up");
             }
-            await(() -> server.sessionsFailed() == 1, "malformed session to be counted");
+            Await.until("malformed session to be counted", WAIT, () -> server.sessionsFailed() == 1);
             assertTrue(server.lastError().contains("header version 2"), server.lastError());
             try (TestFrontend raw = TestFrontend.connectRaw(sock, TestFrontend.Options.defaults(QUEUES, 12))) {
                 raw.sendBytes(new byte[] {1, 0, 0}); // a partial header, then EOF
             }
-            await(() -> server.sessionsFailed() == 2, "truncated session to be counted");
+            Await.until("truncated session to be counted", WAIT, () -> server.sessionsFailed() == 2);
             assertTrue(server.lastError().contains("in the middle of a message"), server.lastError());
             try (TestFrontend raw = TestFrontend.connectRaw(sock, TestFrontend.Options.defaults(QUEUES, 12));
-                 Fd a = Posix.eventfd(0, 0)) {
+                 Fd a = EventFd.create(0, 0)) {
                 int[] nine = new int[9];
                 java.util.Arrays.fill(nine, a.fd());
                 raw.send(Request.SET_OWNER.code, 1, new byte[0], nine);
                 assertTrue(raw.awaitDisconnect(WAIT));
             }
-            await(() -> server.sessionsFailed() == 3, "fd flood session to be counted");
+            Await.until("fd flood session to be counted", WAIT, () -> server.sessionsFailed() == 3);
             assertTrue(server.lastError().contains("more than 8 file descriptors"), server.lastError());
             // Unknown request: logged, failure-acked, session continues.
             try (TestFrontend fe = TestFrontend.connect(sock, QUEUES, 12)) {
@@ -237,13 +228,13 @@ class VhostUserServerTest {
     @Test
     void staleSocketIsReplacedLiveOneAndPlainFileRefused() throws Exception {
         Path stale = dir.resolve("stale.sock");
-        Posix.unixListen(stale, 1).close(); // leaves a socket file nobody listens on
+        UnixSockets.listen(stale, 1).close(); // leaves a socket file nobody listens on
         assertTrue(Files.exists(stale));
         RecordingBackend backend = RecordingBackend.console(2);
         try (VhostUserServer server = new VhostUserServer(stale, backend).start()) {
             IOException live = assertThrows(IOException.class, () -> new VhostUserServer(stale, backend));
             assertTrue(live.getMessage().contains("in use"), live.getMessage());
-            await(() -> server.sessionsEnded() == 1, "the probe connection to be served and ended");
+            Await.until("the probe connection to be served and ended", WAIT, () -> server.sessionsEnded() == 1);
         }
         Path plain = dir.resolve("plain");
         Files.writeString(plain, "not a socket");

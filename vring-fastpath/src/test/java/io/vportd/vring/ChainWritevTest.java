@@ -2,7 +2,8 @@ package io.vportd.vring;
 
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Io;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vring.testing.RingDriver;
 import io.vportd.vring.testing.RingDriver.Buffer;
 import org.junit.jupiter.api.Test;
@@ -26,10 +27,10 @@ class ChainWritevTest {
         try (RingDriver d = new RingDriver(16, false, 8L << 20, 2);
              Arena arena = Arena.ofConfined()) {
             SplitQueue q = d.newDeviceQueue(Direction.DEVICE_READS);
-            Fd[] pair = Posix.socketPair();
+            Fd[] pair = UnixSockets.pair();
             try (Fd a = pair[0]; Fd b = pair[1]; Chain c = q.newChain()) {
-                Posix.setNonBlocking(a.fd(), true);
-                Posix.setNonBlocking(b.fd(), true);
+                Io.setNonBlocking(a.fd(), true);
+                Io.setNonBlocking(b.fd(), true);
                 // ~1.5 MiB in 12 pieces, one of them straddling the region boundary: far more than
                 // a socket buffer holds, so writev returns short counts and EAGAIN.
                 Buffer[] bs = new Buffer[12];
@@ -48,7 +49,7 @@ class ChainWritevTest {
                 ByteArrayOutputStream seen = new ByteArrayOutputStream();
                 int shortWrites = 0;
                 while (c.remaining() > 0) {
-                    long n = Posix.writev(a.fd(), c.iovAddress(), c.iovCount());
+                    long n = Io.writev(a.fd(), c.iovAddress(), c.iovCount());
                     if (n == -Errno.EAGAIN) {
                         n = 0;
                     }
@@ -58,12 +59,12 @@ class ChainWritevTest {
                     }
                     c.advance(n);
                     long r;
-                    while ((r = Posix.read(b.fd(), buf.address(), buf.byteSize())) > 0) {
+                    while ((r = Io.read(b.fd(), buf.address(), buf.byteSize())) > 0) {
                         seen.writeBytes(buf.asSlice(0, r).toArray(ValueLayout.JAVA_BYTE));
                     }
                 }
                 long r;
-                while ((r = Posix.read(b.fd(), buf.address(), buf.byteSize())) > 0) {
+                while ((r = Io.read(b.fd(), buf.address(), buf.byteSize())) > 0) {
                     seen.writeBytes(buf.asSlice(0, r).toArray(ValueLayout.JAVA_BYTE));
                 }
                 assertTrue(shortWrites > 1, "the test must see partial writes, saw " + shortWrites);
@@ -80,10 +81,10 @@ class ChainWritevTest {
         Random rnd = new Random(11);
         try (RingDriver d = new RingDriver(8, true)) {
             SplitQueue q = d.newDeviceQueue(Direction.DEVICE_WRITES);
-            Fd[] pair = Posix.socketPair();
+            Fd[] pair = UnixSockets.pair();
             try (Fd a = pair[0]; Fd b = pair[1]; Chain c = q.newChain();
                  Arena arena = Arena.ofConfined()) {
-                Posix.setNonBlocking(b.fd(), true);
+                Io.setNonBlocking(b.fd(), true);
                 int head = d.addChain(new Buffer[0], new Buffer[] {d.allocate(100), d.allocate(1), d.allocate(4000)});
                 assertEquals(SplitQueue.POPPED, q.pop(c));
                 byte[] data = new byte[4101];
@@ -93,15 +94,15 @@ class ChainWritevTest {
                 int sent = 0;
                 int[] steps = {37, 64, 1, 999, 3000};
                 for (int step : steps) {
-                    assertEquals(step, Posix.write(a.fd(), src.address() + sent, step));
+                    assertEquals(step, Io.write(a.fd(), src.address() + sent, step));
                     sent += step;
-                    long n = Posix.readv(b.fd(), c.iovAddress(), c.iovCount());
+                    long n = Io.readv(b.fd(), c.iovAddress(), c.iovCount());
                     assertEquals(step, n, "a readv takes what one write sent");
                     c.advance(n);
                 }
                 assertEquals(0, c.remaining());
                 assertEquals(0, c.iovCount());
-                assertEquals(-Errno.EAGAIN, Posix.read(b.fd(), src.address(), 1), "nothing more was sent");
+                assertEquals(-Errno.EAGAIN, Io.read(b.fd(), src.address(), 1), "nothing more was sent");
                 q.pushUsed(head, (int) c.transferred());
                 q.publishUsed();
                 RingDriver.Used u = d.pollUsed();

@@ -98,6 +98,17 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
         return eventsDropped.get();
     }
 
+    static final long ACCEPT_PAUSE_MIN_MS = 50;
+    static final long ACCEPT_PAUSE_MAX_MS = 2000;
+    private final SharedCounter acceptFailures = metrics.shared("vportd_api_accept_failures_total",
+            "Failed accepts on the management socket (e.g. out of descriptors); the acceptor rests and retries.");
+    private long acceptPauseMs = ACCEPT_PAUSE_MIN_MS;
+
+    /** Accepts that failed (each retried after a pause). */
+    public long acceptFailures() {
+        return acceptFailures.get();
+    }
+
     private void acceptLoop() {
         while (!closed) {
             SocketChannel c;
@@ -106,11 +117,25 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
             } catch (ClosedChannelException e) {
                 return;
             } catch (IOException e) {
-                if (!closed) {
-                    clientLog.log(Level.WARNING, "management API accept failed: {0}", e.getMessage());
+                if (closed) {
+                    return;
                 }
-                return;
+                // Out of descriptors (EMFILE) and the like: the listener is fine, so rest and try
+                // again; giving up would leave the daemon without its management API until restart.
+                acceptFailures.incrementAndGet();
+                if (acceptPauseMs == ACCEPT_PAUSE_MIN_MS || acceptPauseMs == ACCEPT_PAUSE_MAX_MS) {
+                    LOG.log(Level.WARNING, "management API accept failed: {0}; retrying in {1} ms",
+                            e.getMessage(), Long.toString(acceptPauseMs));
+                }
+                try {
+                    Thread.sleep(acceptPauseMs);
+                } catch (InterruptedException interrupted) {
+                    return;
+                }
+                acceptPauseMs = Math.min(ACCEPT_PAUSE_MAX_MS, acceptPauseMs * 2);
+                continue;
             }
+            acceptPauseMs = ACCEPT_PAUSE_MIN_MS;
             if (clients.size() >= MAX_CLIENTS) {
                 try (c) {
                     c.write(ByteBuffer.wrap((ApiProtocol.error(null, "too-many-clients",

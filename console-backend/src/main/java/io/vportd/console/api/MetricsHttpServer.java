@@ -31,7 +31,8 @@ public final class MetricsHttpServer implements AutoCloseable {
         });
         s.setExecutor(Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon().name("vportd-metrics").unstarted(r)));
         s.start();
-        LOG.log(Level.INFO, "metrics served on http://{0}/metrics", listen);
+        // the bound port, which is the one asked for unless that was 0 (any free port)
+        LOG.log(Level.INFO, "metrics served on http://{0}/metrics", new HostPort(listen.host(), s.getAddress().getPort()));
         return new MetricsHttpServer(s);
     }
 

@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 
 import java.nio.file.Path;
@@ -74,7 +75,7 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
         if (apiSocket != null) {
             claim(paths, apiSocket, "--api-socket");
         }
-        if (metricsListen != null) {
+        if (metricsListen != null && metricsListen.port() != 0) { // port 0: a free port, never a clash
             tcp.add(metricsListen.toString());
         }
         Integer stdioPort = null;
@@ -105,7 +106,7 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
             if (e.ownedPath() != null) {
                 claim(paths, e.ownedPath(), "port " + p.id() + " (" + e.toSpec() + ")");
             }
-            if (e instanceof EndpointSpec.Tcp t) {
+            if (e instanceof EndpointSpec.Tcp t && t.port() != 0) {
                 String key = new HostPort(t.host(), t.port()).toString();
                 if (!tcp.add(key)) {
                     throw new IllegalArgumentException("port " + p.id() + ": TCP address " + key

@@ -3,6 +3,7 @@ package io.vportd.console.cli;
 /**
  * A host and TCP port as written on the command line: {@code PORT}, {@code HOST:PORT} or
  * {@code [IPV6]:PORT}. The host defaults to 127.0.0.1 and is kept as text (not resolved).
+ * Port 0 asks for any free port (the bound port is logged).
  */
 public record HostPort(String host, int port) {
 
@@ -12,8 +13,8 @@ public record HostPort(String host, int port) {
         if (host == null || host.isEmpty()) {
             throw new IllegalArgumentException("host must not be empty");
         }
-        if (port < 1 || port > 65535) {
-            throw new IllegalArgumentException("port must be 1..65535, got " + port);
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("port must be 0..65535, got " + port);
         }
     }
 
@@ -61,8 +62,8 @@ public record HostPort(String host, int port) {
             }
         }
         int port = parseDecimal(portText, 65535);
-        if (port < 1) {
-            throw new IllegalArgumentException("'" + text + "': '" + portText + "' is not a TCP port (1..65535)");
+        if (port < 0) {
+            throw new IllegalArgumentException("'" + text + "': '" + portText + "' is not a TCP port (0..65535)");
         }
         return new HostPort(host, port);
     }

@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 
@@ -44,7 +45,8 @@ public final class PortSpecParser {
               stdio                 the daemon's stdin/stdout (one port at most)
               socket=PATH           Unix socket the daemon listens on, one client at a time
               unix-client=PATH      Unix socket the daemon connects to
-              tcp=[HOST:]PORT       TCP listener, HOST defaults to 127.0.0.1 ([::1]:PORT for IPv6)
+              tcp=[HOST:]PORT       TCP listener, HOST defaults to 127.0.0.1 ([::1]:PORT for IPv6);
+                                    PORT 0 picks a free port (logged)
               pty[=LINK]            a pseudo terminal, optionally symlinked at LINK
               file=PATH             append guest output to PATH; nothing goes to the guest
               null                  discard guest output

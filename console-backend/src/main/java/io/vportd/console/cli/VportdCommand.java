@@ -62,7 +62,7 @@ public final class VportdCommand {
 
     @Option(names = "--metrics-listen", paramLabel = "HOST:PORT", order = 5,
             description = "Serve metrics over HTTP at HOST:PORT (HOST defaults to 127.0.0.1, [::1]:PORT for "
-                    + "IPv6). Optional; without it no metrics listener is opened.")
+                    + "IPv6; PORT 0 picks a free port, logged). Optional; without it no metrics listener is opened.")
     String metricsListen;
 
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info", order = 6,

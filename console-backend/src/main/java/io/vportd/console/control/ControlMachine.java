@@ -95,6 +95,8 @@ public final class ControlMachine {
         boolean announcedBeforeReset;
         /** Configuration to add under the same id once PORT_REMOVE has gone out. */
         PortConfig reAdd;
+        /** Host connection state of the queued re-add (its endpoint runs already). */
+        boolean reAddHostConnected;
 
         Port(PortConfig config) {
             this.config = config;
@@ -177,12 +179,13 @@ public final class ControlMachine {
         install(config);
     }
 
-    private void install(PortConfig config) {
+    private Port install(PortConfig config) {
         Port p = new Port(config);
         ports[config.id()] = p;
         if (deviceReady) {
             setPending(p, P_ADD);
         }
+        return p;
     }
 
     /**
@@ -205,6 +208,7 @@ public final class ControlMachine {
         if (p.state == PortState.REMOVING) {
             if (p.reAdd != null) {
                 p.reAdd = null;
+                p.reAddHostConnected = false;
                 return true;
             }
             return false;
@@ -319,7 +323,7 @@ public final class ControlMachine {
                 ports[id] = null;
                 removed.add(id);
                 if (p.reAdd != null) {
-                    install(p.reAdd);
+                    install(p.reAdd).hostConnected = p.reAddHostConnected;
                 }
                 continue;
             }
@@ -458,6 +462,10 @@ public final class ControlMachine {
 
     private boolean setHost(int id, boolean connected) {
         Port p = port(id);
+        if (p != null && p.state == PortState.REMOVING && p.reAdd != null) {
+            p.reAddHostConnected = connected; // the re-added port takes it once PORT_REMOVE is out
+            return true;
+        }
         if (p == null || p.state == PortState.REMOVING) {
             return false;
         }
@@ -584,7 +592,7 @@ public final class ControlMachine {
                 ControlMessage.encodeHeader(dst, 0, id, PORT_REMOVE, 1);
                 ports[id] = null;
                 if (p.reAdd != null) {
-                    install(p.reAdd);
+                    install(p.reAdd).hostConnected = p.reAddHostConnected;
                 }
                 listener.portRemoved(id);
                 return HEADER_SIZE;
@@ -670,6 +678,15 @@ public final class ControlMachine {
     public PortState portState(int id) {
         Port p = port(id);
         return p == null ? null : p.state;
+    }
+
+    /**
+     * Everything the device keeps about one port's state, in one value: its life cycle, whether
+     * the guest has it open, whether a host peer is connected. Null if there is no such port.
+     */
+    public PortView view(int id) {
+        Port p = port(id);
+        return p == null ? null : new PortView(p.state, p.guestOpen, p.hostConnected);
     }
 
     /** The port's configuration, or null if there is no port with this id. */

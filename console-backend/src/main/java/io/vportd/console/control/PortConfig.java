@@ -1,6 +1,6 @@
 package io.vportd.console.control;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Objects;

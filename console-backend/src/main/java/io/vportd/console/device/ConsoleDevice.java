@@ -1,15 +1,8 @@
 package io.vportd.console.device;
 
-import io.vportd.console.cli.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
-import io.vportd.console.endpoint.FileEndpoint;
-import io.vportd.console.endpoint.NullEndpoint;
-import io.vportd.console.endpoint.PtyEndpoint;
-import io.vportd.console.endpoint.TcpServerEndpoint;
-import io.vportd.console.endpoint.UnixClientEndpoint;
-import io.vportd.console.endpoint.StdioEndpoint;
-import io.vportd.console.endpoint.UnixServerEndpoint;
+import io.vportd.console.endpoint.Endpoints;
 import io.vportd.telemetry.LogLimiter;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
@@ -65,17 +58,7 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     }
 
     static Endpoint endpointFor(PortConfig p) {
-        String label = PortRuntime.labelOf(p);
-        EndpointSpec spec = p.endpoint();
-        return switch (spec) {
-            case EndpointSpec.UnixSocket s -> new UnixServerEndpoint(s.path(), label);
-            case EndpointSpec.FileOut f -> new FileEndpoint(f.path(), label);
-            case EndpointSpec.Stdio s -> new StdioEndpoint(label);
-            case EndpointSpec.Null n -> new NullEndpoint();
-            case EndpointSpec.UnixClient u -> new UnixClientEndpoint(u.path(), label);
-            case EndpointSpec.Tcp t -> new TcpServerEndpoint(t.host(), t.port(), label);
-            case EndpointSpec.Pty t -> new PtyEndpoint(t.link(), label);
-        };
+        return Endpoints.create(p.endpoint(), PortRuntime.labelOf(p));
     }
 
     public DataPlane dataPlane() {

@@ -8,7 +8,7 @@ public final class DeviceCounters {
 
     private final MetricSet metrics = new MetricSet();
     final Counter controlTruncated = metrics.counter("vportd_control_truncated_total",
-            "Control messages cut to a too-small guest buffer.");
+            "Guest control buffers too small for the next message, given back empty (the message waits).");
     final Counter emergencyWrites = metrics.counter("vportd_emergency_writes_total", "Characters written through emerg_wr.");
     final Counter emergencyWritesDropped = metrics.counter("vportd_emergency_writes_dropped_total",
             "emerg_wr characters with no console port to go to.");

@@ -3,6 +3,7 @@ package io.vportd.console.device;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.vring.Chain;
+import io.vportd.vring.Direction;
 import io.vportd.vring.SplitQueue;
 
 /**
@@ -25,12 +26,24 @@ final class PortRuntime {
     /** A popped receive chain waiting for host bytes. */
     boolean receiveHeld;
 
-    boolean guestOpen;
+    /**
+     * The management API has heard of the port (its port-added event went out): host-connected
+     * events wait until then. The port's protocol state (life cycle, guest open, host connected)
+     * is the control machine's alone: see {@link io.vportd.console.control.PortView}.
+     */
+    boolean added;
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;
-    /** Work may be waiting: kicked, connected, opened, or left unfinished by the last cycle. */
-    boolean dirty;
+
+    /**
+     * A transmit chain partly taken by the host when its ring stopped: its head, its avail index
+     * and the bytes already taken. When the restarted ring offers the same chain again, those
+     * bytes are skipped, so nothing is sent twice. 0 bytes = nothing carried.
+     */
+    private int carriedHead;
+    private int carriedAvail;
+    private long carriedTaken;
 
     final ConsoleOutputBuffer consoleBacklog;
     /** Last window size seen on a terminal endpoint (packed cols<<16|rows), 0 before the first look. */
@@ -41,6 +54,71 @@ final class PortRuntime {
         this.endpoint = endpoint;
         this.label = labelOf(config);
         this.consoleBacklog = config.console() ? new ConsoleOutputBuffer(consoleBacklogBytes) : null;
+    }
+
+    /** Attaches a started queue of this port (direction from the queue). */
+    void attach(SplitQueue q) {
+        if (q.direction() == Direction.DEVICE_WRITES) {
+            receive = q;
+            receiveChain = new Chain(q.size());
+            receiveHeld = false;
+        } else {
+            transmit = q;
+            transmitChain = new Chain(q.size());
+            transmitHeld = false;
+        }
+    }
+
+    /**
+     * Detaches a stopping queue of this port; returns the avail index to resume at ({@code next},
+     * one less when a popped chain is handed back to be popped again).
+     */
+    int detach(SplitQueue q, int next) {
+        Chain released = null;
+        if (receive == q) {
+            if (receiveHeld) {
+                next = (next - 1) & 0xffff;
+                receiveHeld = false;
+            }
+            released = receiveChain;
+            receive = null;
+            receiveChain = null;
+        } else if (transmit == q) {
+            if (transmitHeld) {
+                // The guest's bytes were not all taken: the chain is offered again after a
+                // restart, and what the host already took is carried so it is not sent twice.
+                next = (next - 1) & 0xffff;
+                transmitHeld = false;
+                carriedTaken = transmitChain.transferred();
+                carriedHead = transmitChain.head();
+                carriedAvail = next;
+            }
+            released = transmitChain;
+            transmit = null;
+            transmitChain = null;
+        }
+        if (released != null) {
+            released.close();
+        }
+        return next;
+    }
+
+    /** Just popped {@code c} from the transmit queue: skip what the host took of it before a ring restart. */
+    void resumeCarried(SplitQueue q, Chain c) {
+        if (carriedTaken == 0) {
+            return;
+        }
+        long taken = carriedTaken;
+        carriedTaken = 0;
+        // The same chain at the same place (the guest may have reused the head elsewhere after a reset).
+        if (c.head() == carriedHead && ((q.nextAvail() - 1) & 0xffff) == carriedAvail && taken < c.remaining()) {
+            c.advance(taken);
+        }
+    }
+
+    /** The device was reset: a carried partial chain belongs to a ring that is gone. */
+    void forgetCarried() {
+        carriedTaken = 0;
     }
 
     static String labelOf(PortConfig c) {

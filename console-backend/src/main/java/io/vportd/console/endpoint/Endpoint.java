@@ -35,7 +35,7 @@ public interface Endpoint extends AutoCloseable {
      * The data plane saw end of file or an error on the connection: close it. A listening endpoint
      * goes back to waiting for the next client; others stay disconnected.
      */
-    void hostGone();
+    void hostDisconnected();
 
     /**
      * True when this endpoint waits for time to pass (a reconnect back-off): the data plane then

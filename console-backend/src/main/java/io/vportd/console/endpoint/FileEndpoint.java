@@ -1,19 +1,28 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.file.Path;
 
-/** Guest output appended to a file. Output only; always "connected" once opened. */
+/**
+ * Guest output appended to a file (created 0600). Output only; always "connected" once opened.
+ * The data plane never writes the file itself: a {@link BlockingFdBridge} pump does, so a slow,
+ * stalled or full disk holds guest buffers (a generic port's writer waits) instead of freezing
+ * every port, and a failed write is retried until the disk has room again.
+ */
 public final class FileEndpoint implements Endpoint {
 
     private static final System.Logger LOG = System.getLogger("vportd.endpoint");
+    /** Mode of a file the endpoint creates: only the daemon's user reads guest output. */
+    static final int FILE_MODE = 0600;
 
     private final Path path;
     private final String label;
-    private Fd file;
+    private EndpointHost host;
+    private BlockingFdBridge bridge;
 
     public FileEndpoint(Path path, String portLabel) {
         this.path = path;
@@ -22,19 +31,34 @@ public final class FileEndpoint implements Endpoint {
 
     @Override
     public void start(EndpointHost host, int port) throws IOException {
-        file = Posix.open(path, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_APPEND | Posix.O_CLOEXEC, 0640);
+        this.host = host;
+        Fd file = Io.open(path, Io.O_WRONLY | Io.O_CREAT | Io.O_APPEND | Io.O_CLOEXEC, FILE_MODE);
+        int fd = file.fd();
+        try {
+            bridge = BlockingFdBridge.toSink(file, (addr, len) -> Io.write(fd, addr, len), label, "file " + path);
+        } catch (IOException | RuntimeException e) {
+            file.closeQuietly();
+            throw e;
+        }
+        try {
+            host.watch(bridge.fd(), Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+        } catch (IOException | RuntimeException e) {
+            bridge.close();
+            bridge = null;
+            throw e;
+        }
         LOG.log(Level.INFO, "{0}: appending guest output to {1}", label, path);
         host.hostConnected(port);
     }
 
     @Override
     public boolean connected() {
-        return file != null;
+        return bridge != null;
     }
 
     @Override
     public int outputFd() {
-        return file == null ? -1 : file.fd();
+        return bridge == null ? -1 : bridge.fd();
     }
 
     @Override
@@ -42,10 +66,14 @@ public final class FileEndpoint implements Endpoint {
         return -1;
     }
 
+    /** Failed writes to the file so far (each is retried). */
+    public long writeErrors() {
+        return bridge == null ? 0 : bridge.errors();
+    }
+
     @Override
-    public void hostGone() {
-        // A write error on a file (disk full, I/O error) is not a peer leaving: keep the file and
-        // let the data plane hold the guest's data; the error is logged where it happened.
+    public void hostDisconnected() {
+        // Write errors on the file are the pump's to retry; the bridge itself does not go away.
     }
 
     @Override
@@ -55,9 +83,10 @@ public final class FileEndpoint implements Endpoint {
 
     @Override
     public void close() {
-        if (file != null) {
-            file.closeQuietly();
-            file = null;
+        if (bridge != null) {
+            host.unwatch(bridge.fd());
+            bridge.close(); // the pump writes what it holds, then closes the file
+            bridge = null;
         }
     }
 }

@@ -29,7 +29,7 @@ public final class NullEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
     }
 
     @Override

@@ -1,7 +1,9 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.file.Files;
@@ -35,13 +37,13 @@ public final class PtyEndpoint implements Endpoint {
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
-        Posix.Pty pty = Posix.openPty();
+        Terminal.Pty pty = Terminal.openPty();
         master = pty.master();
         slavePath = pty.slavePath();
         try {
-            slave = Posix.open(Path.of(slavePath), Posix.O_RDWR | Posix.O_NOCTTY | Posix.O_CLOEXEC, 0);
-            Posix.enterRawMode(slave.fd());
-            Posix.setNonBlocking(master.fd(), true);
+            slave = Io.open(Path.of(slavePath), Io.O_RDWR | Io.O_NOCTTY | Io.O_CLOEXEC, 0);
+            Terminal.enterRawMode(slave.fd());
+            Io.setNonBlocking(master.fd(), true);
             if (link != null) {
                 if (Files.exists(link, LinkOption.NOFOLLOW_LINKS)) {
                     if (!Files.isSymbolicLink(link)) {
@@ -52,7 +54,7 @@ public final class PtyEndpoint implements Endpoint {
                 Files.createSymbolicLink(link, Path.of(slavePath));
                 linked = true;
             }
-            host.watch(master.fd(), Posix.EPOLLIN | Posix.EPOLLOUT | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+            host.watch(master.fd(), Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         } catch (IOException | RuntimeException e) {
             close();
             throw e;
@@ -88,7 +90,7 @@ public final class PtyEndpoint implements Endpoint {
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // The daemon holds the slave open, so the master never sees the terminal go away; an
         // error here is logged by the data plane and the terminal stays.
     }

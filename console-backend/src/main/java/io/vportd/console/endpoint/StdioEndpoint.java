@@ -1,7 +1,9 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 
@@ -9,6 +11,12 @@ import java.lang.System.Logger.Level;
  * The daemon's own standard input and output: a console in the foreground. When standard input
  * is a terminal it is put in raw mode (so keys reach the guest as typed) and restored on close and
  * at exit. Input that cannot be polled (a regular file, /dev/null) is not read.
+ *
+ * <p>Neither descriptor is touched by the data plane: each goes through a {@link BlockingFdBridge}
+ * pump, so standard output piped to a reader that stopped reading fills the console backlog
+ * (dropped and counted past it) instead of freezing every port, and standard input keeps its
+ * blocking mode: O_NONBLOCK would change the open file description shared with the user's shell
+ * (and stdout/stderr on a terminal), and would outlive a crash.
  */
 public final class StdioEndpoint implements Endpoint {
 
@@ -18,7 +26,8 @@ public final class StdioEndpoint implements Endpoint {
     private final int stdinFd;
     private final int stdoutFd;
     private EndpointHost host;
-    private int inFd = -1;
+    private BlockingFdBridge output;
+    private BlockingFdBridge input;
     private int terminal = -1;
     private byte[] savedMode;
 
@@ -36,23 +45,23 @@ public final class StdioEndpoint implements Endpoint {
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
-        if (Posix.isatty(stdoutFd)) {
+        if (Terminal.isatty(stdoutFd)) {
             terminal = stdoutFd;
-        } else if (Posix.isatty(stdinFd)) {
+        } else if (Terminal.isatty(stdinFd)) {
             terminal = stdinFd;
         }
-        if (Posix.isatty(stdinFd)) {
-            savedMode = Posix.enterRawMode(stdinFd);
+        if (Terminal.isatty(stdinFd)) {
+            savedMode = Terminal.enterRawMode(stdinFd);
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
-        try {
-            host.watch(stdinFd, Posix.EPOLLIN | Posix.EPOLLRDHUP | Posix.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
-            Posix.setNonBlocking(stdinFd, true);
-            inFd = stdinFd;
-        } catch (NativeException e) {
-            // EPERM: standard input is a regular file or /dev/null, which readiness cannot watch.
-            LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled",
-                    label, e.getMessage());
+        output = BlockingFdBridge.toSink(null, (addr, len) -> Io.write(stdoutFd, addr, len), label, "standard output");
+        host.watch(output.fd(), Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+        String why = unpollable(stdinFd);
+        if (why == null) {
+            input = BlockingFdBridge.fromSource(stdinFd, label, "standard input");
+            host.watch(input.fd(), Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+        } else {
+            LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled", label, why);
         }
         host.hostConnected(port);
     }
@@ -62,9 +71,20 @@ public final class StdioEndpoint implements Endpoint {
         return true;
     }
 
+    /**
+     * Null when {@code fd} is something readiness can watch (a terminal, pipe or socket), else why
+     * not: epoll refuses regular files and /dev/null with EPERM. Probed on a scratch epoll set.
+     */
+    private static String unpollable(int fd) throws NativeException {
+        try (io.vportd.sys.Fd probe = Epoll.create()) {
+            int r = Epoll.ctl(probe.fd(), Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN, 0);
+            return r < 0 ? io.vportd.sys.Errno.describe(-r) : null;
+        }
+    }
+
     @Override
     public int outputFd() {
-        return stdoutFd;
+        return output == null ? -1 : output.fd();
     }
 
     @Override
@@ -74,15 +94,16 @@ public final class StdioEndpoint implements Endpoint {
 
     @Override
     public int inputFd() {
-        return inFd;
+        return input == null ? -1 : input.fd();
     }
 
     @Override
-    public void hostGone() {
+    public void hostDisconnected() {
         // End of standard input: keep the output side; stop reading.
-        if (inFd >= 0) {
-            host.unwatch(inFd);
-            inFd = -1;
+        if (input != null) {
+            host.unwatch(input.fd());
+            input.close();
+            input = null;
             LOG.log(Level.INFO, "{0}: standard input ended", label);
         }
     }
@@ -95,7 +116,7 @@ public final class StdioEndpoint implements Endpoint {
     private synchronized void restoreTerminal() {
         if (savedMode != null) {
             try {
-                Posix.tcsetattr(stdinFd, savedMode);
+                Terminal.tcsetattr(stdinFd, savedMode);
             } catch (NativeException e) {
                 LOG.log(Level.WARNING, "{0}: cannot restore the terminal mode: {1}", label, e.getMessage());
             }
@@ -105,14 +126,15 @@ public final class StdioEndpoint implements Endpoint {
 
     @Override
     public void close() {
-        if (inFd >= 0) {
-            host.unwatch(inFd);
-            try {
-                Posix.setNonBlocking(stdinFd, false);
-            } catch (NativeException e) {
-                LOG.log(Level.DEBUG, "{0}: cannot clear O_NONBLOCK on standard input: {1}", label, e.getMessage());
-            }
-            inFd = -1;
+        if (input != null) {
+            host.unwatch(input.fd());
+            input.close(); // its pump ends at the next input (a blocked read cannot be taken back)
+            input = null;
+        }
+        if (output != null) {
+            host.unwatch(output.fd());
+            output.close(); // the pump writes what it holds, then ends
+            output = null;
         }
         restoreTerminal();
     }

@@ -3,7 +3,9 @@ package io.vportd.console.endpoint;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.Sockets;
 import io.vportd.telemetry.LogLimiter;
 import java.lang.System.Logger.Level;
 
@@ -18,12 +20,22 @@ abstract class StreamEndpoint implements Endpoint {
     /** Lines a host peer can cause by connecting, being refused or leaving: one limiter per endpoint. */
     final LogLimiter peerLog = new LogLimiter(LOG);
 
-    private static final int PEER_EVENTS = Posix.EPOLLIN | Posix.EPOLLOUT | Posix.EPOLLRDHUP | Posix.EPOLLET;
+    private static final int PEER_EVENTS = Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET;
+
+    /** A listener out of descriptors (EMFILE/ENFILE) rests this long at first, doubling up to the max. */
+    static final long ACCEPT_PAUSE_MIN_MS = 100;
+    static final long ACCEPT_PAUSE_MAX_MS = 5000;
 
     final String label;
     EndpointHost host;
     int port;
     private Fd peer;
+    /** A listener taken out of the readiness set while the process is out of descriptors, or null. */
+    private Fd pausedListener;
+    private String pausedWho;
+    private long resumeAt;
+    private long pauseMs = ACCEPT_PAUSE_MIN_MS;
+    private long acceptFailures;
 
     StreamEndpoint(String label) {
         this.label = label;
@@ -59,16 +71,17 @@ abstract class StreamEndpoint implements Endpoint {
      */
     final void acceptAll(Fd listener, String who) {
         while (true) {
-            int fd = Posix.accept(listener.fd(), true);
+            int fd = acceptOne(listener.fd());
             if (fd < 0) {
                 if (fd != -Errno.EAGAIN) {
-                    peerLog.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(-fd));
+                    acceptFailed(listener, who, -fd);
                 }
                 return;
             }
+            pauseMs = ACCEPT_PAUSE_MIN_MS;
             if (peer != null) {
                 peerLog.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
-                Posix.close(fd);
+                Io.close(fd);
                 continue;
             }
             accepted(fd);
@@ -76,12 +89,75 @@ abstract class StreamEndpoint implements Endpoint {
         }
     }
 
+    /** accept4 on the listener; a seam so tests can make it fail the way a full process does. */
+    int acceptOne(int listenFd) {
+        return Sockets.accept(listenFd, true);
+    }
+
+    /**
+     * A failed accept. Out of descriptors the pending connection stays queued and the listener
+     * stays readable, so watching it would wake the data plane in a loop: it leaves the
+     * readiness set and comes back after a back-off ({@link #tick}). One log line per pause.
+     */
+    private void acceptFailed(Fd listener, String who, int errno) {
+        acceptFailures++;
+        if (errno != Errno.EMFILE && errno != Errno.ENFILE && errno != Errno.ENOBUFS && errno != Errno.ENOMEM) {
+            peerLog.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(errno));
+            return;
+        }
+        host.unwatch(listener.fd());
+        pausedListener = listener;
+        pausedWho = who;
+        resumeAt = System.nanoTime() + pauseMs * 1_000_000L;
+        LOG.log(Level.WARNING, "{0}: cannot accept a {1}: {2}; not listening for {3} ms ({4} failed accepts so far)",
+                label, who, Errno.describe(errno), Long.toString(pauseMs), Long.toString(acceptFailures));
+        pauseMs = Math.min(ACCEPT_PAUSE_MAX_MS, pauseMs * 2);
+    }
+
+    /** Accepts that failed so far (each also logged or paused the listener). */
+    final long acceptFailures() {
+        return acceptFailures;
+    }
+
+    /** True while the listener rests after running out of descriptors. */
+    final boolean listenerPaused() {
+        return pausedListener != null;
+    }
+
+    @Override
+    public boolean wantsTicks() {
+        return pausedListener != null;
+    }
+
+    @Override
+    public void tick(long nanoTime) {
+        if (pausedListener == null || nanoTime - resumeAt < 0) {
+            return;
+        }
+        Fd listener = pausedListener;
+        pausedListener = null;
+        try {
+            host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
+        } catch (NativeException e) {
+            LOG.log(Level.WARNING, "{0}: cannot watch the listener again: {1}", label, e.getMessage());
+            pausedListener = listener;
+            resumeAt = nanoTime + pauseMs * 1_000_000L;
+            return;
+        }
+        acceptAll(listener, pausedWho); // connections that waited meanwhile
+    }
+
+    /** Forgets a paused listener the subclass is about to close (it is not in the readiness set). */
+    final void forgetPausedListener() {
+        pausedListener = null;
+    }
+
     /** A hook for socket options on a newly accepted peer. */
     void accepted(int fd) {
     }
 
     /** Closes the peer, if any; true when there was one. */
-    final boolean dropPeer() {
+    final boolean closeConnection() {
         if (peer == null) {
             return false;
         }

@@ -1,8 +1,10 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Epoll;
 import io.vportd.sys.Inet;
-import io.vportd.sys.Posix;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.net.InetAddress;
@@ -37,7 +39,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
         listener = Inet.tcpListen(inet, requestedPort, 4);
         int bound = Inet.localPort(listener.fd());
         boundPort = bound > 0 ? bound : requestedPort;
-        host.watch(listener.fd(), Posix.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
+        host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
         if (!inet.isLoopbackAddress()) {
             LOG.log(Level.WARNING, "{0}: TCP endpoint listens on {1}, reachable from other hosts; the port has no "
                     + "authentication", label, inet.getHostAddress());
@@ -61,8 +63,8 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             peerLog.log(Level.INFO, "{0}: TCP host client disconnected", label);
         }
     }
@@ -75,7 +77,8 @@ public final class TcpServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
+        forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();

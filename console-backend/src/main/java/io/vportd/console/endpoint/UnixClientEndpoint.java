@@ -1,7 +1,7 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Inet;
+import io.vportd.sys.UnixSockets;
 import io.vportd.sys.NativeException;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -37,7 +37,7 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     private void attempt(long now) {
         Fd c;
         try {
-            c = Inet.unixConnectNonBlocking(path);
+            c = UnixSockets.connectNonBlocking(path);
         } catch (NativeException e) {
             failures++;
             if (failures == 1) {
@@ -70,8 +70,8 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             backoffMs = MIN_BACKOFF_MS;
             nextAttempt = System.nanoTime() + MIN_BACKOFF_MS * 1_000_000L;
             peerLog.log(Level.INFO, "{0}: connection to {1} ended; reconnecting", label, path);
@@ -86,6 +86,6 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     @Override
     public void close() {
         closed = true;
-        dropPeer();
+        closeConnection();
     }
 }

@@ -1,7 +1,9 @@
 package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Io;
+import io.vportd.sys.UnixSockets;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.file.Files;
@@ -32,9 +34,9 @@ public final class UnixServerEndpoint extends StreamEndpoint {
             // A leftover from an earlier run: replace it only when it is a socket nobody serves.
             SocketFiles.removeStale(path, label);
         }
-        listener = Posix.unixListen(path, 4);
-        Posix.setNonBlocking(listener.fd(), true);
-        host.watch(listener.fd(), Posix.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
+        listener = UnixSockets.listen(path, 4);
+        Io.setNonBlocking(listener.fd(), true);
+        host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
         LOG.log(Level.INFO, "{0}: listening on {1}", label, path);
     }
 
@@ -44,8 +46,8 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void hostGone() {
-        if (dropPeer()) {
+    public void hostDisconnected() {
+        if (closeConnection()) {
             peerLog.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
         }
     }
@@ -57,7 +59,8 @@ public final class UnixServerEndpoint extends StreamEndpoint {
 
     @Override
     public void close() {
-        dropPeer();
+        closeConnection();
+        forgetPausedListener();
         if (listener != null) {
             host.unwatch(listener.fd());
             listener.closeQuietly();

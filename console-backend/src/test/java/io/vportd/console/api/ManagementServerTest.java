@@ -44,6 +44,25 @@ class ManagementServerTest {
     }
 
     @Test
+    void runningOutOfDescriptorsDoesNotEndTheAcceptor() throws Exception {
+        try (java.nio.channels.SocketChannel waiting = java.nio.channels.SocketChannel.open(
+                java.net.StandardProtocolFamily.UNIX)) {
+            try (io.vportd.console.testing.FdLimit none = io.vportd.console.testing.FdLimit.exhaust()) {
+                waiting.connect(java.net.UnixDomainSocketAddress.of(sock)); // needs no new descriptor here
+                // the acceptor's accept fails with EMFILE for as long as the limit holds
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (server.acceptFailures() == 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+            }
+            assertTrue(server.acceptFailures() > 0, "accept failed while the process had no descriptor left");
+        }
+        try (ApiClient c = ApiClient.connect(sock)) {
+            assertTrue(c.call(c.request("list-ports")).path("ok").asBoolean(), "the API still serves");
+        }
+    }
+
+    @Test
     void garbageGetsAnErrorAndTheConnectionGoesOn() throws IOException {
         try (ApiClient c = ApiClient.connect(sock)) {
             assertEquals("parse-error", c.callRaw("}{").path("error").path("code").asText());

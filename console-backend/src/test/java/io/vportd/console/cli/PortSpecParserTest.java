@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import org.junit.jupiter.api.Test;
@@ -131,7 +132,7 @@ class PortSpecParserTest {
     @Test void pathWithNul() { fails("nr=1,file=/tmp/a\0b", "NUL"); }
     @Test void tcpWithoutValue() { fails("nr=1,tcp", "'tcp' needs a value"); }
     @Test void tcpBadPort() { fails("nr=1,tcp=localhost:http", "is not a TCP port"); }
-    @Test void tcpPortZero() { fails("nr=1,tcp=0", "is not a TCP port"); }
+    @Test void tcpPortZeroIsAnyFreePort() { assertEquals(new EndpointSpec.Tcp("127.0.0.1", 0), PortSpecParser.parse("nr=1,tcp=0").endpoint()); }
     @Test void tcpPortTooBig() { fails("nr=1,tcp=65536", "is not a TCP port"); }
     @Test void tcpEmptyHost() { fails("nr=1,tcp=:80", "empty host"); }
     @Test void tcpBareIpv6() { fails("nr=1,tcp=::1:80", "brackets"); }
@@ -160,7 +161,7 @@ class PortSpecParserTest {
     // ------------------------------------------------------------------ HostPort
 
     @ParameterizedTest
-    @CsvSource({"80,127.0.0.1,80", "localhost:8080,localhost,8080", "'[fe80::1]:9',fe80::1,9"})
+    @CsvSource({"80,127.0.0.1,80", "127.0.0.1:0,127.0.0.1,0", "localhost:8080,localhost,8080", "'[fe80::1]:9',fe80::1,9"})
     void hostPortForms(String text, String host, int port) {
         assertEquals(new HostPort(host, port), HostPort.parse(text));
     }
@@ -172,5 +173,7 @@ class PortSpecParserTest {
         assertThrows(IllegalArgumentException.class, () -> HostPort.parse("a b:80"));
         assertThrows(IllegalArgumentException.class, () -> HostPort.parse("host:"));
         assertThrows(IllegalArgumentException.class, () -> HostPort.parse("host:+80"));
+        assertThrows(IllegalArgumentException.class, () -> HostPort.parse("host:65536"));
+        assertThrows(IllegalArgumentException.class, () -> HostPort.parse("host:-1"));
     }
 }

@@ -1,5 +1,6 @@
 package io.vportd.console.cli;
 
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import org.junit.jupiter.api.Test;
 
@@ -129,6 +130,14 @@ class VportdCommandTest {
     @Test void apiSocketIsTheVhostSocket() { fails("use the same path", "--socket-path", "/run/v.sock", "--api-socket", "/run/v.sock"); }
     @Test void ptyLinkClash() { fails("use the same path", "--socket-path", "/s", "--port", "nr=1,pty=/tmp/t", "--port", "nr=2,file=/tmp/t"); }
     @Test void sameTcpAddressTwice() { fails("already used", "--socket-path", "/s", "--port", "nr=1,tcp=4555", "--port", "nr=2,tcp=127.0.0.1:4555"); }
+    @Test
+    void portZeroIsAnyFreePortAndNeverClashes() throws UsageException {
+        DaemonConfig c = DaemonConfig.parse("--socket-path", "/s", "--metrics-listen", "127.0.0.1:0",
+                "--port", "nr=1,tcp=127.0.0.1:0", "--port", "nr=2,tcp=0");
+        assertEquals(new HostPort("127.0.0.1", 0), c.metricsListen());
+        assertEquals(List.of(0, 0), c.ports().stream()
+                .map(p -> ((io.vportd.console.endpoint.EndpointSpec.Tcp) p.endpoint()).port()).toList());
+    }
     @Test void tcpClashesWithMetrics() { fails("already used", "--socket-path", "/s", "--metrics-listen", "9100", "--port", "nr=1,tcp=9100"); }
     @Test void badMetricsAddress() { fails("--metrics-listen:", "--socket-path", "/s", "--metrics-listen", "host:port"); }
     @Test void badLogLevel() { fails("--log-level: unknown level 'loud'", "--socket-path", "/s", "--log-level", "loud"); }

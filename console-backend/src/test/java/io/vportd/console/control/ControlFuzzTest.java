@@ -2,7 +2,7 @@ package io.vportd.console.control;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

@@ -1,6 +1,6 @@
 package io.vportd.console.control;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

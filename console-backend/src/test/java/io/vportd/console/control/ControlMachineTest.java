@@ -1,6 +1,6 @@
 package io.vportd.console.control;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import org.junit.jupiter.api.Test;
 
 import java.nio.charset.StandardCharsets;
@@ -478,6 +478,21 @@ class ControlMachineTest {
         assertEquals(List.of(msg(1, PORT_ADD, 1)), drain());
         send(1, PORT_READY, 1);
         assertEquals(List.of(msg(1, PORT_OPEN, 1)), drain());
+    }
+
+    @Test
+    void aReAddTakesTheHostStateGivenWhileItsRemovalIsPending() {
+        m.addPort(generic(1));
+        bringUp();
+        assertEquals(new PortView(PortState.READY, false, false), m.view(1));
+        m.removePort(1);
+        m.addPort(generic(1));                            // re-add behind PORT_REMOVE
+        assertTrue(m.hostConnected(1));                   // its endpoint connects at once
+        assertEquals(List.of(msg(1, PORT_REMOVE, 1), msg(1, PORT_ADD, 1)), drain());
+        assertEquals(new PortView(PortState.ADDED, false, true), m.view(1));
+        send(1, PORT_READY, 1);
+        assertEquals(List.of(msg(1, PORT_OPEN, 1)), drain());
+        assertNull(m.view(2));
     }
 
     @Test

@@ -1,17 +1,21 @@
 package io.vportd.console.device;
 
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.StdioEndpoint;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.Io;
+import io.vportd.sys.Terminal;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
@@ -22,7 +26,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -39,6 +42,7 @@ class ConsoleDeviceTest {
     static final int MAX_PORTS = 4;
     static final int RING = 64;
     static final long DEADLINE_NANOS = 10_000_000_000L;
+    static final Duration DEADLINE = Duration.ofNanos(DEADLINE_NANOS);
 
     @TempDir
     Path dir;
@@ -68,8 +72,8 @@ class ConsoleDeviceTest {
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
-            calls[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
+            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
             device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
                     rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
         }
@@ -96,7 +100,7 @@ class ConsoleDeviceTest {
     }
 
     private void kick(int q) {
-        Posix.eventfdSignal(kicks[q].fd());
+        EventFd.signal(kicks[q].fd());
     }
 
     private void sendControl(int id, int event, int value) {
@@ -132,16 +136,6 @@ class ConsoleDeviceTest {
         }
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + DEADLINE_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            LockSupport.parkNanos(200_000);
-        }
-    }
-
     private String fileText(String name) {
         try {
             Path p = dir.resolve(name);
@@ -171,8 +165,8 @@ class ConsoleDeviceTest {
         int tx1 = new QueueMap(MAX_PORTS).transmitQueue(1);
         rings[tx1].addOutBuffer("hello host".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
-        await("port 1 output in its file", () -> fileText("one.out").equals("hello host"));
-        await("the guest's buffer back", () -> rings[tx1].pollUsed() != null);
+        Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("hello host"));
+        Await.until("the guest's buffer back", DEADLINE, () -> rings[tx1].pollUsed() != null);
     }
 
     @Test
@@ -182,8 +176,8 @@ class ConsoleDeviceTest {
         io.vportd.vring.QueueStats stats = device.dataPlane().queueStats(tx1);
         rings[tx1].addOutBuffer("abc".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
-        await("port 1 output in its file", () -> fileText("one.out").equals("abc"));
-        await("the chain counted", () -> stats.chains() == 1 && stats.chainBytes() == 3);
+        Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("abc"));
+        Await.until("the chain counted", DEADLINE, () -> stats.chains() == 1 && stats.chainBytes() == 3);
         int next = device.stopQueue(tx1);
         device.startQueue(tx1, new QueueSetup(tx1, RING, rings[tx1].descSegment(), rings[tx1].availSegment(),
                 rings[tx1].usedSegment(), next, kicks[tx1].fd(), calls[tx1].fd(), true, ram.memory()));
@@ -191,8 +185,8 @@ class ConsoleDeviceTest {
         assertEquals(1, stats.chains(), "the restart kept the count");
         rings[tx1].addOutBuffer("def".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
-        await("port 1 output after the restart", () -> fileText("one.out").equals("abcdef"));
-        await("both chains counted", () -> stats.chains() == 2 && stats.chainBytes() == 6);
+        Await.until("port 1 output after the restart", DEADLINE, () -> fileText("one.out").equals("abcdef"));
+        Await.until("both chains counted", DEADLINE, () -> stats.chains() == 2 && stats.chainBytes() == 6);
         assertTrue(device.dataPlane().metrics().families().stream()
                 .filter(f -> f.name().equals("vportd_queue_chains_total"))
                 .flatMap(f -> f.samples().stream())
@@ -226,19 +220,19 @@ class ConsoleDeviceTest {
         kick(tx2);
 
         // Every bad chain comes back completed, with length 0.
-        await("the control queue to complete all four bad buffers", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 4);
-        await("port 2's bad chains completed", () -> rings[tx2].usedIdx() == 2);
+        Await.until("the control queue to complete all four bad buffers", DEADLINE, () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 4);
+        Await.until("port 2's bad chains completed", DEADLINE, () -> rings[tx2].usedIdx() == 2);
 
         // ...and the device goes on: port 1 and port 2 still carry data, the control queue still works.
         rings[tx1].addOutBuffer("still-one".getBytes(StandardCharsets.US_ASCII));
         kick(tx1);
         rings[tx2].addOutBuffer("still-two".getBytes(StandardCharsets.US_ASCII));
         kick(tx2);
-        await("port 1 data after the abuse", () -> fileText("one.out").equals("still-one"));
-        await("port 2 data after its own bad chains", () -> fileText("two.out").equals("still-two"));
+        Await.until("port 1 data after the abuse", DEADLINE, () -> fileText("one.out").equals("still-one"));
+        Await.until("port 2 data after its own bad chains", DEADLINE, () -> fileText("two.out").equals("still-two"));
         sendControl(1, ControlMessage.PORT_OPEN, 1);
         sendControl(1, ControlMessage.PORT_OPEN, 0);
-        await("the later control messages consumed", () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 6);
+        Await.until("the later control messages consumed", DEADLINE, () -> rings[QueueMap.CONTROL_TX].usedIdx() >= 4 + 6);
         long badTotal = 0;
         for (PortStatus s : device.dataPlane().ports()) {
             assertTrue(s.counters().get(PortCounters.BYTES_TO_HOST) >= 0);
@@ -256,16 +250,16 @@ class ConsoleDeviceTest {
         device.setConfig(0, config); // QEMU forwards a guest config write as the whole 12 bytes
         config[8] = '!';
         device.setConfig(8, new byte[] {config[8], 0, 0, 0});
-        await("the emergency characters in the console's output", () -> fileText("console.out").equals("Z!"));
+        Await.until("the emergency characters in the console's output", DEADLINE, () -> fileText("console.out").equals("Z!"));
     }
 
     /** A console on a terminal follows the terminal's window size, as a stdio console does. */
     @Test
     void consoleOnATerminalFollowsItsWindowSize() throws IOException {
-        Posix.Pty pty = Posix.openPty();
+        Terminal.Pty pty = Terminal.openPty();
         try (Fd master = pty.master();
-             Fd slave = Posix.open(Path.of(pty.slavePath()), Posix.O_RDWR | Posix.O_NOCTTY, 0)) {
-            Posix.setWindowSize(master.fd(), 100, 30);
+             Fd slave = Io.open(Path.of(pty.slavePath()), Io.O_RDWR | Io.O_NOCTTY, 0)) {
+            Terminal.setWindowSize(master.fd(), 100, 30);
             boot(List.of(new PortConfig(0, null, true, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.Stdio())),
                     c -> new StdioEndpoint("port 0", slave.fd(), slave.fd()));
             sendControl(0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
@@ -274,7 +268,7 @@ class ConsoleDeviceTest {
             ControlMessage first = awaitControl(0, ControlMessage.RESIZE);
             assertEquals(100, first.resizeCols(ResizeOrder.COLS_ROWS));
             assertEquals(30, first.resizeRows(ResizeOrder.COLS_ROWS));
-            Posix.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
+            Terminal.setWindowSize(master.fd(), 132, 43); // the user resizes the terminal window
             ControlMessage second = awaitControl(0, ControlMessage.RESIZE);
             assertEquals(132, second.resizeCols(ResizeOrder.COLS_ROWS));
             assertEquals(43, second.resizeRows(ResizeOrder.COLS_ROWS));

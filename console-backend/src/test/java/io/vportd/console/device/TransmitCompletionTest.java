@@ -1,13 +1,15 @@
 package io.vportd.console.device;
 
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.vportd.console.cli.EndpointSpec;
+import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.ControlMessage;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Posix;
+import io.vportd.sys.EventFd;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
@@ -16,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -33,6 +34,7 @@ class TransmitCompletionTest {
     static final int MAX_PORTS = 2;
     static final int RING = 256;
     static final long DEADLINE_NANOS = 10_000_000_000L;
+    static final Duration DEADLINE = Duration.ofNanos(DEADLINE_NANOS);
 
     @TempDir
     Path dir;
@@ -54,22 +56,22 @@ class TransmitCompletionTest {
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
             rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
-            calls[q] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
+            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
             device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
                     rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
         }
         for (int i = 0; i < 8; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
-        Posix.eventfdSignal(kicks[QueueMap.CONTROL_RX].fd());
+        EventFd.signal(kicks[QueueMap.CONTROL_RX].fd());
         byte[] ready = new byte[8];
         ControlMessage.encodeHeader(ready, 0, 0xFFFFFFFF, ControlMessage.DEVICE_READY, 1);
         rings[QueueMap.CONTROL_TX].addOutBuffer(ready);
         ControlMessage.encodeHeader(ready, 0, 1, ControlMessage.PORT_READY, 1);
         rings[QueueMap.CONTROL_TX].addOutBuffer(ready);
-        Posix.eventfdSignal(kicks[QueueMap.CONTROL_TX].fd());
-        await("the control messages taken", () -> rings[QueueMap.CONTROL_TX].usedIdx() == 2);
+        EventFd.signal(kicks[QueueMap.CONTROL_TX].fd());
+        Await.until("the control messages taken", DEADLINE, () -> rings[QueueMap.CONTROL_TX].usedIdx() == 2);
     }
 
     @AfterEach
@@ -85,16 +87,6 @@ class TransmitCompletionTest {
         ram.close();
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + DEADLINE_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            LockSupport.parkNanos(200_000);
-        }
-    }
-
     private long outputBytes() {
         try {
             Path p = dir.resolve("one.out");
@@ -108,27 +100,27 @@ class TransmitCompletionTest {
         for (int i = 0; i < chains; i++) {
             rings[tx1].addOutBuffer(new byte[bytesEach]);
         }
-        Posix.eventfdSignal(kicks[tx1].fd());
+        EventFd.signal(kicks[tx1].fd());
     }
 
     @Test
     void aLoneChainBelowTheBatchComesBack() {
         send(1, 100);
-        await("the byte in the file", () -> outputBytes() == 100);
-        await("the lone chain completed (published after the linger)", () -> rings[tx1].usedIdx() == 1);
+        Await.until("the byte in the file", DEADLINE, () -> outputBytes() == 100);
+        Await.until("the lone chain completed (published after the linger)", DEADLINE, () -> rings[tx1].usedIdx() == 1);
     }
 
     @Test
     void aBurstLongerThanTheBatchComesBackWhole() {
         send(200, 64);
-        await("the burst in the file", () -> outputBytes() == 200 * 64);
-        await("all 200 chains completed", () -> rings[tx1].usedIdx() == 200);
+        Await.until("the burst in the file", DEADLINE, () -> outputBytes() == 200 * 64);
+        Await.until("all 200 chains completed", DEADLINE, () -> rings[tx1].usedIdx() == 200);
     }
 
     @Test
     void chainsStillGatheringArePublishedWhenTheRingStops() {
         send(3, 10);
-        await("the bytes in the file", () -> outputBytes() == 30);
+        Await.until("the bytes in the file", DEADLINE, () -> outputBytes() == 30);
         int next = device.stopQueue(tx1);
         assertEquals(3, next, "the ring stops after the three chains");
         assertEquals(3, rings[tx1].usedIdx(), "every taken chain is in the used ring when stopQueue returns");

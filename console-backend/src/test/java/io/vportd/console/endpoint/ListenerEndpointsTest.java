@@ -1,11 +1,13 @@
 package io.vportd.console.endpoint;
 
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -27,22 +29,29 @@ class ListenerEndpointsTest {
     @Test
     void tcpAcceptsOneClientAndRefusesASecond() throws Exception {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
-        TcpServerEndpoint e = new TcpServerEndpoint("127.0.0.1", 0 + freePort(), "port 3");
+        TcpServerEndpoint e = new TcpServerEndpoint("127.0.0.1", 0, "port 3"); // port 0: the kernel picks, boundPort() tells
         e.start(host, 3);
         try {
             assertEquals(List.of("watch 3 role " + EndpointHost.ROLE_LISTEN), host.calls);
             assertFalse(e.connected());
             assertTrue(e.describe().startsWith("tcp 127.0.0.1:"), e.describe());
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
-                awaitConnected(e);
+                // what the data plane does on EPOLLIN of the listener, until the client is accepted
+                Await.until("the TCP client to be accepted", Duration.ofSeconds(10), () -> {
+                    if (e.connected()) {
+                        return true;
+                    }
+                    e.onListenReady(Epoll.EPOLLIN);
+                    return false;
+                });
                 assertEquals("connected 3", host.calls.get(host.calls.size() - 1));
                 try (SocketChannel second = SocketChannel.open(new InetSocketAddress("127.0.0.1", e.boundPort()))) {
                     long before = host.calls.size();
-                    e.onListenReady(Posix.EPOLLIN);
+                    e.onListenReady(Epoll.EPOLLIN);
                     assertEquals(-1, second.read(ByteBuffer.allocate(1)), "the second client sees end of file");
                     assertEquals(before, host.calls.size(), "and is not reported");
                 }
-                e.hostGone();
+                e.hostDisconnected();
                 assertFalse(e.connected());
                 assertEquals(-1, c.read(ByteBuffer.allocate(1)), "the first client's connection was closed");
             }
@@ -77,22 +86,5 @@ class ListenerEndpointsTest {
         assertTrue(x.getMessage().contains("not a symlink"), x.getMessage());
         assertEquals("data", Files.readString(file));
         assertFalse(e.connected(), "a failed start leaves nothing open");
-    }
-
-    private static int freePort() throws IOException {
-        try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
-
-    private static void awaitConnected(TcpServerEndpoint e) {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (!e.connected()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("the TCP client was never accepted");
-            }
-            e.onListenReady(Posix.EPOLLIN); // what the data plane does on EPOLLIN of the listener
-            Thread.onSpinWait();
-        }
     }
 }

@@ -65,7 +65,7 @@ class UnixClientEndpointTest {
             try (SocketChannel peer = server.accept()) {
                 assertTrue(peer.isConnected());
             }
-            e.hostGone(); // the data plane saw end of file
+            e.hostDisconnected(); // the data plane saw end of file
             assertFalse(e.connected());
             assertTrue(e.wantsTicks());
             e.tick(System.nanoTime() + 10_000_000_000L);

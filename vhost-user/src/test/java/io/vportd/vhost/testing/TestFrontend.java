@@ -3,7 +3,11 @@ package io.vportd.vhost.testing;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
-import io.vportd.sys.Posix;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.Io;
+import io.vportd.sys.MemFd;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.Codec;
 import io.vportd.vhost.Request;
 import io.vportd.vring.GuestMemory;
@@ -94,21 +98,21 @@ public final class TestFrontend implements AutoCloseable {
     private TestFrontend(Options options, Fd socket) throws IOException {
         this.options = options;
         this.socket = socket;
-        this.memfd = Posix.memfdCreate("test-frontend-ram");
-        Posix.ftruncate(memfd.fd(), options.memSize());
-        Posix.addSeals(memfd.fd(), Posix.F_SEAL_SHRINK | Posix.F_SEAL_GROW | Posix.F_SEAL_SEAL); // as QEMU's seal=on
-        this.ram = Posix.mmapShared(memfd.fd(), 0, options.memSize(), ramArena);
+        this.memfd = MemFd.create("test-frontend-ram");
+        MemFd.truncate(memfd.fd(), options.memSize());
+        MemFd.addSeals(memfd.fd(), MemFd.F_SEAL_SHRINK | MemFd.F_SEAL_GROW | MemFd.F_SEAL_SEAL); // as QEMU's seal=on
+        this.ram = MemFd.mapShared(memfd.fd(), 0, options.memSize(), ramArena);
         this.memory = GuestMemory.of(List.of(new GuestRegion(0, options.memSize(), options.userBase(), ram)));
         this.ioBuf = io.allocate(Codec.HEADER_SIZE + Codec.MAX_PAYLOAD, 8);
-        this.poller = Posix.epollCreate();
-        this.events = Posix.allocateEpollEvents(io, 4);
+        this.poller = Epoll.create();
+        this.events = Epoll.allocateEvents(io, 4);
         this.kicks = new Fd[options.queueCount()];
         this.calls = new Fd[options.queueCount()];
     }
 
     /** Connects to {@code socketPath} and runs initialisation and driver-OK as QEMU does. */
     public static TestFrontend connect(Path socketPath, Options options) throws IOException {
-        Fd s = Posix.unixConnect(socketPath);
+        Fd s = UnixSockets.connect(socketPath);
         TestFrontend f;
         try {
             f = new TestFrontend(options, s);
@@ -132,7 +136,7 @@ public final class TestFrontend implements AutoCloseable {
 
     /** Connects without sending anything (for tests that speak raw messages). */
     public static TestFrontend connectRaw(Path socketPath, Options options) throws IOException {
-        Fd s = Posix.unixConnect(socketPath);
+        Fd s = UnixSockets.connect(socketPath);
         try {
             return new TestFrontend(options, s);
         } catch (IOException | RuntimeException e) {
@@ -162,7 +166,7 @@ public final class TestFrontend implements AutoCloseable {
             maxMemSlots = call(Request.GET_MAX_MEM_SLOTS, new byte[0]).u64();
         }
         if (has(Codec.PROTOCOL_F_BACKEND_REQ)) {
-            Fd[] pair = Posix.socketPair();
+            Fd[] pair = UnixSockets.pair();
             backendReqPeer = pair[0];
             try (Fd theirs = pair[1]) {
                 requestAck(Request.SET_BACKEND_REQ_FD, new byte[0], theirs.fd());
@@ -224,7 +228,7 @@ public final class TestFrontend implements AutoCloseable {
         requestAck(Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(index, 0,
                 userAddress(descGpa), userAddress(usedGpa), userAddress(availGpa), 0)));
         closeQuietly(kicks[index]);
-        kicks[index] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+        kicks[index] = EventFd.create(0, EventFd.EFD_NONBLOCK);
         requestAck(Request.SET_VRING_KICK, Codec.u64(index), kicks[index].fd());
         setCall(index);
         requestAck(Request.SET_VRING_ENABLE, Codec.vringState(index, 1));
@@ -235,7 +239,7 @@ public final class TestFrontend implements AutoCloseable {
 
     private void setCall(int index) throws IOException {
         closeQuietly(calls[index]);
-        calls[index] = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+        calls[index] = EventFd.create(0, EventFd.EFD_NONBLOCK);
         requestAck(Request.SET_VRING_CALL, Codec.u64(index), calls[index].fd());
     }
 
@@ -251,7 +255,7 @@ public final class TestFrontend implements AutoCloseable {
 
     /** Signals queue {@code index}'s kick eventfd, as the guest's notification would. */
     public void kick(int index) {
-        int r = Posix.eventfdSignal(kicks[index].fd());
+        int r = EventFd.signal(kicks[index].fd());
         if (r < 0) {
             throw new IllegalStateException("kick " + index + ": " + Errno.describe(r));
         }
@@ -260,13 +264,13 @@ public final class TestFrontend implements AutoCloseable {
     /** Waits until the backend signalled queue {@code index}'s call eventfd; drains it. */
     public boolean awaitCall(int index, Duration timeout) throws IOException {
         int fd = calls[index].fd();
-        if (Posix.eventfdDrain(fd) > 0) {
+        if (EventFd.drain(fd) > 0) {
             return true;
         }
         if (!waitReadable(fd, timeout.toMillis())) {
             return false;
         }
-        return Posix.eventfdDrain(fd) > 0;
+        return EventFd.drain(fd) > 0;
     }
 
     /** The call eventfd of queue {@code index} (what the backend signals), for custom waits. */
@@ -350,7 +354,7 @@ public final class TestFrontend implements AutoCloseable {
         long done = 0;
         boolean first = true;
         while (done < bytes.length || first) {
-            long r = Posix.sendWithFds(socket.fd(), ioBuf.asSlice(done), bytes.length - done, first ? fds : new int[0]);
+            long r = UnixSockets.sendWithFds(socket.fd(), ioBuf.asSlice(done), bytes.length - done, first ? fds : new int[0]);
             if (r < 0) {
                 throw new NativeException("sendmsg(test frontend)", (int) -r);
             }
@@ -408,7 +412,7 @@ public final class TestFrontend implements AutoCloseable {
             if (!waitReadable(socket.fd(), TIMEOUT_MS)) {
                 throw new IOException("no reply from the backend within " + TIMEOUT_MS + " ms");
             }
-            long r = Posix.read(socket.fd(), ioBuf.address() + off + done, len - done);
+            long r = Io.read(socket.fd(), ioBuf.address() + off + done, len - done);
             if (r == 0) {
                 throw new IOException("backend closed the connection");
             }
@@ -430,7 +434,7 @@ public final class TestFrontend implements AutoCloseable {
             if (left <= 0 || !waitReadable(socket.fd(), left)) {
                 return false;
             }
-            long r = Posix.read(socket.fd(), ioBuf.address(), ioBuf.byteSize());
+            long r = Io.read(socket.fd(), ioBuf.address(), ioBuf.byteSize());
             if (r == 0 || r == -Errno.ECONNRESET) {
                 return true;
             }
@@ -442,18 +446,18 @@ public final class TestFrontend implements AutoCloseable {
 
     private boolean waitReadable(int fd, long timeoutMs) throws IOException {
         int ep = poller.fd();
-        int r = Posix.epollCtl(ep, Posix.EPOLL_CTL_ADD, fd, Posix.EPOLLIN | Posix.EPOLLRDHUP, fd);
+        int r = Epoll.ctl(ep, Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN | Epoll.EPOLLRDHUP, fd);
         if (r < 0) {
             throw new NativeException("epoll_ctl(test frontend)", -r);
         }
         try {
-            int n = Posix.epollWait(ep, events, 4, (int) Math.min(timeoutMs, Integer.MAX_VALUE));
+            int n = Epoll.poll(ep, events, 4, (int) Math.min(timeoutMs, Integer.MAX_VALUE));
             if (n < 0) {
                 throw new NativeException("epoll_wait(test frontend)", -n);
             }
             return n > 0;
         } finally {
-            Posix.epollCtl(ep, Posix.EPOLL_CTL_DEL, fd, 0, 0);
+            Epoll.ctl(ep, Epoll.EPOLL_CTL_DEL, fd, 0, 0);
         }
     }
 

@@ -1,4 +1,4 @@
-package io.vportd.it;
+package io.vportd.testsupport;
 
 import java.time.Duration;
 import java.util.Optional;
@@ -6,10 +6,17 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
-/** Waiting on conditions with a deadline; never a fixed sleep standing in for a condition. */
+/**
+ * Waiting on conditions with a deadline; never a fixed sleep standing in for a condition. The
+ * condition is polled at once, then with a back-off from 10 µs up to {@link #MAX_POLL}; at the
+ * deadline an {@link AssertionError} says what was awaited and for how long.
+ */
 public final class Await {
 
-    private static final long MAX_BACKOFF_NANOS = Duration.ofMillis(20).toNanos();
+    /** The longest pause between two polls. */
+    public static final Duration MAX_POLL = Duration.ofMillis(1);
+
+    private static final long FIRST_BACKOFF_NANOS = 10_000;
 
     private Await() {
     }
@@ -22,7 +29,8 @@ public final class Await {
     /** Polls {@code probe} until it yields a value, and returns it; throws {@link AssertionError} at the deadline. */
     public static <T> T value(String what, Duration timeout, Supplier<Optional<T>> probe) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        long backoff = 10_000;
+        long backoff = FIRST_BACKOFF_NANOS;
+        long maxBackoff = MAX_POLL.toNanos();
         while (true) {
             Optional<T> v = probe.get();
             if (v.isPresent()) {
@@ -33,7 +41,7 @@ public final class Await {
                 throw new AssertionError("timed out after " + timeout.toMillis() + " ms waiting for " + what);
             }
             LockSupport.parkNanos(Math.min(backoff, left));
-            backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
+            backoff = Math.min(backoff * 2, maxBackoff);
             if (Thread.interrupted()) {
                 Thread.currentThread().interrupt();
                 throw new AssertionError("interrupted while waiting for " + what);

@@ -2,7 +2,7 @@ package io.vportd.sys;
 
 /**
  * Linux x86_64 errno numbers used by vportd, with names and short descriptions for messages.
- * Data-path calls in {@link Posix} return {@code -errno}; compare against these constants.
+ * Data-path calls in {@link Io}, {@link EventFd}, {@link Epoll}, {@link UnixSockets} return {@code -errno}; compare against these constants.
  */
 public final class Errno {
 

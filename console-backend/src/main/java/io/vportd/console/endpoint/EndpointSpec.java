@@ -1,4 +1,4 @@
-package io.vportd.console.cli;
+package io.vportd.console.endpoint;
 
 import java.nio.file.Path;
 import java.util.Objects;
@@ -36,14 +36,14 @@ public sealed interface EndpointSpec {
         @Override public String toSpec() { return "unix-client=" + path; }
     }
 
-    /** A TCP listener; host defaults to 127.0.0.1. */
+    /** A TCP listener; host defaults to 127.0.0.1; port 0 binds any free port. */
     record Tcp(String host, int port) implements EndpointSpec {
         public static final String DEFAULT_HOST = "127.0.0.1";
 
         public Tcp {
             host = host == null || host.isEmpty() ? DEFAULT_HOST : host;
-            if (port < 1 || port > 65535) {
-                throw new IllegalArgumentException("TCP port must be 1..65535, got " + port);
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("TCP port must be 0..65535, got " + port);
             }
         }
 

@@ -1,5 +1,8 @@
 package io.vportd.sys;
 
+import java.util.Optional;
+import java.time.Duration;
+import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,9 +30,9 @@ class InetTest {
         try (Fd l = Inet.tcpListen(InetAddress.getByName("127.0.0.1"), 0, 4)) {
             int port = Inet.localPort(l.fd());
             assertTrue(port > 0, "an ephemeral port was bound: " + port);
-            assertEquals(-Errno.EAGAIN, Posix.accept(l.fd(), true), "non-blocking listener, nobody waiting");
+            assertEquals(-Errno.EAGAIN, Sockets.accept(l.fd(), true), "non-blocking listener, nobody waiting");
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("127.0.0.1", port))) {
-                int fd = awaitAccept(l.fd());
+                int fd = accepted(l.fd());
                 try (Fd s = Fd.adopt(fd)) {
                     assertEquals(0, Inet.tcpNoDelay(s.fd()));
                     c.write(ByteBuffer.wrap(new byte[] {1, 2, 3}));
@@ -37,7 +40,7 @@ class InetTest {
                         var buf = arena.allocate(8);
                         long n;
                         do {
-                            n = Posix.read(s.fd(), buf.address(), 8);
+                            n = Io.read(s.fd(), buf.address(), 8);
                         } while (n == -Errno.EAGAIN);
                         assertEquals(3, n);
                     }
@@ -68,7 +71,7 @@ class InetTest {
         try (l) {
             int port = Inet.localPort(l.fd());
             try (SocketChannel c = SocketChannel.open(new InetSocketAddress("::1", port))) {
-                Posix.close(awaitAccept(l.fd()));
+                Io.close(accepted(l.fd()));
             }
         }
     }
@@ -76,27 +79,22 @@ class InetTest {
     @Test
     void unixConnectNonBlocking() throws Exception {
         Path p = dir.resolve("s.sock");
-        NativeException missing = assertThrows(NativeException.class, () -> Inet.unixConnectNonBlocking(p));
+        NativeException missing = assertThrows(NativeException.class, () -> UnixSockets.connectNonBlocking(p));
         assertEquals(2, missing.errno(), missing.getMessage()); // ENOENT
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
             server.bind(UnixDomainSocketAddress.of(p));
-            try (Fd c = Inet.unixConnectNonBlocking(p); SocketChannel s = server.accept()) {
-                assertTrue(Posix.isNonBlocking(c.fd()));
+            try (Fd c = UnixSockets.connectNonBlocking(p); SocketChannel s = server.accept()) {
+                assertTrue(Io.isNonBlocking(c.fd()));
                 assertTrue(s.isConnected());
             }
         }
-        assertThrows(NativeException.class, () -> Inet.unixConnectNonBlocking(dir.resolve("x".repeat(120))));
+        assertThrows(NativeException.class, () -> UnixSockets.connectNonBlocking(dir.resolve("x".repeat(120))));
     }
 
-    private static int awaitAccept(int listenFd) {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (System.nanoTime() < deadline) {
-            int fd = Posix.accept(listenFd, true);
-            if (fd >= 0) {
-                return fd;
-            }
-            Thread.onSpinWait();
-        }
-        throw new AssertionError("no connection to accept");
+    private static int accepted(int listenFd) {
+        return Await.value("a connection to accept", Duration.ofSeconds(10), () -> {
+            int fd = Sockets.accept(listenFd, true);
+            return fd >= 0 ? Optional.of(fd) : Optional.empty();
+        });
     }
 }

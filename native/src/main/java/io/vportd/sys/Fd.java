@@ -61,7 +61,7 @@ public final class Fd implements AutoCloseable {
     public void close() throws NativeException {
         int f = release();
         if (f >= 0) {
-            int r = Posix.close(f);
+            int r = Io.close(f);
             if (r < 0) {
                 throw new NativeException("close(" + f + ")", -r);
             }
@@ -71,7 +71,7 @@ public final class Fd implements AutoCloseable {
     /** Closes like {@link #close()} but reports a failure as {@code -errno} instead of throwing; 0 = ok. */
     public int closeQuietly() {
         int f = release();
-        return f >= 0 ? Posix.close(f) : 0;
+        return f >= 0 ? Io.close(f) : 0;
     }
 
     @Override

@@ -1,0 +1,238 @@
+package io.vportd.console.device;
+
+import io.vportd.console.control.ControlMachine;
+import io.vportd.console.endpoint.Endpoint;
+import io.vportd.sys.Errno;
+import io.vportd.sys.Io;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.vring.Chain;
+import io.vportd.vring.SplitQueue;
+import java.lang.System.Logger.Level;
+import java.util.function.Consumer;
+
+/**
+ * The hot path: bytes between a port's virtqueues and its host endpoint, once, with
+ * readv/writev straight on guest memory. Generic ports get back-pressure by holding
+ * descriptors: a transmit chain the host cannot take yet stays popped but unused, and nothing
+ * more is popped from that queue until it is taken. Console transmit chains are completed at
+ * once, always (what the host cannot take waits in a bounded backlog). Nothing here allocates
+ * per descriptor. Confined to the data-plane thread.
+ */
+final class PortPump {
+
+    private static final System.Logger LOG = System.getLogger("vportd.device");
+    /** Lines a host peer can cause (failed reads and writes). */
+    private final LogLimiter hostLog = new LogLimiter(LOG);
+
+    /** Linux refuses readv/writev with more vectors than this. */
+    static final int IOV_MAX = 1024;
+    /** Chains one port may move in one cycle before others get their turn. */
+    private static final int CYCLE_BUDGET = 128;
+
+    private final QueueMap map;
+    private final ControlMachine control;
+    private final QueueTable queues;
+    private final DirtySet work;
+    /** The host peer of a port went away (end of file or an error on its connection). */
+    private final Consumer<PortRuntime> hostDisconnected;
+    private final byte[] copyBuffer = new byte[4096];
+
+    PortPump(QueueMap map, ControlMachine control, QueueTable queues, DirtySet work,
+             Consumer<PortRuntime> hostDisconnected) {
+        this.map = map;
+        this.control = control;
+        this.queues = queues;
+        this.work = work;
+        this.hostDisconnected = hostDisconnected;
+    }
+
+    /** Pops a chain; when none is there, re-arms the guest's kick and looks once more. */
+    static int popOrArm(SplitQueue q, Chain c) {
+        int r = q.pop(c);
+        if (r == 0 && q.enableNotifications()) {
+            r = q.pop(c);
+        }
+        return r;
+    }
+
+    /** Moves what can move on port {@code p} in both directions, within one cycle's budget. */
+    void service(PortRuntime p) {
+        serviceTransmit(p);
+        serviceReceive(p);
+    }
+
+    private void serviceTransmit(PortRuntime p) {
+        SplitQueue q = p.transmit;
+        if (q == null) {
+            return;
+        }
+        if (p.isConsole()) {
+            consoleTransmit(p, q);
+            return;
+        }
+        Endpoint e = p.endpoint;
+        boolean discard = e.discardsOutput();
+        if (!discard && (!e.connected() || e.outputFd() < 0)) {
+            return; // no host peer: hold, the guest writer waits
+        }
+        int txq = map.transmitQueue(p.config.id());
+        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+            Chain c = p.transmitChain;
+            if (!p.transmitHeld) {
+                int r = popOrArm(q, c);
+                if (r == 0) {
+                    return;
+                }
+                if (r < 0) {
+                    queues.completed(txq);
+                    continue;
+                }
+                p.transmitHeld = true;
+                p.resumeCarried(q, c);
+            }
+            if (discard) {
+                p.counters.add(PortCounters.DISCARDED_BYTES, c.totalLength());
+            } else {
+                if (!p.hostWritable) {
+                    return; // EPOLLOUT brings us back
+                }
+                long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                if (n < 0) {
+                    if (n == -Errno.EAGAIN) {
+                        p.hostWritable = false;
+                        p.counters.add(PortCounters.HELD_WAITS, 1);
+                    } else {
+                        p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
+                        hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
+                                p.label, e.describe(), Errno.describe((int) -n));
+                        hostDisconnected.accept(p);
+                    }
+                    return;
+                }
+                p.counters.add(PortCounters.BYTES_TO_HOST, n);
+                if (c.advance(n) > 0) {
+                    continue; // partly taken: try the rest (usually EAGAIN next)
+                }
+            }
+            q.pushUsed(c.head(), 0);
+            p.transmitHeld = false;
+            p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
+            queues.completedTransmit(txq);
+        }
+        work.mark(p.config.id()); // budget used up: come back next cycle
+    }
+
+    private void consoleTransmit(PortRuntime p, SplitQueue q) {
+        flushConsoleBacklog(p);
+        int txq = map.transmitQueue(p.config.id());
+        Chain c = p.transmitChain;
+        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+            int r = popOrArm(q, c);
+            if (r == 0) {
+                return;
+            }
+            queues.completed(txq);
+            if (r < 0) {
+                continue;
+            }
+            long total = c.totalLength();
+            Endpoint e = p.endpoint;
+            if (e.discardsOutput()) {
+                p.counters.add(PortCounters.DISCARDED_BYTES, total);
+            } else {
+                long written = 0;
+                if (p.consoleBacklog.isEmpty() && e.connected() && e.outputFd() >= 0 && p.hostWritable) {
+                    long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+                    if (n > 0) {
+                        written = n;
+                    } else if (n == -Errno.EAGAIN) {
+                        p.hostWritable = false;
+                    } else if (n < 0) {
+                        hostLog.log(Level.WARNING, "{0}: console write to {1} failed: {2}", p.label, e.describe(),
+                                Errno.describe((int) -n));
+                        hostDisconnected.accept(p);
+                    }
+                }
+                p.counters.add(PortCounters.BYTES_TO_HOST, written);
+                // What the host did not take now waits in the bounded backlog (or is counted as dropped).
+                for (long off = written; off < total; ) {
+                    int n = (int) Math.min(copyBuffer.length, total - off);
+                    int got = c.copyOut(off, copyBuffer, 0, n);
+                    if (got <= 0) {
+                        break;
+                    }
+                    p.keepConsoleOutput(copyBuffer, 0, got);
+                    off += got;
+                }
+            }
+            q.pushUsed(c.head(), 0);
+            p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
+        }
+        work.mark(p.config.id());
+    }
+
+    /** Writes a console port's backlog to its host while the host takes it. */
+    void flushConsoleBacklog(PortRuntime p) {
+        ConsoleOutputBuffer b = p.consoleBacklog;
+        Endpoint e = p.endpoint;
+        while (!b.isEmpty() && e.connected() && e.outputFd() >= 0 && p.hostWritable) {
+            long n = Io.write(e.outputFd(), b.readAddress(), b.contiguous());
+            if (n == -Errno.EAGAIN) {
+                p.hostWritable = false;
+                return;
+            }
+            if (n <= 0) {
+                hostDisconnected.accept(p);
+                return;
+            }
+            b.consumed((int) n);
+            p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        }
+    }
+
+    private void serviceReceive(PortRuntime p) {
+        SplitQueue q = p.receive;
+        Endpoint e = p.endpoint;
+        if (q == null || !control.isGuestOpen(p.config.id()) || !e.connected() || !p.hostReadable) {
+            return; // host data waits in the host's socket: its writer blocks, nothing is lost
+        }
+        int fd = e.inputFd();
+        if (fd < 0) {
+            return;
+        }
+        int rxq = map.receiveQueue(p.config.id());
+        Chain c = p.receiveChain;
+        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+            if (!p.receiveHeld) {
+                int r = popOrArm(q, c);
+                if (r == 0) {
+                    return; // the guest's kick when it adds buffers brings us back
+                }
+                if (r < 0) {
+                    queues.completed(rxq);
+                    continue;
+                }
+                p.receiveHeld = true;
+            }
+            long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+            if (n == -Errno.EAGAIN) {
+                p.hostReadable = false;
+                return;
+            }
+            if (n <= 0) {
+                if (n < 0) {
+                    hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                            Errno.describe((int) -n));
+                }
+                hostDisconnected.accept(p); // the held receive buffer waits for the next peer
+                return;
+            }
+            q.pushUsed(c.head(), (int) n);
+            p.receiveHeld = false;
+            p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+            p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
+            queues.completed(rxq);
+        }
+        work.mark(p.config.id());
+    }
+}

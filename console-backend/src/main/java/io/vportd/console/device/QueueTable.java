@@ -1,0 +1,230 @@
+package io.vportd.console.device;
+
+import io.vportd.sys.Errno;
+import io.vportd.sys.Epoll;
+import io.vportd.sys.EventFd;
+import io.vportd.vhost.QueueSetup;
+import io.vportd.vring.Chain;
+import io.vportd.vring.Direction;
+import io.vportd.vring.GuestMemory;
+import io.vportd.vring.QueueStats;
+import io.vportd.vring.SplitQueue;
+import java.lang.System.Logger.Level;
+
+/**
+ * The device's virtqueues: starting and stopping them (attaching each to its port or to the
+ * control queues, giving held chains back on stop), the memory table they read through, and
+ * publishing their completions (interrupting the guest). Confined to the data-plane thread.
+ */
+final class QueueTable {
+
+    private static final System.Logger LOG = System.getLogger("vportd.device");
+
+    /**
+     * Completions of generic-port transmit chains are published (and the guest interrupted) once
+     * this many are waiting, or after {@link #TX_LINGER_NANOS}, not at the end of every cycle: the
+     * guest only reuses those buffers, nothing waits on them, and each interrupt is costly for it
+     * (vhost-user-test-device-pci has no MSI-X, so every one is a shared INTx that makes the
+     * driver scan every queue). Measured with bench/run; see docs/benchmarks-guest.md.
+     */
+    private static final int TX_PUBLISH_BATCH = 32;
+    private static final long TX_LINGER_NANOS = 1_000_000;
+
+    private final QueueMap map;
+    private final int epollFd;
+    private final PortRuntime[] ports;
+    private final DirtySet work;
+    private final ControlQueues control;
+    private final SplitQueue[] queues;
+    private final QueueStats[] queueStats;
+    private final int[] kickFds;
+    private final int[] callFds;
+    /** Queues with used entries not yet published. */
+    private final DirtySet completed;
+    /** Per queue: completions pushed but not yet published (counted for generic transmit queues only). */
+    private final int[] txUnpublished;
+    /** When deferred transmit completions must be published at the latest (System.nanoTime), 0 if none wait. */
+    private long txLingerDeadline;
+    private GuestMemory memory = GuestMemory.empty();
+
+    QueueTable(QueueMap map, int epollFd, PortRuntime[] ports, DirtySet work, ControlQueues control) {
+        this.map = map;
+        this.epollFd = epollFd;
+        this.ports = ports;
+        this.work = work;
+        this.control = control;
+        int n = map.queueCount();
+        this.queues = new SplitQueue[n];
+        this.queueStats = new QueueStats[n];
+        for (int i = 0; i < n; i++) {
+            // One counter set per queue index for the device's life: counts survive ring restarts.
+            queueStats[i] = new QueueStats();
+        }
+        this.kickFds = new int[n];
+        this.callFds = new int[n];
+        this.completed = new DirtySet(n);
+        this.txUnpublished = new int[n];
+        java.util.Arrays.fill(kickFds, -1);
+        java.util.Arrays.fill(callFds, -1);
+    }
+
+    int count() {
+        return queues.length;
+    }
+
+    SplitQueue get(int index) {
+        return queues[index];
+    }
+
+    QueueStats stats(int index) {
+        return index >= 0 && index < queueStats.length ? queueStats[index] : null;
+    }
+
+    /** Queue {@code q} has new used entries: publish them this cycle. */
+    void completed(int q) {
+        completed.mark(q);
+    }
+
+    /** A generic transmit chain of queue {@code q} was completed: its publication may be deferred. */
+    void completedTransmit(int q) {
+        completed.mark(q);
+        txUnpublished[q]++;
+    }
+
+    /** True while deferred transmit completions wait for their linger deadline. */
+    boolean lingering() {
+        return txLingerDeadline != 0;
+    }
+
+    /** The guest kicked queue {@code index}: the port (or control queues) it belongs to has work. */
+    void kicked(int index) {
+        if (index < 0 || index >= kickFds.length || kickFds[index] < 0) {
+            return;
+        }
+        EventFd.drain(kickFds[index]);
+        int port = map.portOf(index);
+        if (port == QueueMap.CONTROL) {
+            work.mark(ports.length);
+        } else if (port >= 0 && ports[port] != null) {
+            work.mark(port);
+        }
+    }
+
+    /** Publishes what is due: every completed queue except generic transmit queues letting completions gather. */
+    void publishDue() {
+        boolean lingerOver = txLingerDeadline != 0 && System.nanoTime() - txLingerDeadline >= 0;
+        boolean deferred = false;
+        for (int q = completed.next(0); q >= 0; q = completed.next(q + 1)) {
+            int waiting = txUnpublished[q];
+            SplitQueue vq = queues[q];
+            if (waiting > 0 && !lingerOver && vq != null && waiting < Math.min(TX_PUBLISH_BATCH, vq.size() / 4)) {
+                deferred = true; // a generic transmit queue with few completions: let them gather
+                continue;
+            }
+            publish(q);
+        }
+        if (!deferred) {
+            txLingerDeadline = 0;
+        } else if (txLingerDeadline == 0 || lingerOver) {
+            txLingerDeadline = System.nanoTime() + TX_LINGER_NANOS;
+        }
+    }
+
+    /** Publishes queue {@code q}'s used entries and interrupts the guest if it asked for that. */
+    private void publish(int q) {
+        completed.clear(q);
+        txUnpublished[q] = 0;
+        SplitQueue vq = queues[q];
+        if (vq != null && vq.publishUsed() && callFds[q] >= 0) {
+            EventFd.signal(callFds[q]);
+        }
+    }
+
+    void start(int index, QueueSetup s) {
+        if (index < 0 || index >= queues.length) {
+            throw new IllegalArgumentException("queue " + index + " is outside the device's " + queues.length);
+        }
+        if (queues[index] != null) {
+            stop(index);
+        }
+        Direction dir = QueueMap.isDeviceWrites(index) ? Direction.DEVICE_WRITES : Direction.DEVICE_READS;
+        QueueStats stats = queueStats[index];
+        SplitQueue q = new SplitQueue(index, s.size(), s.desc(), s.avail(), s.used(), s.eventIdx(), dir, stats);
+        q.setMemory(memory);
+        q.setNextAvail(s.firstAvailIndex());
+        int r = Epoll.ctl(epollFd, Epoll.EPOLL_CTL_ADD, s.kickFd(), Epoll.EPOLLIN,
+                DataPlane.token(DataPlane.KIND_KICK, index, 0));
+        if (r < 0) {
+            throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + Errno.describe(-r));
+        }
+        queues[index] = q;
+        kickFds[index] = s.kickFd();
+        callFds[index] = s.callFd();
+        int port = map.portOf(index);
+        if (port == QueueMap.CONTROL) {
+            control.attach(index, q, s.firstAvailIndex());
+            work.mark(ports.length);
+        } else if (port >= 0 && ports[port] != null) {
+            ports[port].attach(q);
+            work.mark(port);
+        }
+        LOG.log(Level.DEBUG, "queue {0} started: {1} entries, event idx {2}", index, s.size(), s.eventIdx());
+    }
+
+    /** A hot-added port: the guest started all queues at driver-ok, so this id's queues may run already. */
+    void attachRunning(PortRuntime p) {
+        int rx = map.receiveQueue(p.config.id());
+        int tx = map.transmitQueue(p.config.id());
+        if (rx >= 0 && rx < queues.length && queues[rx] != null) {
+            p.attach(queues[rx]);
+        }
+        if (tx >= 0 && tx < queues.length && queues[tx] != null) {
+            p.attach(queues[tx]);
+        }
+    }
+
+    /** Stops a queue; returns the avail index to resume at (a held chain is offered again). */
+    int stop(int index) {
+        if (index < 0 || index >= queues.length || queues[index] == null) {
+            return 0;
+        }
+        if (completed.contains(index)) {
+            publish(index); // completions still gathering go to the guest before the ring stops
+        }
+        SplitQueue q = queues[index];
+        Epoll.ctl(epollFd, Epoll.EPOLL_CTL_DEL, kickFds[index], 0, 0);
+        int next = q.nextAvail();
+        int port = map.portOf(index);
+        if (port == QueueMap.CONTROL) {
+            next = control.detach(index, next);
+        } else if (port >= 0 && ports[port] != null) {
+            next = ports[port].detach(q, next);
+        }
+        queues[index] = null;
+        kickFds[index] = -1;
+        callFds[index] = -1;
+        completed.clear(index);
+        txUnpublished[index] = 0;
+        return next;
+    }
+
+    void stopAll() {
+        for (int i = 0; i < queues.length; i++) {
+            stop(i);
+        }
+    }
+
+    /**
+     * Installs a new memory table. The backend contract (vhost-user's Session) is that every ring
+     * is stopped first, and stopping a ring gives its held chain back to be popped again; so no
+     * held chain can point into the old table here, and none is re-checked.
+     */
+    void setMemory(GuestMemory m) {
+        memory = m;
+        for (SplitQueue q : queues) {
+            if (q != null) {
+                q.setMemory(m);
+            }
+        }
+    }
+}

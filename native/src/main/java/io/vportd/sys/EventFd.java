@@ -1,0 +1,59 @@
+package io.vportd.sys;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * Linux eventfd(2) counters: kick and call descriptors of virtqueues, wake-ups of loops.
+ * {@link #write}, {@link #signal} and {@link #drain} are data-path calls: no exception, no
+ * allocation (the 8-byte value goes through a per-thread buffer).
+ */
+public final class EventFd {
+
+    private EventFd() {
+    }
+
+    public static final int EFD_SEMAPHORE = 1;
+    public static final int EFD_NONBLOCK = 04000;
+    public static final int EFD_CLOEXEC = 02000000;
+
+    private static final MethodHandle EVENTFD = Libc.link("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+
+    /** eventfd(2); {@link #EFD_CLOEXEC} is always added. */
+    public static Fd create(int initval, int flags) throws NativeException {
+        return Fd.adopt((int) Libc.check("eventfd", cap -> (int) EVENTFD.invokeExact(cap, initval, flags | EFD_CLOEXEC)));
+    }
+
+    /** Adds {@code value} to an eventfd counter: 8 or -errno (-EAGAIN when it would overflow). */
+    public static int write(int fd, long value) {
+        MemorySegment buf = Libc.scratch().u64;
+        buf.set(JAVA_LONG, 0, value);
+        return (int) Io.write(fd, buf.address(), 8);
+    }
+
+    /** Adds 1 to an eventfd counter: 8 or -errno. */
+    public static int signal(int fd) {
+        return write(fd, 1);
+    }
+
+    /**
+     * Reads and resets an eventfd counter: the value (positive), or -errno; -EAGAIN when the
+     * counter is zero on a non-blocking eventfd.
+     */
+    public static long drain(int fd) {
+        MemorySegment buf = Libc.scratch().u64;
+        long r = Io.read(fd, buf.address(), 8);
+        if (r < 0) {
+            return r;
+        }
+        if (r != 8) {
+            return -Errno.EIO;
+        }
+        long v = buf.get(JAVA_LONG, 0);
+        return v < 0 ? Long.MAX_VALUE : v;
+    }
+}

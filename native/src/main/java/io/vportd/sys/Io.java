@@ -1,0 +1,127 @@
+package io.vportd.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * File descriptors and plain I/O: close, read, write, readv, writev, O_NONBLOCK, open, pipe2.
+ *
+ * <p>The data-path calls ({@link #read}, {@link #write}, {@link #readv}, {@link #writev},
+ * {@link #close}) never throw and never allocate: they return the result or {@code -errno}, EINTR
+ * retried inside (except close). Host memory addresses are passed as {@code long} (an LP64
+ * pointer and a {@code long} travel the same way on the SysV x86_64 and AAPCS64 ABIs), so no
+ * {@code MemorySegment} wrapper is made per call. Set-up calls return an owning {@link Fd} or
+ * throw {@link NativeException}.
+ */
+public final class Io {
+
+    private Io() {
+    }
+
+    public static final int O_RDONLY = 0;
+    public static final int O_WRONLY = 1;
+    public static final int O_RDWR = 2;
+    public static final int O_CREAT = 0100;
+    public static final int O_EXCL = 0200;
+    public static final int O_NOCTTY = 0400;
+    public static final int O_TRUNC = 01000;
+    public static final int O_APPEND = 02000;
+    public static final int O_NONBLOCK = 04000;
+    public static final int O_DIRECTORY = 0200000;
+    public static final int O_CLOEXEC = 02000000;
+
+    /** Size of one iovec; write base (u64) at +0 and length (u64) at +8. */
+    public static final int IOVEC_BYTES = 16;
+
+    private static final int F_GETFL = 3;
+    private static final int F_SETFL = 4;
+
+    private static final MethodHandle CLOSE = Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle READ = Libc.asFdAddrLen(
+            Libc.link("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
+    private static final MethodHandle WRITE = Libc.asFdAddrLen(
+            Libc.link("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
+    private static final MethodHandle READV = Libc.asFdAddrLen(
+            Libc.link("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    private static final MethodHandle WRITEV = Libc.asFdAddrLen(
+            Libc.link("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    /** fcntl(fd, cmd, int arg); shared with {@link MemFd} for the seal commands. */
+    static final MethodHandle FCNTL =
+            Libc.linkVariadic("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), 2);
+    private static final MethodHandle OPEN =
+            Libc.linkVariadic("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+    private static final MethodHandle PIPE2 = Libc.link("pipe2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+
+    /** close(2): 0 or -errno. Never retried (Linux releases the descriptor even on EINTR). */
+    public static int close(int fd) {
+        MemorySegment cap = Libc.capture();
+        try {
+            return Libc.orErrno((int) CLOSE.invokeExact(cap, fd), cap);
+        } catch (Throwable t) {
+            throw Libc.linkageBug(t);
+        }
+    }
+
+    /** read(2) into host memory at {@code addr}: bytes read (0 = EOF) or -errno. */
+    public static long read(int fd, long addr, long len) {
+        return Libc.retry(READ, fd, addr, len);
+    }
+
+    /** write(2) from host memory at {@code addr}: bytes written or -errno. */
+    public static long write(int fd, long addr, long len) {
+        return Libc.retry(WRITE, fd, addr, len);
+    }
+
+    /** readv(2) with an array of {@code iovCnt} 16-byte iovecs at {@code iovAddr}: bytes or -errno. */
+    public static long readv(int fd, long iovAddr, int iovCnt) {
+        return Libc.retry(READV, fd, iovAddr, iovCnt);
+    }
+
+    /** writev(2) with an array of {@code iovCnt} 16-byte iovecs at {@code iovAddr}: bytes or -errno. */
+    public static long writev(int fd, long iovAddr, int iovCnt) {
+        return Libc.retry(WRITEV, fd, iovAddr, iovCnt);
+    }
+
+    private static int statusFlags(int fd) throws NativeException {
+        return (int) Libc.check("fcntl(" + fd + ", F_GETFL)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFL, 0));
+    }
+
+    /** Sets or clears O_NONBLOCK. */
+    public static void setNonBlocking(int fd, boolean nonBlocking) throws NativeException {
+        int flags = statusFlags(fd);
+        int wanted = nonBlocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+        if (wanted != flags) {
+            Libc.check("fcntl(" + fd + ", F_SETFL)", cap -> (int) FCNTL.invokeExact(cap, fd, F_SETFL, wanted));
+        }
+    }
+
+    /** True when O_NONBLOCK is set on {@code fd}. */
+    public static boolean isNonBlocking(int fd) throws NativeException {
+        return (statusFlags(fd) & O_NONBLOCK) != 0;
+    }
+
+    /** open(2) with {@code flags} ({@link #O_CLOEXEC} always added) and {@code mode} for O_CREAT. */
+    public static Fd open(Path path, int flags, int mode) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cpath = arena.allocateFrom(path.toString());
+            return Fd.adopt((int) Libc.check("open(" + path + ")",
+                    cap -> (int) OPEN.invokeExact(cap, cpath, flags | O_CLOEXEC, mode)));
+        }
+    }
+
+    /** pipe2(O_CLOEXEC): {@code [read end, write end]}. */
+    public static Fd[] pipe() throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fds = arena.allocate(JAVA_INT, 2);
+            Libc.check("pipe2", cap -> (int) PIPE2.invokeExact(cap, fds, O_CLOEXEC));
+            return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
+        }
+    }
+}

@@ -1,0 +1,185 @@
+package io.vportd.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.lang.invoke.VarHandle;
+
+/**
+ * Linking to the C library (Linux, x86_64/glibc) and the native-call ceremony the binding
+ * classes share: symbol lookup, the errno capture option, the per-thread capture segment and
+ * scratch buffers, the EINTR retry and the {@link NativeException} of a failed set-up call.
+ *
+ * <p>Method handles are {@code static final} in the binding classes, linked once here, and called
+ * with {@code invokeExact}. errno is captured with {@code Linker.Option.captureCallState("errno")}
+ * into the calling thread's capture segment; it is never read afterwards through
+ * {@code __errno_location}.
+ */
+final class Libc {
+
+    private Libc() {
+    }
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LOOKUP = LINKER.defaultLookup();
+    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO_HANDLE =
+            CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
+
+    /** The shape of {@link #retry}'s handles: (capture, fd, address, length) to a long result. */
+    private static final MethodType FD_ADDR_LEN =
+            MethodType.methodType(long.class, MemorySegment.class, int.class, long.class, long.class);
+
+    /** A libc function without errno capture. */
+    static MethodHandle linkPlain(String name, FunctionDescriptor desc) {
+        MemorySegment symbol = LOOKUP.find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+        return LINKER.downcallHandle(symbol, desc);
+    }
+
+    /** A libc function whose errno is captured: the handle takes the capture segment first. */
+    static MethodHandle link(String name, FunctionDescriptor desc) {
+        return linkWith(name, desc, CAPTURE);
+    }
+
+    /** A variadic libc function (fcntl, open, ioctl) with errno capture. */
+    static MethodHandle linkVariadic(String name, FunctionDescriptor desc, int firstVariadic) {
+        return linkWith(name, desc, CAPTURE, Linker.Option.firstVariadicArg(firstVariadic));
+    }
+
+    private static MethodHandle linkWith(String name, FunctionDescriptor desc, Linker.Option... options) {
+        MemorySegment symbol = LOOKUP.find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no symbol " + name));
+        return LINKER.downcallHandle(symbol, desc, options);
+    }
+
+    /**
+     * A handle adapted to (capture, int fd, long address, long length) returning long, for
+     * {@link #retry}; int arguments and results are converted (counts and flags are small).
+     */
+    static MethodHandle asFdAddrLen(MethodHandle h) {
+        return MethodHandles.explicitCastArguments(h, FD_ADDR_LEN);
+    }
+
+    // ---- per-thread scratch ----------------------------------------------------------------
+
+    /** Per-thread native scratch: errno capture state plus small buffers for the data path. */
+    static final class Scratch {
+        final MemorySegment capture;
+        final MemorySegment u64;
+        final MemorySegment event;
+        final MemorySegment msghdr;
+        final MemorySegment iovec;
+        final MemorySegment control;
+
+        private Scratch() {
+            Arena arena = Arena.ofAuto(); // lives as long as the thread's scratch object
+            capture = arena.allocate(CAPTURE_LAYOUT);
+            u64 = arena.allocate(8, 8);
+            event = arena.allocate(16, 8);
+            msghdr = arena.allocate(UnixSockets.MSGHDR_SIZE, 8);
+            iovec = arena.allocate(Io.IOVEC_BYTES, 8);
+            control = arena.allocate(UnixSockets.CMSG_HDR + 4L * UnixSockets.MAX_RECV_FDS, 8);
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    static Scratch scratch() {
+        return SCRATCH.get();
+    }
+
+    /** The calling thread's errno capture segment. */
+    static MemorySegment capture() {
+        return SCRATCH.get().capture;
+    }
+
+    /** The errno the last call on this thread captured into {@code capture}. */
+    static int errno(MemorySegment capture) {
+        return (int) ERRNO_HANDLE.get(capture, 0L);
+    }
+
+    /** {@code r} when not negative, else {@code -errno}. */
+    static int orErrno(int r, MemorySegment capture) {
+        return r < 0 ? -errno(capture) : r;
+    }
+
+    static AssertionError linkageBug(Throwable t) {
+        return new AssertionError("native call failed to invoke", t);
+    }
+
+    // ---- the ceremony ----------------------------------------------------------------------
+
+    /**
+     * Calls {@code h} (adapted with {@link #asFdAddrLen}) and retries on EINTR: the result, or
+     * {@code -errno}. Allocates nothing: the data path (read, write, readv, writev, recvmsg,
+     * sendmsg) goes through here.
+     */
+    static long retry(MethodHandle h, int fd, long addr, long len) {
+        MemorySegment cap = capture();
+        try {
+            while (true) {
+                long r = (long) h.invokeExact(cap, fd, addr, len);
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(cap);
+                if (e != Errno.EINTR) {
+                    return -e;
+                }
+            }
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+
+    /** One native call, given the calling thread's capture segment. */
+    @FunctionalInterface
+    interface Call {
+        long invoke(MemorySegment capture) throws Throwable;
+    }
+
+    /**
+     * A set-up call: {@code call} is made (again on EINTR) until it returns a value that is not
+     * negative, which is returned; otherwise {@link NativeException} naming {@code what} and the
+     * errno. A {@code NativeException} thrown inside {@code call} passes through.
+     */
+    static long check(String what, Call call) throws NativeException {
+        MemorySegment cap = capture();
+        try {
+            while (true) {
+                long r = call.invoke(cap);
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(cap);
+                if (e != Errno.EINTR) {
+                    throw new NativeException(what, e);
+                }
+            }
+        } catch (NativeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+
+    /** A call made once whose failure is a value: the result, or {@code -errno}. */
+    static long once(Call call) {
+        MemorySegment cap = capture();
+        try {
+            long r = call.invoke(cap);
+            return r < 0 ? -errno(cap) : r;
+        } catch (Throwable t) {
+            throw linkageBug(t);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+package io.vportd.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
+/**
+ * AF_UNIX stream sockets: listeners (mode 0600), blocking and non-blocking connects, socket
+ * pairs, and messages carrying descriptors (SCM_RIGHTS). {@link #recvWithFds} and
+ * {@link #sendWithFds} never throw and never allocate: they return bytes or {@code -errno}.
+ */
+public final class UnixSockets {
+
+    private UnixSockets() {
+    }
+
+    /** Most descriptors {@link #recvWithFds} accepts in one message. */
+    public static final int MAX_RECV_FDS = 64;
+
+    private static final int AF_UNIX = 1;
+    private static final int SCM_RIGHTS = 1;
+    private static final int MSG_CTRUNC = 0x8;
+    private static final int MSG_NOSIGNAL = 0x4000;
+    private static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    private static final int SUN_PATH_MAX = 108;
+    private static final int SOCKADDR_UN_SIZE = 110;
+
+    // struct msghdr (x86_64)
+    private static final long MSG_IOV = 16;
+    private static final long MSG_IOVLEN = 24;
+    private static final long MSG_CONTROL = 32;
+    private static final long MSG_CONTROLLEN = 40;
+    private static final long MSG_FLAGS = 48;
+    static final long MSGHDR_SIZE = 56;
+    static final long CMSG_HDR = 16;
+
+    private static final MethodHandle SOCKETPAIR =
+            Libc.link("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+    private static final MethodHandle CHMOD = Libc.link("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle RECVMSG = Libc.asFdAddrLen(
+            Libc.link("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    private static final MethodHandle SENDMSG = Libc.asFdAddrLen(
+            Libc.link("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+
+    private static MemorySegment sockaddrUn(Arena arena, Path path, String call) throws NativeException {
+        byte[] bytes = path.toString().getBytes(StandardCharsets.UTF_8);
+        if (bytes.length == 0 || bytes.length >= SUN_PATH_MAX) {
+            throw new NativeException(call + "(" + path + ")", Errno.ENAMETOOLONG);
+        }
+        MemorySegment sa = arena.allocate(SOCKADDR_UN_SIZE, 8);
+        sa.set(JAVA_SHORT, 0, (short) AF_UNIX);
+        MemorySegment.copy(bytes, 0, sa, ValueLayout.JAVA_BYTE, 2, bytes.length);
+        return sa;
+    }
+
+    /** A listening AF_UNIX stream socket bound at {@code path}, file mode 0600. */
+    public static Fd listen(Path path, int backlog) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, path, "bind");
+            Fd fd = Sockets.stream(AF_UNIX, "AF_UNIX", 0);
+            try {
+                Sockets.bind(fd, sa, path.toString());
+                MemorySegment cpath = arena.allocateFrom(path.toString());
+                Libc.check("chmod(" + path + ")", cap -> (int) CHMOD.invokeExact(cap, cpath, 0600));
+                Sockets.listen(fd, backlog, path.toString());
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
+    }
+
+    /** A blocking AF_UNIX stream socket connected to {@code path}. */
+    public static Fd connect(Path path) throws NativeException {
+        return connect(path, 0);
+    }
+
+    /**
+     * A non-blocking, close-on-exec AF_UNIX stream socket connected to {@code path}. A Unix
+     * socket connect completes at once or fails (ENOENT, ECONNREFUSED, EAGAIN when the server's
+     * backlog is full): it never leaves the caller waiting.
+     */
+    public static Fd connectNonBlocking(Path path) throws NativeException {
+        return connect(path, Sockets.SOCK_NONBLOCK);
+    }
+
+    private static Fd connect(Path path, int extraFlags) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, path, "connect");
+            Fd fd = Sockets.stream(AF_UNIX, "AF_UNIX", extraFlags);
+            try {
+                Sockets.connect(fd, sa, path.toString());
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
+    }
+
+    /** A connected pair of AF_UNIX stream sockets (close-on-exec). */
+    public static Fd[] pair() throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fds = arena.allocate(JAVA_INT, 2);
+            Libc.check("socketpair(AF_UNIX)",
+                    cap -> (int) SOCKETPAIR.invokeExact(cap, AF_UNIX, Sockets.SOCK_STREAM | Sockets.SOCK_CLOEXEC, 0, fds));
+            return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
+        }
+    }
+
+    /** Points the scratch msghdr at one iovec of {@code len} bytes of {@code buf}; clears the rest. */
+    private static MemorySegment message(Libc.Scratch s, MemorySegment buf, long len) {
+        MemorySegment msg = s.msghdr;
+        MemorySegment iov = s.iovec;
+        msg.fill((byte) 0);
+        iov.set(JAVA_LONG, 0, buf.address());
+        iov.set(JAVA_LONG, 8, len);
+        msg.set(JAVA_LONG, MSG_IOV, iov.address());
+        msg.set(JAVA_LONG, MSG_IOVLEN, 1);
+        return msg;
+    }
+
+    /**
+     * recvmsg(2) of up to {@code len} bytes into {@code buf} with SCM_RIGHTS descriptors
+     * (received close-on-exec). {@code fdsOut} is filled with the received descriptors, the rest
+     * with -1; the caller owns what it gets. Returns bytes read (0 = EOF) or -errno. When the
+     * control data was truncated (MSG_CTRUNC) or more descriptors arrived than {@code fdsOut}
+     * holds, every received descriptor is closed, {@code fdsOut} is all -1 and the result is
+     * {@code -EMSGSIZE}; the data bytes of that message are consumed all the same, so the
+     * caller should treat the stream as broken.
+     */
+    public static long recvWithFds(int fd, MemorySegment buf, long len, int[] fdsOut) {
+        java.util.Arrays.fill(fdsOut, -1);
+        if (len < 0 || len > buf.byteSize() || !buf.isNative()) {
+            return -Errno.EINVAL;
+        }
+        Libc.Scratch s = Libc.scratch();
+        MemorySegment msg = message(s, buf, len);
+        MemorySegment ctl = s.control;
+        ctl.fill((byte) 0);
+        msg.set(JAVA_LONG, MSG_CONTROL, ctl.address());
+        msg.set(JAVA_LONG, MSG_CONTROLLEN, ctl.byteSize());
+        // an interrupted recvmsg leaves the msghdr as it was, so the retry can reuse it
+        long r = Libc.retry(RECVMSG, fd, msg.address(), MSG_CMSG_CLOEXEC);
+        if (r < 0) {
+            return r;
+        }
+        boolean truncated = (msg.get(JAVA_INT, MSG_FLAGS) & MSG_CTRUNC) != 0;
+        long ctlLen = Math.min(msg.get(JAVA_LONG, MSG_CONTROLLEN), ctl.byteSize());
+        int n = 0;
+        boolean overflow = false;
+        long off = 0;
+        while (off + CMSG_HDR <= ctlLen) {
+            long cmsgLen = ctl.get(JAVA_LONG, off);
+            if (cmsgLen < CMSG_HDR || off + cmsgLen > ctlLen) {
+                break;
+            }
+            if (ctl.get(JAVA_INT, off + 8) == Sockets.SOL_SOCKET && ctl.get(JAVA_INT, off + 12) == SCM_RIGHTS) {
+                int count = (int) ((cmsgLen - CMSG_HDR) / 4);
+                for (int i = 0; i < count; i++) {
+                    int got = ctl.get(JAVA_INT, off + CMSG_HDR + 4L * i);
+                    if (n < fdsOut.length) {
+                        fdsOut[n++] = got;
+                    } else {
+                        overflow = true;
+                        Io.close(got);
+                    }
+                }
+            }
+            off += (cmsgLen + 7) & ~7L;
+        }
+        if (truncated || overflow) {
+            for (int i = 0; i < n; i++) {
+                Io.close(fdsOut[i]);
+                fdsOut[i] = -1;
+            }
+            return -Errno.EMSGSIZE;
+        }
+        return r;
+    }
+
+    /**
+     * sendmsg(2) of {@code len} bytes from {@code buf} with the descriptors {@code fds} as
+     * SCM_RIGHTS (which needs at least one data byte). MSG_NOSIGNAL is set. Bytes sent or -errno.
+     */
+    public static long sendWithFds(int fd, MemorySegment buf, long len, int... fds) {
+        if (len < 0 || len > buf.byteSize() || !buf.isNative() || fds.length > MAX_RECV_FDS
+                || (fds.length > 0 && len == 0)) {
+            return -Errno.EINVAL;
+        }
+        Libc.Scratch s = Libc.scratch();
+        MemorySegment msg = message(s, buf, len);
+        MemorySegment ctl = s.control;
+        if (fds.length > 0) {
+            long dataLen = 4L * fds.length;
+            ctl.set(JAVA_LONG, 0, CMSG_HDR + dataLen);
+            ctl.set(JAVA_INT, 8, Sockets.SOL_SOCKET);
+            ctl.set(JAVA_INT, 12, SCM_RIGHTS);
+            for (int i = 0; i < fds.length; i++) {
+                ctl.set(JAVA_INT, CMSG_HDR + 4L * i, fds[i]);
+            }
+            msg.set(JAVA_LONG, MSG_CONTROL, ctl.address());
+            msg.set(JAVA_LONG, MSG_CONTROLLEN, CMSG_HDR + ((dataLen + 7) & ~7L));
+        }
+        return Libc.retry(SENDMSG, fd, msg.address(), MSG_NOSIGNAL);
+    }
+}
