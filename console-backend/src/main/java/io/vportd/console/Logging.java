@@ -1,26 +1,51 @@
 package io.vportd.console;
 
-import java.util.logging.ConsoleHandler;
+import io.vportd.telemetry.MetricSet;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.util.logging.Level;
 import java.util.logging.LogManager;
 import java.util.logging.Logger;
+import java.util.logging.SimpleFormatter;
 
-/** One log line per event on standard error: time, level, logger, message. */
+/**
+ * One log line per event on standard error: time, level, logger, message. Lines go through a
+ * {@link NonBlockingLogHandler}: no thread but the log writer ever waits for standard error.
+ */
 final class Logging {
+
+    static final String FORMAT = "%1$tF %1$tT.%1$tL %4$-7s %3$s: %5$s%6$s%n";
+
+    private static volatile NonBlockingLogHandler handler;
 
     private Logging() {
     }
 
     static void configure(System.Logger.Level level) {
-        System.setProperty("java.util.logging.SimpleFormatter.format",
-                "%1$tF %1$tT.%1$tL %4$-7s %3$s: %5$s%6$s%n");
+        System.setProperty("java.util.logging.SimpleFormatter.format", FORMAT);
         LogManager.getLogManager().reset();
         Level l = parse(level);
-        ConsoleHandler h = new ConsoleHandler();
+        NonBlockingLogHandler h = new NonBlockingLogHandler(new FileOutputStream(FileDescriptor.err), new SimpleFormatter(),
+                NonBlockingLogHandler.DEFAULT_CAPACITY);
         h.setLevel(l);
         Logger root = Logger.getLogger("");
         root.addHandler(h);
         root.setLevel(l);
+        handler = h;
+    }
+
+    /** The logger's counters (records dropped, written), or an empty set before {@link #configure}. */
+    static MetricSet metrics() {
+        NonBlockingLogHandler h = handler;
+        return h == null ? new MetricSet() : h.metrics();
+    }
+
+    /** Writes out queued lines, waiting a bounded time (orderly shutdown). */
+    static void flush() {
+        NonBlockingLogHandler h = handler;
+        if (h != null) {
+            h.flush();
+        }
     }
 
     static Level parse(System.Logger.Level level) {

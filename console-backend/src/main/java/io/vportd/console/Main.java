@@ -8,6 +8,8 @@ import io.vportd.console.cli.UsageException;
 import io.vportd.console.cli.VportdCommand;
 import io.vportd.console.ctl.CtlCommand;
 import io.vportd.console.device.ConsoleDevice;
+import io.vportd.telemetry.MetricRegistry;
+import io.vportd.telemetry.MetricSet;
 import io.vportd.vhost.VhostUserServer;
 import java.lang.System.Logger.Level;
 import java.util.concurrent.CountDownLatch;
@@ -19,6 +21,12 @@ public final class Main {
     static final int DATA_PLANE_DIED = 70;
 
     private Main() {
+    }
+
+    /** Puts the daemon's own counters (vhost-user sessions, the logger) beside the device's, so metrics exports them. */
+    static void registerCounters(MetricRegistry registry, MetricSet vhost, MetricSet log) {
+        registry.register(vhost);
+        registry.register(log);
     }
 
     public static void main(String[] args) {
@@ -70,9 +78,11 @@ public final class Main {
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
         try {
-            DataPlanePorts ports = new DataPlanePorts(device.dataPlane(), server.stats());
+            DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
+            registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
             if (config.apiSocket() != null) {
                 api = ManagementServer.start(config.apiSocket(), ports);
+                device.dataPlane().metrics().register(api.metrics());
                 device.dataPlane().setEventListener(api);
             }
             if (config.metricsListen() != null) {
@@ -111,6 +121,7 @@ public final class Main {
             }
             device.close();
             io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
+            Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));
         log.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",

@@ -20,7 +20,6 @@ import java.nio.file.Path;
  */
 final class Admission {
 
-    private static final System.Logger LOG = System.getLogger(Session.class.getName());
 
     private Admission() {
     }
@@ -95,7 +94,7 @@ final class Admission {
                         + " unsealable memory such as hugetlbfs files)");
             }
             stats.unsealedMemoryAllowed.incrementAndGet();
-            LOG.log(System.Logger.Level.WARNING,
+            stats.log.log(System.Logger.Level.WARNING,
                     "vhost-user: {0}: the file is not sealed against shrinking; accepted (unsealed memory allowed)", what);
         }
         long pageOff = m.mmapOffset() & ~4095L;

@@ -175,7 +175,7 @@ public final class Session implements AutoCloseable {
         Codec.validateShape(r, h.request(), m.payload(), fds.length);
         if (r == null) {
             stats.unknownRequests.incrementAndGet();
-            LOG.log(System.Logger.Level.WARNING, "vhost-user: ignoring {0} with {1} payload bytes",
+            stats.log.log(System.Logger.Level.WARNING, "vhost-user: ignoring {0} with {1} payload bytes",
                     Request.describe(h.request()), m.payload().length);
             if (h.needReply()) {
                 ack(h.request(), 1);
@@ -226,7 +226,7 @@ public final class Session implements AutoCloseable {
                 if ((acked & ~featuresOffered) != 0) {
                     // Not fatal: a frontend's transport may add bits; the device never sees them.
                     stats.unofferedFeatureAcks.incrementAndGet();
-                    LOG.log(System.Logger.Level.WARNING, "vhost-user: {0} acknowledges features 0x{1} that were not offered; dropping them",
+                    stats.log.log(System.Logger.Level.WARNING, "vhost-user: {0} acknowledges features 0x{1} that were not offered; dropping them",
                             r, Long.toHexString(acked & ~featuresOffered));
                     acked &= featuresOffered;
                 }
@@ -246,7 +246,7 @@ public final class Session implements AutoCloseable {
             }
             case SET_OWNER -> owner = true;
             case RESET_OWNER -> {
-                LOG.log(System.Logger.Level.INFO, "vhost-user: RESET_OWNER (deprecated): stopping all rings");
+                stats.log.log(System.Logger.Level.INFO, "vhost-user: RESET_OWNER (deprecated): stopping all rings");
                 for (Queue q : queues) {
                     stop(q);
                 }
@@ -320,7 +320,7 @@ public final class Session implements AutoCloseable {
                 Fd old = q.kick;
                 if ((v & Codec.VRING_NOFD) != 0) {
                     // Polling mode is not supported: the ring waits for a real kick fd.
-                    LOG.log(System.Logger.Level.WARNING,
+                    stats.log.log(System.Logger.Level.WARNING,
                             "vhost-user: {0} for queue {1} without a kick fd (polling) is not supported; the ring stays stopped",
                             r, q.index);
                     q.kick = null;
@@ -613,7 +613,7 @@ public final class Session implements AutoCloseable {
             maybeStart(r, q);
         }
         if (!running.isEmpty() && table.regionCount() == 0) {
-            LOG.log(System.Logger.Level.WARNING, "vhost-user: {0} removed all guest memory; {1} ring(s) stay stopped",
+            stats.log.log(System.Logger.Level.WARNING, "vhost-user: {0} removed all guest memory; {1} ring(s) stay stopped",
                     r, running.size());
         }
     }

@@ -7,7 +7,6 @@ import io.vportd.sys.Epoll;
 import io.vportd.sys.Sockets;
 import io.vportd.sys.UnixSockets;
 
-import io.vportd.vring.RateLimitedLog;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -15,9 +14,10 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.telemetry.SharedCounter;
 import java.time.Duration;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
@@ -71,15 +71,15 @@ public final class VhostUserServer implements AutoCloseable {
     private volatile boolean closing;
     private final Object connectionLock = new Object();
     private int connection = -1; // guarded by connectionLock
-    private final AtomicLong sessionsStarted = new AtomicLong();
-    private final AtomicLong sessionsEnded = new AtomicLong();
-    private final AtomicLong sessionsFailed = new AtomicLong();
-    private final AtomicReference<String> lastError = new AtomicReference<>();
     private final VhostStats stats = new VhostStats();
     private final Options options;
-    /** Session-ending lines are frontend-triggered: at most 20 per 10 s. Server thread only. */
-    private final RateLimitedLog sessionLog = new RateLimitedLog(LOG, 20, 10_000_000_000L);
     private String endRequested; // guarded by connectionLock: why the device asked to end the session
+    private final SharedCounter sessionsStarted = stats.sessionsStarted;
+    private final SharedCounter sessionsEnded = stats.sessionsEnded;
+    private final SharedCounter sessionsFailed = stats.sessionsFailed;
+    private final AtomicReference<String> lastError = new AtomicReference<>();
+    /** Lines any client of the socket can cause by connecting, failing or leaving. */
+    private final LogLimiter connectionLog = new LogLimiter(LOG);
 
     public VhostUserServer(Path socketPath, VhostUserBackend backend) throws IOException {
         this(socketPath, backend, Options.defaults());
@@ -164,7 +164,7 @@ public final class VhostUserServer implements AutoCloseable {
                 if (closing) {
                     break;
                 }
-                LOG.log(System.Logger.Level.WARNING, "vhost-user: accept on {0}: {1}", socketPath, Errno.describe(c));
+                connectionLog.log(System.Logger.Level.WARNING, "vhost-user: accept on {0}: {1}", socketPath, Errno.describe(c));
                 if (c == -Errno.EMFILE || c == -Errno.ENFILE || c == -Errno.ENOBUFS || c == -Errno.ENOMEM) {
                     LockSupport.parkNanos(100_000_000L); // resource exhaustion: back off, do not spin
                 }
@@ -219,7 +219,7 @@ public final class VhostUserServer implements AutoCloseable {
 
     private void serve(Fd conn) {
         sessionsStarted.incrementAndGet();
-        LOG.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
+        connectionLog.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
         synchronized (connectionLock) {
             connection = conn.fd();
             endRequested = null;
@@ -236,7 +236,7 @@ public final class VhostUserServer implements AutoCloseable {
                     stats.idleHandshakes.incrementAndGet();
                     String why = "frontend sent nothing within " + options.handshakeTimeout().toMillis() + " ms; dropping it";
                     lastError.set(why);
-                    sessionLog.log(System.Logger.Level.WARNING, "vhost-user %s: %s so that the next frontend can connect",
+                    connectionLog.log(System.Logger.Level.WARNING, "vhost-user {0}: {1} so that the next frontend can connect",
                             socketPath, why);
                     return;
                 }
@@ -248,20 +248,20 @@ public final class VhostUserServer implements AutoCloseable {
                 if (requested != null) {
                     failed = true;
                     lastError.set(requested);
-                    sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, requested);
+                    connectionLog.log(System.Logger.Level.ERROR, "vhost-user {0}: ending session: {1}", socketPath, requested);
                 } else {
-                    LOG.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
+                    connectionLog.log(System.Logger.Level.INFO, "vhost-user: frontend disconnected from {0}", socketPath);
                 }
             } catch (VhostProtocolException e) {
                 failed = true;
                 lastError.set(e.getMessage());
-                sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, e.getMessage());
+                connectionLog.log(System.Logger.Level.ERROR, "vhost-user {0}: ending session: {1}", socketPath, e.getMessage());
             } catch (IOException | RuntimeException e) {
                 failed = true;
                 String requested = requestedEnd();
                 lastError.set(requested != null ? requested : String.valueOf(e.getMessage()));
                 if (requested != null) {
-                    sessionLog.log(System.Logger.Level.ERROR, "vhost-user %s: ending session: %s", socketPath, requested);
+                    connectionLog.log(System.Logger.Level.ERROR, "vhost-user {0}: ending session: {1}", socketPath, requested);
                 } else if (!closing) {
                     LOG.log(System.Logger.Level.ERROR, "vhost-user: ending session on " + socketPath + " after failure", e);
                 }

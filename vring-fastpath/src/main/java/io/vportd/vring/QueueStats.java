@@ -1,123 +1,123 @@
 package io.vportd.vring;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
+import io.vportd.telemetry.Counter;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.telemetry.MetricSet;
+import java.util.Locale;
 
 /**
- * Counters of one virtqueue. Exactly one thread (the ring worker) writes them; any thread may read
- * them. Writes are opaque stores of a value the writer computed from its own last write, so a
- * reader never sees a torn long and eventually sees every update, and the writer pays no fence.
- * A stats object may outlive a {@link SplitQueue}: pass the same instance when a queue restarts.
+ * Counters of one virtqueue, kept for the device's life: pass the same instance each time the
+ * queue with this index restarts, so counts survive ring restarts. Exactly one thread at a time
+ * (the ring worker) writes them; any thread may read them ({@link Counter} semantics). The
+ * counters live in {@link #metrics()}, which the owner registers with the queue's labels.
  */
 public final class QueueStats {
 
-    private static final VarHandle CHAINS;
-    private static final VarHandle CHAIN_BYTES;
-    private static final VarHandle USED_BYTES;
-    private static final VarHandle INTERRUPTS;
-    private static final VarHandle SUPPRESSED;
-    private static final VarHandle RECHECKS;
-    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final ChainError[] ERRORS = ChainError.values();
+    private static final System.Logger LOGGER = System.getLogger("io.vportd.vring");
 
-    static {
-        try {
-            MethodHandles.Lookup l = MethodHandles.lookup();
-            CHAINS = l.findVarHandle(QueueStats.class, "chains", long.class);
-            CHAIN_BYTES = l.findVarHandle(QueueStats.class, "chainBytes", long.class);
-            USED_BYTES = l.findVarHandle(QueueStats.class, "usedBytes", long.class);
-            INTERRUPTS = l.findVarHandle(QueueStats.class, "interrupts", long.class);
-            SUPPRESSED = l.findVarHandle(QueueStats.class, "interruptsSuppressed", long.class);
-            RECHECKS = l.findVarHandle(QueueStats.class, "notifyRechecks", long.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
+    private final MetricSet metrics = new MetricSet();
+    private final Counter chains = metrics.counter("vportd_queue_chains_total", "Descriptor chains popped from a virtqueue.");
+    private final Counter chainBytes = metrics.counter("vportd_queue_chain_bytes_total", "Bytes of the chains popped.");
+    private final Counter usedBytes = metrics.counter("vportd_queue_used_bytes_total", "Bytes reported in used entries.");
+    private final Counter interrupts = metrics.counter("vportd_queue_interrupts_total", "Guest notifications sent.");
+    private final Counter interruptsSuppressed = metrics.counter("vportd_queue_interrupts_suppressed_total",
+            "Guest notifications the guest asked not to get.");
+    private final Counter notifyRechecks = metrics.counter("vportd_queue_notify_rechecks_total",
+            "Times re-enabling notifications found buffers that had arrived meanwhile.");
+    private final Counter[] bad = new Counter[ERRORS.length];
+    /** Bad-input log lines of this queue: one limiter for the queue's life, restarts included. */
+    final LogLimiter log = new LogLimiter(LOGGER);
+
+    public QueueStats() {
+        for (ChainError e : ERRORS) {
+            bad[e.ordinal()] = metrics.counter("vportd_queue_bad_chains_total",
+                    "Malformed (hostile) descriptor chains, completed empty, by reason.",
+                    "reason", e.name().toLowerCase(Locale.ROOT));
         }
+        metrics.derived("vportd_queue_bad_chains_total", "Malformed (hostile) descriptor chains, completed empty, by reason.",
+                this::badChains, "reason", "all");
     }
 
-    private static final ChainError[] ERRORS = ChainError.values();
-
-    private long chains;
-    private long chainBytes;
-    private long usedBytes;
-    private long interrupts;
-    private long interruptsSuppressed;
-    private long notifyRechecks;
-    private final long[] bad = new long[ERRORS.length];
+    /** This queue's counters, to register with its labels (queue, port, direction). */
+    public MetricSet metrics() {
+        return metrics;
+    }
 
     // ---- writer side (the ring worker), package-private ----
 
     void chainPopped(long bytes) {
-        CHAINS.setOpaque(this, chains + 1);
-        CHAIN_BYTES.setOpaque(this, chainBytes + bytes);
+        chains.increment();
+        chainBytes.add(bytes);
     }
 
     void chainUnpopped(long bytes) {
-        CHAINS.setOpaque(this, chains - 1);
-        CHAIN_BYTES.setOpaque(this, chainBytes - bytes);
+        chains.add(-1);
+        chainBytes.add(-bytes);
     }
 
     void used(long bytes) {
-        USED_BYTES.setOpaque(this, usedBytes + bytes);
+        usedBytes.add(bytes);
     }
 
     void interrupt() {
-        INTERRUPTS.setOpaque(this, interrupts + 1);
+        interrupts.increment();
     }
 
     void interruptSuppressed() {
-        SUPPRESSED.setOpaque(this, interruptsSuppressed + 1);
+        interruptsSuppressed.increment();
     }
 
     void notifyRecheck() {
-        RECHECKS.setOpaque(this, notifyRechecks + 1);
+        notifyRechecks.increment();
     }
 
     void badChain(ChainError why) {
-        int i = why.ordinal();
-        LONGS.setOpaque(bad, i, bad[i] + 1);
+        bad[why.ordinal()].increment();
     }
 
     // ---- reader side (any thread) ----
 
     /** Good chains handed to the caller by {@code pop}. */
     public long chains() {
-        return (long) CHAINS.getOpaque(this);
+        return chains.get();
     }
 
     /** Sum of the total lengths of the good chains popped. */
     public long chainBytes() {
-        return (long) CHAIN_BYTES.getOpaque(this);
+        return chainBytes.get();
     }
 
     /** Sum of the lengths reported in used entries. */
     public long usedBytes() {
-        return (long) USED_BYTES.getOpaque(this);
+        return usedBytes.get();
     }
 
     /** {@code publishUsed} calls that asked for a guest interrupt. */
     public long interrupts() {
-        return (long) INTERRUPTS.getOpaque(this);
+        return interrupts.get();
     }
 
     /** {@code publishUsed} calls with new used entries where the driver had suppressed the interrupt. */
     public long interruptsSuppressed() {
-        return (long) SUPPRESSED.getOpaque(this);
+        return interruptsSuppressed.get();
     }
 
     /** {@code enableNotifications} calls that found buffers had arrived meanwhile (caller drains again). */
     public long notifyRechecks() {
-        return (long) RECHECKS.getOpaque(this);
+        return notifyRechecks.get();
     }
 
     /** Bad chains (and broken-queue events) of one kind. */
     public long badChains(ChainError why) {
-        return (long) LONGS.getOpaque(bad, why.ordinal());
+        return bad[why.ordinal()].get();
     }
 
     /** Bad chains of all kinds, including broken-queue events. */
     public long badChains() {
         long sum = 0;
-        for (int i = 0; i < bad.length; i++) {
-            sum += (long) LONGS.getOpaque(bad, i);
+        for (Counter c : bad) {
+            sum += c.get();
         }
         return sum;
     }

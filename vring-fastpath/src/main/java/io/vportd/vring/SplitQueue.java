@@ -65,7 +65,6 @@ public final class SplitQueue {
     /** (MemorySegment, long offset) -> short; used for the acquire/release/fenced accesses. */
     private static final VarHandle U16_VH = U16.varHandle();
 
-    private static final System.Logger LOGGER = System.getLogger("io.vportd.vring");
 
     private final int index;
     private final int size;
@@ -79,7 +78,6 @@ public final class SplitQueue {
     private final QueueStats stats;
     private final long usedEventOffset;
     private final long availEventOffset;
-    private final RateLimitedLog log;
 
     private GuestMemory memory = GuestMemory.empty();
     /** Next available ring slot the device will consume (free-running 16-bit). */
@@ -130,7 +128,6 @@ public final class SplitQueue {
         this.stats = stats;
         this.usedEventOffset = 4L + 2L * size;
         this.availEventOffset = 4L + 8L * size;
-        this.log = new RateLimitedLog(LOGGER, 10, 10_000_000_000L);
         this.usedIdx = Short.toUnsignedInt((short) U16_VH.getAcquire(used, 2L));
         this.publishedUsed = usedIdx;
     }
@@ -419,16 +416,16 @@ public final class SplitQueue {
     private void rejected(ChainError err, int head, int capacity) {
         lastError = err;
         stats.badChain(err);
-        log.warn("queue %d: bad descriptor chain at head %d (%s); returned with length 0%s", index, head,
-                err.text(), err == ChainError.TOO_MANY_SEGMENTS ? " (capacity " + capacity + ")" : "");
+        stats.log.warn("queue {0}: bad descriptor chain at head {1} ({2}); returned with length 0{3}", Integer.toString(index),
+                Integer.toString(head), err.text(), err == ChainError.TOO_MANY_SEGMENTS ? " (capacity " + capacity + ")" : "");
     }
 
     private void markBroken() {
         broken = true;
         lastError = ChainError.AVAIL_INDEX_JUMP;
         stats.badChain(ChainError.AVAIL_INDEX_JUMP);
-        log.warn("queue %d: available index %d is more than %d ahead of %d; queue marked broken until reset",
-                index, availShadow, size, nextAvail);
+        stats.log.warn("queue {0}: available index {1} is more than {2} ahead of {3}; queue marked broken until reset",
+                Integer.toString(index), Integer.toString(availShadow), Integer.toString(size), Integer.toString(nextAvail));
     }
 
     /**

@@ -5,7 +5,6 @@ import io.vportd.console.device.DataPlane;
 import io.vportd.console.device.PortRequestException;
 import io.vportd.console.device.PortStatus;
 import io.vportd.console.device.RemovalReport;
-import io.vportd.vhost.VhostStats;
 import java.util.List;
 import java.util.function.Supplier;
 
@@ -13,16 +12,9 @@ import java.util.function.Supplier;
 public final class DataPlanePorts implements PortManager {
 
     private final DataPlane dataPlane;
-    private final VhostStats vhostStats;
 
     public DataPlanePorts(DataPlane dataPlane) {
-        this(dataPlane, null);
-    }
-
-    /** With the vhost-user server's counters, which then appear in {@link #metrics()}. */
-    public DataPlanePorts(DataPlane dataPlane, VhostStats vhostStats) {
         this.dataPlane = dataPlane;
-        this.vhostStats = vhostStats;
     }
 
     @Override
@@ -55,9 +47,7 @@ public final class DataPlanePorts implements PortManager {
 
     @Override
     public String metrics() {
-        String device = Metrics.render(unwrap(dataPlane::ports), unwrap(dataPlane::queues), dataPlane.counters(),
-                dataPlane.controlStats());
-        return vhostStats == null ? device : device + Metrics.vhost(vhostStats);
+        return Metrics.render(unwrap(dataPlane::ports), dataPlane.metrics());
     }
 
     /** The data plane wraps what its thread threw; give the caller the refusal itself. */

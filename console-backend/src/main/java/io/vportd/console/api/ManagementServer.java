@@ -3,6 +3,9 @@ package io.vportd.console.api;
 import io.vportd.console.device.PortEvent;
 import io.vportd.console.device.PortEventListener;
 import io.vportd.console.endpoint.SocketFiles;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.telemetry.MetricSet;
+import io.vportd.telemetry.SharedCounter;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.net.StandardProtocolFamily;
@@ -23,7 +26,6 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The management socket: a Unix stream socket (mode 0600) speaking {@link ApiProtocol}, one JSON
@@ -47,7 +49,11 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
     private final ApiProtocol protocol;
     private final ServerSocketChannel server;
     private final Set<Client> clients = ConcurrentHashMap.newKeySet();
-    private final AtomicLong eventsDropped = new AtomicLong();
+    private final MetricSet metrics = new MetricSet();
+    private final SharedCounter eventsDropped = metrics.shared("vportd_api_events_dropped_total",
+            "Port events not delivered to a management client that did not read them.");
+    /** Lines a management client can cause. */
+    private final LogLimiter clientLog = new LogLimiter(LOG);
     private final Thread acceptor;
     private volatile boolean closed;
 
@@ -83,13 +89,19 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
     }
 
     /** Events no subscriber could take (its queue was full). */
+    /** This server's counters, to register with the metric registry. */
+    public MetricSet metrics() {
+        return metrics;
+    }
+
     public long eventsDropped() {
         return eventsDropped.get();
     }
 
     static final long ACCEPT_PAUSE_MIN_MS = 50;
     static final long ACCEPT_PAUSE_MAX_MS = 2000;
-    private final java.util.concurrent.atomic.AtomicLong acceptFailures = new java.util.concurrent.atomic.AtomicLong();
+    private final SharedCounter acceptFailures = metrics.shared("vportd_api_accept_failures_total",
+            "Failed accepts on the management socket (e.g. out of descriptors); the acceptor rests and retries.");
     private long acceptPauseMs = ACCEPT_PAUSE_MIN_MS;
 
     /** Accepts that failed (each retried after a pause). */
@@ -131,7 +143,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
                 } catch (IOException ignored) {
                     // the refusal is best effort
                 }
-                LOG.log(Level.WARNING, "management API: refusing a client, {0} are connected", MAX_CLIENTS);
+                clientLog.log(Level.WARNING, "management API: refusing a client, {0} are connected", MAX_CLIENTS);
                 continue;
             }
             Client client = new Client(c);
@@ -214,9 +226,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
             if (!outbox.offer(line)) {
                 dropped++;
                 long total = eventsDropped.incrementAndGet();
-                if (total <= 8 || (total & (total - 1)) == 0) {
-                    LOG.log(Level.WARNING, "management client does not read its events; {0} dropped so far", total);
-                }
+                clientLog.log(Level.WARNING, "management client does not read its events; {0} dropped so far", total);
             }
         }
 

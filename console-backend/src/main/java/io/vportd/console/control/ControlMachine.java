@@ -1,5 +1,6 @@
 package io.vportd.console.control;
 
+import io.vportd.telemetry.LogLimiter;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
@@ -108,6 +109,8 @@ public final class ControlMachine {
     private final int maxPorts;
     private final ControlListener listener;
     private final ControlStats stats = new ControlStats();
+    /** Every line the guest can cause goes through this one limiter. */
+    private final LogLimiter guestLog;
     private final Port[] ports;
     /** Ids of ports whose pending set is not empty. */
     private final BitSet pendingPorts;
@@ -121,6 +124,12 @@ public final class ControlMachine {
      * @param listener receives the callbacks; use {@link ControlListener#NONE} to ignore them
      */
     public ControlMachine(int maxPorts, ControlListener listener) {
+        this(maxPorts, listener, new LogLimiter(LOG));
+    }
+
+    /** As above, with the limiter for guest-caused log lines given (tests pass one with a fake clock). */
+    ControlMachine(int maxPorts, ControlListener listener, LogLimiter guestLog) {
+        this.guestLog = Objects.requireNonNull(guestLog, "guestLog");
         if (maxPorts < 1 || maxPorts > MAX_PORTS_LIMIT) {
             throw new IllegalArgumentException("maxPorts must be 1.." + MAX_PORTS_LIMIT + ", got " + maxPorts);
         }
@@ -244,11 +253,9 @@ public final class ControlMachine {
      */
     public void onGuestMessage(byte[] buf, int off, int len) {
         if (!ControlMessage.headerFits(buf, off, len)) {
-            long n = ++stats.malformed;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.WARNING, "guest control message too short or out of bounds (len {0}); "
+            long n = stats.malformed.increment();
+            guestLog.log(System.Logger.Level.WARNING, "guest control message too short or out of bounds (len {0}); "
                         + "{1} so far", str(len), str(n));
-            }
             return;
         }
         int id = ControlMessage.getLe32(buf, off);
@@ -269,49 +276,41 @@ public final class ControlMachine {
 
     private void reject(ControlMessage.Rejection why, int id, int event, int value) {
         long n = switch (why) {
-            case SHORT -> ++stats.malformed;
-            case UNKNOWN_EVENT -> ++stats.unknownEvent;
-            case WRONG_DIRECTION -> ++stats.wrongDirection;
-            case ID_OUT_OF_RANGE -> ++stats.idOutOfRange;
-            case BAD_VALUE -> ++stats.badValue;
+            case SHORT -> stats.malformed.increment();
+            case UNKNOWN_EVENT -> stats.unknownEvent.increment();
+            case WRONG_DIRECTION -> stats.wrongDirection.increment();
+            case ID_OUT_OF_RANGE -> stats.idOutOfRange.increment();
+            case BAD_VALUE -> stats.badValue.increment();
         };
-        if (shouldLog(n)) {
-            LOG.log(System.Logger.Level.WARNING, "guest control message rejected ({0}): {1} id={2} value={3}; "
+        guestLog.log(System.Logger.Level.WARNING, "guest control message rejected ({0}): {1} id={2} value={3}; "
                     + "{4} so far", why, ControlMessage.eventName(event), Integer.toUnsignedString(id), str(value), str(n));
-        }
     }
 
     private Port liveGuestPort(int id, int event) {
         Port p = ports[id];
         if (p == null || p.state == PortState.REMOVING) {
-            long n = ++stats.unknownPort;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.WARNING, "guest {0} for unknown port {1} ignored; {2} so far",
+            long n = stats.unknownPort.increment();
+            guestLog.log(System.Logger.Level.WARNING, "guest {0} for unknown port {1} ignored; {2} so far",
                         ControlMessage.eventName(event), str(id), str(n));
-            }
             return null;
         }
         return p;
     }
 
     private void onDeviceReady(boolean ok) {
-        stats.messagesIn++;
+        stats.messagesIn.increment();
         if (!ok) {
-            long n = ++stats.deviceReadyFailed;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.WARNING, "guest reported DEVICE_READY 0 (driver failed to set up)");
-            }
+            long n = stats.deviceReadyFailed.increment();
+            guestLog.log(System.Logger.Level.WARNING, "guest reported DEVICE_READY 0 (driver failed to set up)");
             listener.deviceReady(false);
             return;
         }
         if (deviceReady) {
-            long n = ++stats.duplicateDeviceReady;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", str(n));
-            }
+            long n = stats.duplicateDeviceReady.increment();
+            guestLog.log(System.Logger.Level.INFO, "repeated DEVICE_READY ignored; {0} so far", str(n));
             return;
         }
-        LOG.log(System.Logger.Level.INFO, "guest driver ready; announcing ports");
+        guestLog.log(System.Logger.Level.INFO, "guest driver ready; announcing ports");
         deviceReady = true;
         cursor = 0;
         List<Integer> removed = new ArrayList<>();
@@ -356,33 +355,31 @@ public final class ControlMachine {
         if (p.state == PortState.CONFIGURED && !implied && !p.announcedBeforeReset) {
             // The guest cannot have this port: its PORT_ADD has not gone out. This is a reply to
             // an earlier incarnation of the id (removed and re-added since); ignore it.
-            long n = ++stats.staleReady;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "stale PORT_READY for port {0} (PORT_ADD not sent yet) ignored", str(id));
-            }
+            long n = stats.staleReady.increment();
+            guestLog.log(System.Logger.Level.INFO, "stale PORT_READY for port {0} (PORT_ADD not sent yet) ignored", str(id));
             return;
         }
-        stats.messagesIn++;
+        stats.messagesIn.increment();
         if (p.state == PortState.CONFIGURED) {
-            stats.readyWithoutDeviceReady++;
+            stats.readyWithoutDeviceReady.increment();
         }
         PortState before = p.state;
         clearPending(p, P_ADD);
         if (!ok) {
-            stats.portReadyFailed++;
+            stats.portReadyFailed.increment();
             p.state = PortState.FAILED;
             clearPending(p, P_AFTER_READY);
             if (implied) {
                 listener.deviceReady(true);
             }
             if (before != PortState.FAILED) {
-                LOG.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", str(id));
+                guestLog.log(System.Logger.Level.WARNING, "guest failed to add port {0} (PORT_READY 0)", str(id));
                 listener.portFailed(id, "guest answered PORT_READY 0");
             }
             return;
         }
         if (before == PortState.READY) {
-            stats.duplicateReady++;
+            stats.duplicateReady.increment();
         }
         p.state = PortState.READY;
         // Announce from scratch: the guest may have lost what it was told before.
@@ -414,7 +411,7 @@ public final class ControlMachine {
      * PORT_ADD, ports removed meanwhile get PORT_REMOVE; the others wait for their PORT_READY.
      */
     private void enterRestored(int firstId) {
-        LOG.log(System.Logger.Level.INFO, "PORT_READY for port {0} without DEVICE_READY: treating the guest as "
+        guestLog.log(System.Logger.Level.INFO, "PORT_READY for port {0} without DEVICE_READY: treating the guest as "
                 + "restored from hibernation", str(firstId));
         deviceReady = true;
         cursor = 0;
@@ -435,13 +432,11 @@ public final class ControlMachine {
         if (p == null) {
             return;
         }
-        stats.messagesIn++;
+        stats.messagesIn.increment();
         if (p.state != PortState.READY) {
-            long n = ++stats.openBeforeReady;
-            if (shouldLog(n)) {
-                LOG.log(System.Logger.Level.INFO, "guest PORT_OPEN {0} for port {1} in state {2}",
+            long n = stats.openBeforeReady.increment();
+            guestLog.log(System.Logger.Level.INFO, "guest PORT_OPEN {0} for port {1} in state {2}",
                         open ? "1" : "0", str(id), p.state);
-            }
         }
         if (p.guestOpen == open) {
             return;
@@ -524,7 +519,7 @@ public final class ControlMachine {
      * call {@link #setSizeNegotiated} when features are acked again.
      */
     public void deviceReset() {
-        stats.resets++;
+        stats.resets.increment();
         deviceReady = false;
         cursor = 0;
         pendingPorts.clear();
@@ -600,7 +595,7 @@ public final class ControlMachine {
         int bit = Integer.lowestOneBit(p.pending);
         clearPending(p, bit);
         cursor = id + 1 == maxPorts ? 0 : id + 1;
-        stats.messagesOut++;
+        stats.messagesOut.increment();
         switch (bit) {
             case P_REMOVE -> {
                 ControlMessage.encodeHeader(dst, 0, id, PORT_REMOVE, 1);
@@ -766,9 +761,4 @@ public final class ControlMachine {
         return Long.toString(v);
     }
 
-    /** Logs the first few occurrences, then only at powers of two: deterministic rate limiting. */
-    /** Rate limit of guest-triggered log lines: the first 8, then at powers of two. */
-    public static boolean shouldLog(long count) {
-        return count <= 8 || (count & (count - 1)) == 0;
-    }
 }

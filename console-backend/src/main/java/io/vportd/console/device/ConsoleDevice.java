@@ -3,6 +3,7 @@ package io.vportd.console.device;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.Endpoints;
+import io.vportd.telemetry.LogLimiter;
 import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
@@ -17,6 +18,8 @@ import java.util.List;
 public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger("vportd.device");
+    /** Lines the guest or the frontend can cause (config writes, feature negotiation). */
+    private final LogLimiter guestLog = new LogLimiter(LOG);
 
     public static final long F_SIZE = 1L << 0;
     public static final long F_MULTIPORT = 1L << 1;
@@ -90,14 +93,14 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
         if (ch != ConfigSpace.NO_CHARACTER && ch != 0) {
             dataPlane.emergencyWrite(ch);
         } else {
-            LOG.log(Level.DEBUG, "ignoring a write to read-only config bytes at offset {0}", offset);
+            guestLog.log(Level.DEBUG, "ignoring a write to read-only config bytes at offset {0}", offset);
         }
     }
 
     @Override
     public void setFeatures(long acked) {
         if ((acked & F_MULTIPORT) == 0) {
-            LOG.log(Level.WARNING, "the guest did not accept MULTIPORT: only port 0 can work");
+            guestLog.log(Level.WARNING, "the guest did not accept MULTIPORT: only port 0 can work");
         }
         dataPlane.setFeatures(acked);
     }

@@ -1,6 +1,7 @@
 package io.vportd.console.device;
 
 import io.vportd.console.control.ControlMachine;
+import io.vportd.telemetry.LogLimiter;
 import io.vportd.vring.Chain;
 import io.vportd.vring.SplitQueue;
 import java.lang.System.Logger.Level;
@@ -13,6 +14,8 @@ import java.lang.System.Logger.Level;
 final class ControlQueues {
 
     private static final System.Logger LOG = System.getLogger("vportd.device");
+    /** Lines the guest (or the frontend) can cause here. */
+    private final LogLimiter guestLog = new LogLimiter(LOG);
 
     private static final int CONTROL_BUFFER = 4096;
     /** Chains of the control transmit queue read in one cycle before ports get their turn. */
@@ -72,7 +75,7 @@ final class ControlQueues {
             if (firstAvail != 0 && !deviceReadySeen) {
                 // A frontend re-attached us to a guest whose driver is long past DEVICE_READY
                 // and will never send it again: rebuild the port state as if it had.
-                LOG.log(Level.INFO, "control queue resumes at {0}: the guest driver is already running; re-announcing ports",
+                guestLog.log(Level.INFO, "control queue resumes at {0}: the guest driver is already running; re-announcing ports",
                         firstAvail);
                 control.onGuestMessage(DEVICE_READY_OK, 0, DEVICE_READY_OK.length);
             }
@@ -154,11 +157,9 @@ final class ControlQueues {
             if (rxChain.totalLength() < need) {
                 // Too small for the next message: the buffer goes back empty and the message waits
                 // for one that fits (bounded: one buffer per message tried, the guest's ring is finite).
-                long n = ++deviceCounters.controlTruncated;
-                if (ControlMachine.shouldLog(n)) {
-                    LOG.log(Level.WARNING, "guest control buffer of {0} bytes is too small for a {1}-byte message; "
-                            + "given back empty, the message waits ({2} so far)", rxChain.totalLength(), need, n);
-                }
+                long n = deviceCounters.controlTruncated.increment();
+                guestLog.log(Level.WARNING, "guest control buffer of {0} bytes is too small for a {1}-byte message; "
+                        + "given back empty, the message waits ({2} so far)", rxChain.totalLength(), need, n);
                 q.pushUsed(rxChain.head(), 0);
                 rxHeld = false;
                 queues.completed(QueueMap.CONTROL_RX);

@@ -10,12 +10,13 @@ import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.EventFd;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.telemetry.MetricRegistry;
 import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
 import io.vportd.vring.GuestMemory;
 import io.vportd.vring.QueueStats;
-import io.vportd.vring.RateLimitedLog;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
@@ -73,6 +74,8 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private final MemorySegment events;
     private final MpscAtomicArrayQueue<Command<?>> commands = new MpscAtomicArrayQueue<>(COMMAND_CAPACITY);
     private final DeviceCounters deviceCounters = new DeviceCounters();
+    /** Every counter of this device (queues, control, device-wide; the daemon adds its own); ports are walked live. */
+    private final MetricRegistry metrics = new MetricRegistry();
     private final Thread thread;
     private volatile boolean running = true;
     private int consecutiveFailures;
@@ -90,6 +93,14 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         this.wake = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
         this.queues = new QueueTable(map, epoll.fd(), ports, work, controlQueues, deviceCounters);
         this.controlQueues.bind(queues, work, controlBit);
+        for (int i = 0; i < queues.count(); i++) {
+            int port = map.portOf(i);
+            metrics.register(queues.stats(i).metrics(), "queue", Integer.toString(i),
+                    "port", port == QueueMap.CONTROL ? "control" : Integer.toString(port),
+                    "direction", QueueMap.isDeviceWrites(i) ? "rx" : "tx");
+        }
+        metrics.register(control.stats().metrics());
+        metrics.register(deviceCounters.metrics());
         this.pump = new PortPump(map, control, queues, work, management::hostDisconnected);
         this.management.bind(control, queues, pump, controlQueues, this);
         this.events = arena.allocate((long) Epoll.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
@@ -110,6 +121,11 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     public DeviceCounters counters() {
         return deviceCounters;
+    }
+
+    /** The registry the metrics exposition walks (queue, control and device counters; ports come from {@link #ports()}). */
+    public MetricRegistry metrics() {
+        return metrics;
     }
 
     // ---------------------------------------------------------------- calls from other threads
@@ -341,7 +357,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private volatile boolean closeRequested;
     private MemoryTable memoryTable = MemoryTable.empty();
     /** Lines the frontend can trigger (faults, broken kicks): at most 10 per 10 s. Data-plane thread only. */
-    private final RateLimitedLog faultLog = new RateLimitedLog(LOG, 10, 10_000_000_000L);
+    private final LogLimiter faultLog = new LogLimiter(LOG);
 
     /** How this data plane asks the vhost-user server to end the session (set by the server, once). */
     public void bindSession(VhostUserBackend.SessionControl control) {
@@ -359,19 +375,19 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
      * next session gets a working data plane.
      */
     private void guestMemoryFault(InternalError fault) {
-        deviceCounters.guestMemoryFaults++;
+        deviceCounters.guestMemoryFaults.increment();
         String why = "guest memory fault on the console device (" + fault.getMessage() + "): ending the session";
-        faultLog.log(Level.ERROR, "%s", why);
+        faultLog.log(Level.ERROR, "{0}", why);
         queues.abandonAll(); // publishing would write to the faulting memory again
         endSession(why);
     }
 
     /** A kick descriptor that cannot be drained (not an eventfd after all, or broken): stop its ring. */
     private void kickFailed(int queue, long error) {
-        deviceCounters.kickFailures++;
+        deviceCounters.kickFailures.increment();
         String why = "queue " + queue + ": draining its kick descriptor failed (" + Errno.describe((int) -error)
                 + "): queue stopped, ending the session";
-        faultLog.log(Level.ERROR, "%s", why);
+        faultLog.log(Level.ERROR, "{0}", why);
         queues.stop(queue);
         endSession(why);
     }

@@ -1,15 +1,14 @@
 package io.vportd.console.device;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
+import io.vportd.telemetry.Counter;
+import io.vportd.telemetry.MetricSet;
 
 /**
  * Per-port counters: written by the data-plane thread only, read by anyone (listings, metrics)
- * with opaque reads, so no locks and no allocation on the data path.
+ * ({@link Counter} semantics: no locks and no allocation on the data path). The data plane
+ * registers {@link #metrics()} with the port's labels while the port exists.
  */
 public final class PortCounters {
-
-    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
 
     public static final int BYTES_TO_HOST = 0;
     public static final int CHAINS_TO_HOST = 1;
@@ -21,13 +20,33 @@ public final class PortCounters {
     public static final int HELD_WAITS = 7;
     private static final int COUNT = 8;
 
-    private final long[] values = new long[COUNT];
+    private final MetricSet metrics = new MetricSet();
+    private final Counter[] values = new Counter[COUNT];
+
+    public PortCounters() {
+        String bytes = "Bytes moved by a port, by direction.";
+        values[BYTES_TO_HOST] = metrics.counter("vportd_port_bytes_total", bytes, "direction", "to_host");
+        values[BYTES_TO_GUEST] = metrics.counter("vportd_port_bytes_total", bytes, "direction", "to_guest");
+        values[CHAINS_TO_HOST] = metrics.counter("vportd_port_chains_to_host_total", "Guest buffers completed toward the host.");
+        values[CHAINS_TO_GUEST] = metrics.counter("vportd_port_chains_to_guest_total", "Host data buffers handed to the guest.");
+        values[HELD_WAITS] = metrics.counter("vportd_port_held_waits_total",
+                "Times a port held a guest buffer because the host was not ready (back-pressure).");
+        values[CONSOLE_DROPPED_BYTES] = metrics.counter("vportd_port_console_dropped_bytes_total",
+                "Console output dropped because the host was too slow and the backlog was full.");
+        values[DISCARDED_BYTES] = metrics.counter("vportd_port_discarded_bytes_total", "Guest output thrown away by a null endpoint.");
+        values[HOST_WRITE_ERRORS] = metrics.counter("vportd_port_host_write_errors_total", "Failed writes to the host endpoint.");
+    }
 
     void add(int which, long n) {
-        LONGS.setOpaque(values, which, (long) LONGS.getOpaque(values, which) + n);
+        values[which].add(n);
     }
 
     public long get(int which) {
-        return (long) LONGS.getOpaque(values, which);
+        return values[which].get();
+    }
+
+    /** These counters, to register with the port's labels. */
+    public MetricSet metrics() {
+        return metrics;
     }
 }

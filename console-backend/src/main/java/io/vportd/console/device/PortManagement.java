@@ -8,6 +8,7 @@ import io.vportd.console.endpoint.EndpointHost;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Io;
 import io.vportd.sys.Terminal;
+import io.vportd.telemetry.LogLimiter;
 import io.vportd.vring.Chain;
 import io.vportd.vring.SplitQueue;
 import java.io.IOException;
@@ -25,6 +26,9 @@ import java.util.function.Function;
 final class PortManagement implements ControlListener {
 
     private static final System.Logger LOG = System.getLogger("vportd.device");
+    /** Lines the guest can cause; port open/close has a larger burst so a boot with many ports stays visible. */
+    private final LogLimiter guestLog = new LogLimiter(LOG);
+    private final LogLimiter portLog = new LogLimiter(LOG, 128, LogLimiter.DEFAULT_WINDOW_NANOS);
 
     static final int TICK_MS = 100;
     private static final int CONSOLE_BACKLOG = 64 * 1024;
@@ -145,7 +149,7 @@ final class PortManagement implements ControlListener {
         PortRuntime p = ports[id];
         if (p != null) {
             work.mark(id);
-            LOG.log(Level.INFO, "{0}: guest opened the port", p.label);
+            portLog.log(Level.INFO, "{0}: guest opened the port", p.label);
             emit(PortEvent.GUEST_OPEN, p, null);
         }
     }
@@ -154,7 +158,7 @@ final class PortManagement implements ControlListener {
     public void guestClosed(int id) {
         PortRuntime p = ports[id];
         if (p != null) {
-            LOG.log(Level.INFO, "{0}: guest closed the port", p.label);
+            portLog.log(Level.INFO, "{0}: guest closed the port", p.label);
             emit(PortEvent.GUEST_CLOSED, p, null);
         }
     }
@@ -171,7 +175,7 @@ final class PortManagement implements ControlListener {
     @Override
     public void portFailed(int id, String why) {
         PortRuntime p = ports[id];
-        LOG.log(Level.WARNING, "{0}: guest failed to set up the port: {1}", p == null ? "port " + id : p.label, why);
+        guestLog.log(Level.WARNING, "{0}: guest failed to set up the port: {1}", p == null ? "port " + id : p.label, why);
         if (p != null) {
             emit(PortEvent.PORT_FAILED, p, why);
         }
@@ -303,7 +307,7 @@ final class PortManagement implements ControlListener {
             p.consoleBacklog.close();
         }
         if (moved[1] > 0) {
-            deviceCounters.removedUndeliveredBytes += moved[1];
+            deviceCounters.removedUndeliveredBytes.add(moved[1]);
             LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
                     p.label, Long.toString(moved[1]), Long.toString(moved[2]));
         }
@@ -433,12 +437,12 @@ final class PortManagement implements ControlListener {
             if (p != null && p.isConsole()) {
                 p.keepConsoleOutput(new byte[] {(byte) character}, 0, 1);
                 work.mark(p.config.id());
-                deviceCounters.emergencyWrites++;
+                deviceCounters.emergencyWrites.increment();
                 pump.flushConsoleBacklog(p);
                 return;
             }
         }
-        deviceCounters.emergencyWritesDropped++;
+        deviceCounters.emergencyWritesDropped.increment();
     }
 
     /** Lets endpoints that wait for something (a reconnect back-off) act; at most every TICK_MS. */

@@ -4,6 +4,7 @@ import io.vportd.console.control.ControlMachine;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Io;
+import io.vportd.telemetry.LogLimiter;
 import io.vportd.vring.Chain;
 import io.vportd.vring.SplitQueue;
 import java.lang.System.Logger.Level;
@@ -20,6 +21,8 @@ import java.util.function.Consumer;
 final class PortPump {
 
     private static final System.Logger LOG = System.getLogger("vportd.device");
+    /** Lines a host peer can cause (failed reads and writes). */
+    private final LogLimiter hostLog = new LogLimiter(LOG);
 
     /** Linux refuses readv/writev with more vectors than this. */
     static final int IOV_MAX = 1024;
@@ -100,7 +103,7 @@ final class PortPump {
                         p.counters.add(PortCounters.HELD_WAITS, 1);
                     } else {
                         p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
-                        LOG.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
+                        hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
                                 p.label, e.describe(), Errno.describe((int) -n));
                         hostDisconnected.accept(p);
                     }
@@ -145,7 +148,7 @@ final class PortPump {
                     } else if (n == -Errno.EAGAIN) {
                         p.hostWritable = false;
                     } else if (n < 0) {
-                        LOG.log(Level.WARNING, "{0}: console write to {1} failed: {2}", p.label, e.describe(),
+                        hostLog.log(Level.WARNING, "{0}: console write to {1} failed: {2}", p.label, e.describe(),
                                 Errno.describe((int) -n));
                         hostDisconnected.accept(p);
                     }
@@ -218,7 +221,7 @@ final class PortPump {
             }
             if (n <= 0) {
                 if (n < 0) {
-                    LOG.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                    hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
                             Errno.describe((int) -n));
                 }
                 hostDisconnected.accept(p); // the held receive buffer waits for the next peer

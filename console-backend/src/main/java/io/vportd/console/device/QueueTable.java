@@ -60,6 +60,10 @@ final class QueueTable {
         int n = map.queueCount();
         this.queues = new SplitQueue[n];
         this.queueStats = new QueueStats[n];
+        for (int i = 0; i < n; i++) {
+            // One counter set per queue index for the device's life: counts survive ring restarts.
+            queueStats[i] = new QueueStats();
+        }
         this.kickFds = new int[n];
         this.callFds = new int[n];
         this.completed = new DirtySet(n);
@@ -145,7 +149,7 @@ final class QueueTable {
         SplitQueue vq = queues[q];
         if (vq != null && vq.publishUsed() && callFds[q] >= 0
                 && EventFd.signal(callFds[q]) == -io.vportd.sys.Errno.EAGAIN) {
-            deviceCounters.callsSaturated++; // counter at its maximum: the guest is interrupted anyway
+            deviceCounters.callsSaturated.increment(); // counter at its maximum: the guest is interrupted anyway
         }
     }
 
@@ -157,7 +161,7 @@ final class QueueTable {
             stop(index);
         }
         Direction dir = QueueMap.isDeviceWrites(index) ? Direction.DEVICE_WRITES : Direction.DEVICE_READS;
-        QueueStats stats = new QueueStats();
+        QueueStats stats = queueStats[index];
         SplitQueue q = new SplitQueue(index, s.size(), s.desc(), s.avail(), s.used(), s.eventIdx(), dir, stats);
         q.setMemory(memory);
         q.setNextAvail(s.firstAvailIndex());
@@ -167,7 +171,6 @@ final class QueueTable {
             throw new IllegalStateException("cannot watch the kick eventfd of queue " + index + ": " + Errno.describe(-r));
         }
         queues[index] = q;
-        queueStats[index] = stats;
         kickFds[index] = s.kickFd();
         callFds[index] = s.callFd();
         int port = map.portOf(index);

@@ -6,6 +6,7 @@ import io.vportd.sys.NativeException;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Io;
 import io.vportd.sys.Sockets;
+import io.vportd.telemetry.LogLimiter;
 import java.lang.System.Logger.Level;
 
 /**
@@ -16,6 +17,8 @@ import java.lang.System.Logger.Level;
 abstract class StreamEndpoint implements Endpoint {
 
     static final System.Logger LOG = System.getLogger("vportd.endpoint");
+    /** Lines a host peer can cause by connecting, being refused or leaving: one limiter per endpoint. */
+    final LogLimiter peerLog = new LogLimiter(LOG);
 
     private static final int PEER_EVENTS = Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLRDHUP | Epoll.EPOLLET;
 
@@ -57,7 +60,7 @@ abstract class StreamEndpoint implements Endpoint {
             return false;
         }
         peer = c;
-        LOG.log(Level.INFO, "{0}: {1} connected", label, who);
+        peerLog.log(Level.INFO, "{0}: {1} connected", label, who);
         host.hostConnected(port);
         return true;
     }
@@ -77,7 +80,7 @@ abstract class StreamEndpoint implements Endpoint {
             }
             pauseMs = ACCEPT_PAUSE_MIN_MS;
             if (peer != null) {
-                LOG.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
+                peerLog.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
                 Io.close(fd);
                 continue;
             }
@@ -99,7 +102,7 @@ abstract class StreamEndpoint implements Endpoint {
     private void acceptFailed(Fd listener, String who, int errno) {
         acceptFailures++;
         if (errno != Errno.EMFILE && errno != Errno.ENFILE && errno != Errno.ENOBUFS && errno != Errno.ENOMEM) {
-            LOG.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(errno));
+            peerLog.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(errno));
             return;
         }
         host.unwatch(listener.fd());

@@ -63,7 +63,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     @Override
     public void hostDisconnected() {
         if (closeConnection()) {
-            LOG.log(Level.INFO, "{0}: TCP host client disconnected", label);
+            peerLog.log(Level.INFO, "{0}: TCP host client disconnected", label);
         }
     }
 

@@ -74,7 +74,7 @@ public final class UnixClientEndpoint extends StreamEndpoint {
         if (closeConnection()) {
             backoffMs = MIN_BACKOFF_MS;
             nextAttempt = System.nanoTime() + MIN_BACKOFF_MS * 1_000_000L;
-            LOG.log(Level.INFO, "{0}: connection to {1} ended; reconnecting", label, path);
+            peerLog.log(Level.INFO, "{0}: connection to {1} ended; reconnecting", label, path);
         }
     }
 

@@ -48,7 +48,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     @Override
     public void hostDisconnected() {
         if (closeConnection()) {
-            LOG.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
+            peerLog.log(Level.INFO, "{0}: host client disconnected from {1}", label, path);
         }
     }
 

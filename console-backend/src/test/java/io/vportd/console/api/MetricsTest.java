@@ -8,7 +8,7 @@ import io.vportd.console.device.DeviceCounters;
 import io.vportd.console.device.PortCounters;
 import io.vportd.console.device.PortStatus;
 import io.vportd.console.device.QueueMap;
-import io.vportd.console.device.QueueStatus;
+import io.vportd.telemetry.MetricRegistry;
 import io.vportd.vring.QueueStats;
 import java.util.HashSet;
 import java.util.List;
@@ -27,9 +27,13 @@ class MetricsTest {
                 new PortStatus(3, "org.x", false, "socket /p", true, true, true, new PortCounters()),
                 new PortStatus(4, null, true, "null", false, false, false, new PortCounters()),
                 new PortStatus(5, "we\"ird\\name", false, "null", false, false, false, new PortCounters()));
-        List<QueueStatus> queues = List.of(new QueueStatus(QueueMap.CONTROL_RX, QueueMap.CONTROL, "rx", new QueueStats()),
-                new QueueStatus(8, 3, "rx", new QueueStats()));
-        String text = Metrics.render(ports, queues, new DeviceCounters(), new ControlStats());
+        MetricRegistry registry = new MetricRegistry();
+        registry.register(new QueueStats().metrics(), "queue", Integer.toString(QueueMap.CONTROL_RX), "port", "control",
+                "direction", "rx");
+        registry.register(new QueueStats().metrics(), "queue", "8", "port", "3", "direction", "rx");
+        registry.register(new DeviceCounters().metrics());
+        registry.register(new ControlStats().metrics());
+        String text = Metrics.render(ports, registry);
         Set<String> typed = new HashSet<>();
         for (String line : text.split("\n")) {
             if (line.startsWith("# TYPE ")) {

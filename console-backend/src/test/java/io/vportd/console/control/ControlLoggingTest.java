@@ -54,7 +54,9 @@ class ControlLoggingTest {
 
     @Test
     void rejectionsAreLoggedClearlyAndRateLimited() {
-        ControlMachine m = new ControlMachine(4, ControlListener.NONE);
+        java.util.concurrent.atomic.AtomicLong now = new java.util.concurrent.atomic.AtomicLong();
+        ControlMachine m = new ControlMachine(4, ControlListener.NONE, new io.vportd.telemetry.LogLimiter(
+                System.getLogger(ControlMachine.class.getName()), 10, 10_000_000_000L, now::get));
         m.addPort(PortConfig.generic(0, new EndpointSpec.Null()));
         m.onGuestMessage(new byte[3], 0, 3);
         byte[] b = new byte[8];
@@ -74,9 +76,14 @@ class ControlLoggingTest {
         for (int i = 0; i < 10_000; i++) {
             m.onGuestMessage(new byte[1], 0, 1);
         }
-        // counts 1..8, then only powers of two (16, 32, ... 8192): 18 lines at most
-        assertTrue(lines.size() <= 20, lines.size() + " lines for 10000 bad messages");
-        assertTrue(lines.getLast().contains("8192 so far"), lines.getLast());
-        assertEquals(10_001, m.stats().malformed());
+        // the one limiter: 10 lines per 10 s window, 3 of them used above
+        assertEquals(7, lines.size(), lines.size() + " lines for 10000 bad messages");
+        assertTrue(lines.getLast().contains("8 so far"), lines.getLast());
+        now.addAndGet(10_000_000_000L);
+        m.onGuestMessage(new byte[1], 0, 1);
+        assertEquals(8, lines.size());
+        assertTrue(lines.getLast().contains("10002 so far") && lines.getLast().contains("9993 similar lines suppressed"),
+                lines.getLast());
+        assertEquals(10_002, m.stats().malformed());
     }
 }

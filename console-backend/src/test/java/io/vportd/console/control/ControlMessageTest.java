@@ -169,14 +169,4 @@ class ControlMessageTest {
         assertTrue(m.isDeviceReady());
         assertEquals(0, m.stats().rejected());
     }
-
-    @Test
-    void logLimiterLogsTheFirstFewThenPowersOfTwo() {
-        assertTrue(ControlMachine.shouldLog(1));
-        assertTrue(ControlMachine.shouldLog(8));
-        assertFalse(ControlMachine.shouldLog(9));
-        assertTrue(ControlMachine.shouldLog(16));
-        assertFalse(ControlMachine.shouldLog(1000));
-        assertTrue(ControlMachine.shouldLog(1024));
-    }
 }

@@ -3,6 +3,7 @@ package io.vportd.console.device;
 import java.time.Duration;
 import io.vportd.testsupport.Await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.vportd.console.endpoint.EndpointSpec;
@@ -166,6 +167,31 @@ class ConsoleDeviceTest {
         kick(tx1);
         Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("hello host"));
         Await.until("the guest's buffer back", DEADLINE, () -> rings[tx1].pollUsed() != null);
+    }
+
+    @Test
+    void queueCountersSurviveARingRestart() {
+        bringUp();
+        int tx1 = new QueueMap(MAX_PORTS).transmitQueue(1);
+        io.vportd.vring.QueueStats stats = device.dataPlane().queueStats(tx1);
+        rings[tx1].addOutBuffer("abc".getBytes(StandardCharsets.US_ASCII));
+        kick(tx1);
+        Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("abc"));
+        Await.until("the chain counted", DEADLINE, () -> stats.chains() == 1 && stats.chainBytes() == 3);
+        int next = device.stopQueue(tx1);
+        device.startQueue(tx1, new QueueSetup(tx1, RING, rings[tx1].descSegment(), rings[tx1].availSegment(),
+                rings[tx1].usedSegment(), next, kicks[tx1].fd(), calls[tx1].fd(), true, ram.memory()));
+        assertSame(stats, device.dataPlane().queueStats(tx1), "one counter set per queue index for the device's life");
+        assertEquals(1, stats.chains(), "the restart kept the count");
+        rings[tx1].addOutBuffer("def".getBytes(StandardCharsets.US_ASCII));
+        kick(tx1);
+        Await.until("port 1 output after the restart", DEADLINE, () -> fileText("one.out").equals("abcdef"));
+        Await.until("both chains counted", DEADLINE, () -> stats.chains() == 2 && stats.chainBytes() == 6);
+        assertTrue(device.dataPlane().metrics().families().stream()
+                .filter(f -> f.name().equals("vportd_queue_chains_total"))
+                .flatMap(f -> f.samples().stream())
+                .anyMatch(x -> x.labels().equals(List.of("queue", Integer.toString(tx1), "port", "1", "direction", "tx"))
+                        && x.value() == 2), "the metrics see the same counters");
     }
 
     @Test

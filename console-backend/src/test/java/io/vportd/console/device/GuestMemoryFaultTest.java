@@ -55,7 +55,8 @@ class GuestMemoryFaultTest {
             assertEquals(1, device.dataPlane().counters().guestMemoryFaults());
             assertEquals(1, server.stats().sessionsEndedByDevice());
             assertTrue(server.lastError().contains("guest memory fault"), server.lastError());
-            String metrics = new DataPlanePorts(device.dataPlane(), server.stats()).metrics();
+            device.dataPlane().metrics().register(server.stats().metrics());
+            String metrics = new DataPlanePorts(device.dataPlane()).metrics();
             assertTrue(metrics.contains("vportd_guest_memory_faults_total 1"), metrics);
             assertTrue(metrics.contains("vportd_vhost_sessions_ended_by_device_total 1"), metrics);
 

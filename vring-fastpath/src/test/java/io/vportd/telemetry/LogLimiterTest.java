@@ -1,6 +1,7 @@
-package io.vportd.vring;
+package io.vportd.telemetry;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.System.Logger;
 import java.util.ArrayList;
@@ -8,13 +9,11 @@ import java.util.List;
 import java.util.ResourceBundle;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+class LogLimiterTest {
 
-class RateLimitedLogTest {
-
-    /** Records what would be logged. */
+    /** Records what would be logged (the format with its first argument substituted). */
     static final class Recorder implements Logger {
         final List<String> lines = new ArrayList<>();
 
@@ -35,7 +34,7 @@ class RateLimitedLogTest {
 
         @Override
         public void log(Level level, ResourceBundle bundle, String format, Object... params) {
-            lines.add(format);
+            lines.add(params == null || params.length == 0 ? format : java.text.MessageFormat.format(format, params));
         }
 
         @Override
@@ -48,9 +47,9 @@ class RateLimitedLogTest {
     void burstPerWindowThenReportsWhatWasDropped() {
         Recorder r = new Recorder();
         AtomicLong now = new AtomicLong(1_000);
-        RateLimitedLog log = new RateLimitedLog(r, 3, 100, now::get);
+        LogLimiter log = new LogLimiter(r, 3, 100, now::get);
         for (int i = 0; i < 10; i++) {
-            log.warn("bad %d", i);
+            log.warn("bad {0}", Integer.toString(i));
         }
         assertEquals(List.of("bad 0", "bad 1", "bad 2"), r.lines);
         now.addAndGet(99);
@@ -61,5 +60,6 @@ class RateLimitedLogTest {
         assertEquals(4, r.lines.size());
         assertTrue(r.lines.get(3).startsWith("next window"));
         assertTrue(r.lines.get(3).contains("8 similar lines suppressed"), r.lines.get(3));
+        assertEquals(8, log.suppressedTotal());
     }
 }
