@@ -52,7 +52,7 @@ public final class Soak {
         long seed = 1;
         int ports = 64, servePorts = 4, churnPorts = 4, hotSlots = 8;
         int sampleSeconds = 5, memoryMiB = 512;
-        long rssSlackMiB = 64;
+        long rssSlackMiB = 128;
         int fdSlack = 2;
         String javaCmd;
     }
@@ -66,6 +66,7 @@ public final class Soak {
     final List<String> failures = new CopyOnWriteArrayList<>();
     volatile boolean abort, stopChurn, stopStreams, shutdown;
     final Map<String, LongAdder> faults = new ConcurrentHashMap<>();
+    final Map<String, Long> pauses = new ConcurrentHashMap<>(); // back-pressure pauses by side (not counted as faults)
     final List<long[]> samples = new CopyOnWriteArrayList<>(); // t ms, rss KiB, fds, threads, to-guest, to-host, faults
     final ConcurrentLinkedQueue<AutoCloseable> closeables = new ConcurrentLinkedQueue<>();
     final Map<String, String> info = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
@@ -233,18 +234,19 @@ public final class Soak {
         if (!abort) {
             metrics = api.call(JSON.createObjectNode().put("op", "metrics"));
         }
+        sample(t0);
+        sampler.interrupt(); // the last sample is taken before the guest powers off (its session's fds go then)
+        sampler.join(5000);
+        double seconds = (System.nanoTime() - t0) / 1e9;
         int status = awaitGuestExit(180);
         shutdown = true;
-        sampler.interrupt();
-        sampler.join(5000);
-        sample(t0);
         for (Thread t : responders) {
             t.join(100);
         }
         boolean daemonAlive = daemon.isAlive();
         closeAll();
         stopProcess(daemon);
-        check(status, metrics, fdStart, fdEnd, daemonAlive, (System.nanoTime() - t0) / 1e9);
+        check(status, metrics, fdStart, fdEnd, daemonAlive, seconds);
         writeOutputs();
         if (failures.isEmpty()) {
             log("PASS");
@@ -827,7 +829,7 @@ public final class Soak {
 
     void sampleLoop(long t0) {
         try {
-            while (!shutdown) {
+            while (!shutdown && !Thread.currentThread().isInterrupted()) {
                 sample(t0);
                 Thread.sleep(c.sampleSeconds * 1000L);
             }
@@ -885,7 +887,7 @@ public final class Soak {
     }
 
     void check(int status, JsonNode metrics, long fdStart, long fdEnd, boolean daemonAlive, double seconds) throws IOException {
-        info.put("duration of streaming", String.format(Locale.ROOT, "%.1f min", seconds / 60));
+        info.put("streaming time (churn, then the END exchange)", String.format(Locale.ROOT, "%.1f min", seconds / 60));
         boolean aborted = !failures.isEmpty();
         checkThat(failures.isEmpty(), "no failure reported while running (stream checks, exchanges, API, events)",
                 aborted ? failures.size() + " problem(s), first: " + failures.get(0) : "none");
@@ -906,7 +908,7 @@ public final class Soak {
             boolean ok = f.length == 5 && Long.parseLong(f[0]) == s.received.get() && Long.parseLong(f[1]) == s.sent.get()
                     && Integer.parseInt(f[2]) == s.recordsReceived && Integer.parseInt(f[3]) == s.recordsSent && s.gotEnd && s.sentEnd;
             if (f.length == 5) {
-                count("guest pauses on stream ports", Long.parseLong(f[4]));
+                pauses.merge("guest reader/writer pauses", Long.parseLong(f[4]), Long::sum);
             }
             if (!ok) {
                 mism++;
@@ -919,7 +921,7 @@ public final class Soak {
             if (mb == null || mb[0] != s.received.get() || mb[1] != s.sent.get()) {
                 metricMism++;
             }
-            count("host read pauses and write pauses on stream ports", s.pauses.sum());
+            pauses.merge("host reader/writer pauses", s.pauses.sum(), Long::sum);
         }
         info.put("stream records moved", Long.toString(recs));
         checkThat(mism == 0, "every stream port: END both ways, and bytes and records sent = received on the other side",
@@ -946,7 +948,7 @@ public final class Soak {
         checkThat(lastCols < 0 || size.equals(want), "console size in the guest (stty size on /dev/hvc0) = last resize",
                 "guest " + size + ", last resize rows cols " + want);
         // RSS: after warm-up it stays within a fixed slack of the warm-up peak
-        long warmMs = (long) Math.max(30_000, seconds * 1000 * 0.2);
+        long warmMs = (long) Math.max(60_000, c.minutes * 60_000 * 0.25);
         long warmPeak = 0, laterPeak = 0, first = -1, last = -1;
         for (long[] s : samples) {
             if (first < 0) first = s[1];
@@ -954,6 +956,7 @@ public final class Soak {
             if (s[0] <= warmMs) warmPeak = Math.max(warmPeak, s[1]);
             else laterPeak = Math.max(laterPeak, s[1]);
         }
+        info.put("RSS growth over the second half of the samples", slope());
         info.put("RSS (first sample, warm-up peak, later peak, last)", String.format(Locale.ROOT, "%.1f, %.1f, %.1f, %.1f MiB",
                 first / 1024.0, warmPeak / 1024.0, laterPeak / 1024.0, last / 1024.0));
         checkThat(laterPeak <= warmPeak + c.rssSlackMiB * 1024, "RSS bounded: after the warm-up (" + warmMs / 1000
@@ -965,6 +968,27 @@ public final class Soak {
         List<String> bad = log.lines().filter(l -> l.contains("Exception") || l.contains("SEVERE")).limit(3).toList();
         checkThat(bad.isEmpty(), "vportd logged no exception and no SEVERE line", bad.isEmpty() ? "none" : String.join(" | ", bad));
         info.put("vportd log lines (WARNING)", Long.toString(log.lines().filter(l -> l.contains("WARNING")).count()));
+    }
+
+    /** Least-squares slope of RSS over the second half of the samples, in MiB per hour. */
+    String slope() {
+        List<long[]> h = samples.subList(samples.size() / 2, samples.size());
+        if (h.size() < 3) {
+            return "too few samples";
+        }
+        double mx = 0, my = 0;
+        for (long[] r : h) {
+            mx += r[0];
+            my += r[1];
+        }
+        mx /= h.size();
+        my /= h.size();
+        double sxy = 0, sxx = 0;
+        for (long[] r : h) {
+            sxy += (r[0] - mx) * (r[1] - my);
+            sxx += (r[0] - mx) * (r[0] - mx);
+        }
+        return sxx == 0 ? "n/a" : String.format(Locale.ROOT, "%+.1f MiB/h (least squares)", sxy / sxx / 1024.0 * 3_600_000);
     }
 
     void count(String kind, long n) {

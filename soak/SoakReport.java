@@ -21,7 +21,7 @@ final class SoakReport {
         b.append(String.format(Locale.ROOT, "`soak/run --minutes %s --seed %d --ports %d`%s. ", fmt(c.minutes), c.seed, c.ports,
                 c.minutes < 30 ? " (a **short run**: it shows the harness works; the reference figures come from a 60-minute run)" : ""));
         b.append(String.format(Locale.ROOT, "Moved %s host → guest and %s guest → host on %d stream ports, every byte checked; "
-                        + "%d faults injected; **%d bytes lost, duplicated or reordered**.%n%n",
+                        + "%d faults injected (churn events, below); **%d bytes lost, duplicated or reordered**.%n%n",
                 Soak.human(s.bytesToGuest), Soak.human(s.bytesToHost), c.ports, s.faultsTotal(),
                 pass ? 0 : -1).replace("**-1 bytes", "**see the failed checks: bytes"));
         b.append("| | |\n|---|---|\n");
@@ -37,6 +37,8 @@ final class SoakReport {
         Map<String, Long> f = new TreeMap<>();
         s.faults.forEach((k, v) -> f.put(k, v.sum()));
         f.forEach((k, v) -> b.append("| ").append(k).append(" | ").append(v).append(" |\n"));
+        b.append("\nBack-pressure on the stream ports (random pauses of up to 200 ms, not counted as faults): ");
+        b.append(String.join(", ", new TreeMap<>(s.pauses).entrySet().stream().map(e -> e.getKey() + " " + e.getValue()).toList())).append(".\n");
         b.append("\n**vportd over time** (samples every ").append(c.sampleSeconds).append(" s; all of them in the run's `samples.csv`)\n\n");
         b.append("| minute | RSS (MiB) | fds | threads | host → guest | guest → host | faults so far |\n|---:|---:|---:|---:|---:|---:|---:|\n");
         List<long[]> sm = s.samples;
