@@ -52,7 +52,9 @@ public final class Soak {
         long seed = 1;
         int ports = 64, servePorts = 4, churnPorts = 4, hotSlots = 8;
         int sampleSeconds = 5, memoryMiB = 512;
-        long rssSlackMiB = 128;
+        long rssSlackMiB = 64;
+        long rssCeilingMiB = 384;
+        String vportdJavaOpts = "-Xmx128m";
         int fdSlack = 2;
         String javaCmd;
     }
@@ -72,6 +74,7 @@ public final class Soak {
     final Map<String, String> info = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
 
     Process daemon;
+    long daemonStarted, streamsStarted;
     Process guest;
     final List<String> console = new CopyOnWriteArrayList<>();
     final Map<String, String> marks = new ConcurrentHashMap<>();
@@ -122,6 +125,8 @@ public final class Soak {
                 case "--ports" -> { c.ports = Integer.parseInt(v); i++; }
                 case "--memory" -> { c.memoryMiB = Integer.parseInt(v); i++; }
                 case "--sample-seconds" -> { c.sampleSeconds = Integer.parseInt(v); i++; }
+                case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
+                case "--rss-ceiling-mib" -> { c.rssCeilingMiB = Long.parseLong(v); i++; }
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -181,6 +186,7 @@ public final class Soak {
         log("guest ready: %d stream ports, %d host-churn ports, %d guest-churn ports, %d hot slots; seed %d; %.1f min",
                 c.ports, c.servePorts, c.churnPorts, c.hotSlots, c.seed, c.minutes);
         long t0 = System.nanoTime();
+        streamsStarted = t0;
         for (Stream s : streams) {
             s.start();
         }
@@ -260,7 +266,13 @@ public final class Soak {
     // ---- processes -----------------------------------------------------------------------
 
     void startDaemon() throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(c.javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", c.jar.toString(),
+        List<String> cmd = new ArrayList<>(List.of(c.javaCmd, "--enable-native-access=ALL-UNNAMED"));
+        if (!c.vportdJavaOpts.isBlank()) {
+            cmd.addAll(List.of(c.vportdJavaOpts.trim().split("\\s+")));
+        }
+        cmd.add("-Xlog:gc:file=" + c.out.resolve("vportd-gc.log") + ":uptimemillis");
+        daemonStarted = System.nanoTime();
+        cmd.addAll(List.of("-jar", c.jar.toString(),
                 "--socket-path", dir.resolve("vportd.sock").toString(), "--max-ports", Integer.toString(maxPorts()),
                 "--api-socket", dir.resolve("api.sock").toString(),
                 "--port", "nr=0,console,socket=" + sock("console")));
@@ -959,7 +971,11 @@ public final class Soak {
         info.put("RSS growth over the second half of the samples", slope());
         info.put("RSS (first sample, warm-up peak, later peak, last)", String.format(Locale.ROOT, "%.1f, %.1f, %.1f, %.1f MiB",
                 first / 1024.0, warmPeak / 1024.0, laterPeak / 1024.0, last / 1024.0));
-        checkThat(laterPeak <= warmPeak + c.rssSlackMiB * 1024, "RSS bounded: after the warm-up (" + warmMs / 1000
+        long peak = Math.max(warmPeak, laterPeak);
+        checkThat(peak <= c.rssCeilingMiB * 1024, "RSS bounded: never above " + c.rssCeilingMiB + " MiB",
+                String.format(Locale.ROOT, "peak %.1f MiB", peak / 1024.0));
+        gcSummary();
+        checkThat(laterPeak <= warmPeak + c.rssSlackMiB * 1024, "RSS flat: after the warm-up (" + warmMs / 1000
                         + " s) it never exceeds the warm-up peak by more than " + c.rssSlackMiB + " MiB",
                 String.format(Locale.ROOT, "warm-up peak %.1f MiB, later peak %.1f MiB", warmPeak / 1024.0, laterPeak / 1024.0));
         checkThat(fdEnd >= 0 && Math.abs(fdEnd - fdStart) <= c.fdSlack, "fds flat: after churn settles, vportd's fd count is back to its "
@@ -968,6 +984,33 @@ public final class Soak {
         List<String> bad = log.lines().filter(l -> l.contains("Exception") || l.contains("SEVERE")).limit(3).toList();
         checkThat(bad.isEmpty(), "vportd logged no exception and no SEVERE line", bad.isEmpty() ? "none" : String.join(" | ", bad));
         info.put("vportd log lines (WARNING)", Long.toString(log.lines().filter(l -> l.contains("WARNING")).count()));
+    }
+
+    /** Heap occupancy after each GC, from vportd's -Xlog:gc file: what the live data does while RSS follows the GC's sizing. */
+    void gcSummary() {
+        Path f = c.out.resolve("vportd-gc.log");
+        var p = java.util.regex.Pattern.compile("^\\[(\\d+)ms\\].*Pause.* (\\d+)M->(\\d+)M\\((\\d+)M\\)");
+        long n = 0, afterMax = 0, afterLast = -1, afterFirst = -1, committedMax = 0;
+        double offsetMs = (streamsStarted - daemonStarted) / 1e6;
+        try {
+            for (String l : Files.readAllLines(f)) {
+                var m = p.matcher(l);
+                if (!m.find() || Long.parseLong(m.group(1)) < offsetMs) {
+                    continue;
+                }
+                n++;
+                long after = Long.parseLong(m.group(3));
+                if (afterFirst < 0) afterFirst = after;
+                afterLast = after;
+                afterMax = Math.max(afterMax, after);
+                committedMax = Math.max(committedMax, Long.parseLong(m.group(4)));
+            }
+        } catch (IOException e) {
+            info.put("heap after GC", "no GC log: " + e.getMessage());
+            return;
+        }
+        info.put("heap after GC while streaming (first, largest, last; committed heap at most)", n == 0 ? "no GC"
+                : String.format(Locale.ROOT, "%d, %d, %d MiB; %d MiB; %d collections", afterFirst, afterMax, afterLast, committedMax, n));
     }
 
     /** Least-squares slope of RSS over the second half of the samples, in MiB per hour. */
@@ -1052,7 +1095,7 @@ public final class Soak {
         info.put("host", sh("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'") + ", "
                 + Runtime.getRuntime().availableProcessors() + " CPUs, " + sh("uname", "-r"));
         info.put("JDK", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version")
-                + " (vportd with default JVM options)");
+                + " (vportd's JVM options: " + (c.vportdJavaOpts.isBlank() ? "defaults" : "`" + c.vportdJavaOpts + "`") + ")");
         info.put("guest", c.memoryMiB + " MiB, 1 vCPU, vq_size 256");
         info.put("seed", Long.toString(c.seed));
     }
