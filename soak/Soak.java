@@ -54,7 +54,7 @@ public final class Soak {
         int sampleSeconds = 5, memoryMiB = 512;
         long rssSlackMiB = 64;
         long rssCeilingMiB = 384;
-        String vportdJavaOpts = "-Xmx128m";
+        String vportdJavaOpts = "-Xms128m -Xmx128m -XX:+AlwaysPreTouch";
         int fdSlack = 2;
         String javaCmd;
     }
