@@ -57,6 +57,7 @@ public final class Soak {
         String vportdJavaOpts = "-Xms128m -Xmx128m -XX:+AlwaysPreTouch";
         int fdSlack = 2;
         String javaCmd;
+        long corruptAt = -1; // --inject-corruption: flip the host->guest byte at this offset of s0 (proves the check fails)
     }
 
     static final int HDR = 12, MAXPAY = 2048, MAXREC = HDR + MAXPAY;
@@ -127,6 +128,7 @@ public final class Soak {
                 case "--sample-seconds" -> { c.sampleSeconds = Integer.parseInt(v); i++; }
                 case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
                 case "--rss-ceiling-mib" -> { c.rssCeilingMiB = Long.parseLong(v); i++; }
+                case "--inject-corruption" -> { c.corruptAt = Long.parseLong(v); i++; }
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -512,6 +514,10 @@ public final class Soak {
                 int used = 0;
                 while (used < 16384) {
                     used += record(buf, used, ktx, port, 0, seq++, false, 0);
+                }
+                if (port == 0 && c.corruptAt >= total && c.corruptAt < total + used) {
+                    buf[(int) (c.corruptAt - total)] ^= 0x10;
+                    log("injected: flipped bit 4 of host->guest byte %d of s0", c.corruptAt);
                 }
                 writeFully(ch, ByteBuffer.wrap(buf, 0, used));
                 total += used;
