@@ -834,7 +834,7 @@ public final class Soak {
                             + ", seen " + seen(type + ":" + nr) + ")");
                 }
                 try {
-                    events.wait(Math.max(1, left / 1_000_000));
+                    events.wait(Math.min(200, Math.max(1, left / 1_000_000)));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new IOException(e);
@@ -1136,8 +1136,13 @@ public final class Soak {
         }
     }
 
-    void fail(String fmt, Object... args) {
+    /** The first failure stops the run; what fails after it (closed sockets, cut waits) is logged only, as a consequence. */
+    synchronized void fail(String fmt, Object... args) {
         String m = String.format(Locale.ROOT, fmt, args);
+        if (abort) {
+            log("after the abort: %s", m);
+            return;
+        }
         failures.add(m);
         log("FAILURE: %s", m);
         abort = true;
