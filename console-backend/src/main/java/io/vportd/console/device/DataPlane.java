@@ -211,7 +211,27 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
      * @throws PortRequestException (as the cause of an IllegalStateException from another thread)
      */
     public PortStatus addPort(PortConfig config) {
-        return call(() -> management.add(config));
+        if (Thread.currentThread() == thread) {
+            throw new IllegalStateException("ports are added from outside the data-plane thread");
+        }
+        call(() -> {
+            management.check(config); // refuse early: a refused port opens no endpoint
+            return null;
+        });
+        Endpoint e;
+        try {
+            e = management.openEndpoint(config); // may block: here, not on the data-plane thread
+        } catch (PortRequestException refused) {
+            throw new IllegalStateException(refused.getMessage(), refused); // as call() reports refusals
+        }
+        try {
+            return call(() -> management.add(config, e));
+        } catch (IllegalStateException notRun) {
+            if (!running) {
+                e.close(); // the command never ran: nobody else will close it
+            }
+            throw notRun;
+        }
     }
 
     /**

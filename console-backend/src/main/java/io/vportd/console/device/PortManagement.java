@@ -80,6 +80,12 @@ final class PortManagement implements ControlListener {
     /** A port configured at start-up (before the data-plane thread runs). */
     void install(PortConfig c) throws IOException {
         Endpoint e = endpointFactory.apply(c);
+        try {
+            e.open();
+        } catch (IOException | RuntimeException ex) {
+            e.close();
+            throw ex;
+        }
         PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
         p.added = true; // start-up ports have no port-added event
         ports[c.id()] = p;
@@ -198,7 +204,46 @@ final class PortManagement implements ControlListener {
 
     // ---------------------------------------------------------------- add, remove, list
 
-    PortStatus add(PortConfig c) {
+    /**
+     * The endpoint for a port about to be added, made and opened on the calling thread (a
+     * management client's): whatever may block (names, binding, files, pty links) happens there,
+     * never on the data-plane thread. Refusals the port table can give are checked first by the
+     * caller ({@link #check}), so a refused port opens nothing.
+     */
+    Endpoint openEndpoint(PortConfig c) {
+        Endpoint e;
+        try {
+            e = endpointFactory.apply(c);
+        } catch (RuntimeException ex) {
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED, ex.getMessage(), ex);
+        }
+        try {
+            e.open();
+        } catch (IOException | RuntimeException ex) {
+            try {
+                e.close();
+            } catch (RuntimeException closeFailure) {
+                ex.addSuppressed(closeFailure);
+            }
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
+                    PortRuntime.labelOf(c) + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
+        }
+        return e;
+    }
+
+    /** Adds a port whose endpoint is already open; the endpoint is this table's from now on (closed on refusal). */
+    PortStatus add(PortConfig c, Endpoint e) {
+        try {
+            check(c);
+        } catch (PortRequestException refused) {
+            e.close();
+            throw refused;
+        }
+        return addChecked(c, e);
+    }
+
+    /** The refusals the port table gives by itself: id range, id and name taken. */
+    void check(PortConfig c) {
         int id = c.id();
         if (id >= ports.length) {
             throw new PortRequestException(PortRequestException.Reason.ID_OUT_OF_RANGE,
@@ -216,15 +261,13 @@ final class PortManagement implements ControlListener {
                 }
             }
         }
+    }
+
+    private PortStatus addChecked(PortConfig c, Endpoint e) {
+        int id = c.id();
         if (removing[id] != null && c.console() != removing[id].console()) {
             // The guest keeps its hvc set-up per id until it has seen PORT_REMOVE; keep it simple.
             LOG.log(Level.DEBUG, "port {0} re-added with a different console flag while its removal is pending", id);
-        }
-        Endpoint e;
-        try {
-            e = endpointFactory.apply(c);
-        } catch (RuntimeException ex) {
-            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED, ex.getMessage(), ex);
         }
         PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
         try {

@@ -10,7 +10,19 @@ import java.io.IOException;
  */
 public interface Endpoint extends AutoCloseable {
 
-    /** Opens listening sockets or files; called once before any other method. */
+    /**
+     * Everything that may block: resolving a host name, binding, opening a file or a pseudo
+     * terminal, making a link. Called once, first, on the thread that adds the port (start-up or
+     * a management client), never on the data-plane thread. An endpoint that was opened and then
+     * not started must still be closed.
+     */
+    default void open() throws IOException {
+    }
+
+    /**
+     * Registers the endpoint's descriptors with the data plane and reports a peer that is already
+     * there; runs on the data-plane thread after {@link #open}, so it must not block.
+     */
     void start(EndpointHost host, int port) throws IOException;
 
     /** Readiness on a descriptor this endpoint registered with the role {@link EndpointHost#ROLE_LISTEN}. */

@@ -30,8 +30,7 @@ public final class FileEndpoint implements Endpoint {
     }
 
     @Override
-    public void start(EndpointHost host, int port) throws IOException {
-        this.host = host;
+    public void open() throws IOException {
         Fd file = Io.open(path, Io.O_WRONLY | Io.O_CREAT | Io.O_APPEND | Io.O_CLOEXEC, FILE_MODE);
         int fd = file.fd();
         try {
@@ -40,6 +39,11 @@ public final class FileEndpoint implements Endpoint {
             file.closeQuietly();
             throw e;
         }
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        this.host = host;
         try {
             host.watch(bridge.fd(), Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         } catch (IOException | RuntimeException e) {
@@ -84,7 +88,9 @@ public final class FileEndpoint implements Endpoint {
     @Override
     public void close() {
         if (bridge != null) {
-            host.unwatch(bridge.fd());
+            if (host != null) {
+                host.unwatch(bridge.fd());
+            }
             bridge.close(); // the pump writes what it holds, then closes the file
             bridge = null;
         }

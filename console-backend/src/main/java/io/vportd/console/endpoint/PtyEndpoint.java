@@ -35,8 +35,7 @@ public final class PtyEndpoint implements Endpoint {
     }
 
     @Override
-    public void start(EndpointHost host, int port) throws IOException {
-        this.host = host;
+    public void open() throws IOException {
         Terminal.Pty pty = Terminal.openPty();
         master = pty.master();
         slavePath = pty.slavePath();
@@ -54,11 +53,16 @@ public final class PtyEndpoint implements Endpoint {
                 Files.createSymbolicLink(link, Path.of(slavePath));
                 linked = true;
             }
-            host.watch(master.fd(), Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         } catch (IOException | RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        this.host = host;
+        host.watch(master.fd(), Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         LOG.log(Level.INFO, "{0}: pty {1}{2}", label, slavePath, link == null ? "" : " (link " + link + ")");
         host.hostConnected(port);
     }

@@ -43,8 +43,7 @@ public final class StdioEndpoint implements Endpoint {
     }
 
     @Override
-    public void start(EndpointHost host, int port) throws IOException {
-        this.host = host;
+    public void open() throws IOException {
         if (Terminal.isatty(stdoutFd)) {
             terminal = stdoutFd;
         } else if (Terminal.isatty(stdinFd)) {
@@ -55,13 +54,20 @@ public final class StdioEndpoint implements Endpoint {
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
         output = BlockingFdBridge.toSink(null, (addr, len) -> Io.write(stdoutFd, addr, len), label, "standard output");
-        host.watch(output.fd(), Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         String why = unpollable(stdinFd);
         if (why == null) {
             input = BlockingFdBridge.fromSource(stdinFd, label, "standard input");
-            host.watch(input.fd(), Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         } else {
             LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled", label, why);
+        }
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        this.host = host;
+        host.watch(output.fd(), Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
+        if (input != null) {
+            host.watch(input.fd(), Epoll.EPOLLIN | Epoll.EPOLLRDHUP | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
         }
         host.hostConnected(port);
     }
@@ -127,12 +133,16 @@ public final class StdioEndpoint implements Endpoint {
     @Override
     public void close() {
         if (input != null) {
-            host.unwatch(input.fd());
+            if (host != null) {
+                host.unwatch(input.fd());
+            }
             input.close(); // its pump ends at the next input (a blocked read cannot be taken back)
             input = null;
         }
         if (output != null) {
-            host.unwatch(output.fd());
+            if (host != null) {
+                host.unwatch(output.fd());
+            }
             output.close(); // the pump writes what it holds, then ends
             output = null;
         }

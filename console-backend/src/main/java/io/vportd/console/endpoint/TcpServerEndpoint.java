@@ -17,6 +17,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     private final String address;
     private final int requestedPort;
     private int boundPort;
+    private InetAddress boundAddress;
     private Fd listener;
 
     public TcpServerEndpoint(String host, int tcpPort, String portLabel) {
@@ -26,8 +27,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void start(EndpointHost host, int port) throws IOException {
-        attach(host, port);
+    public void open() throws IOException {
         InetAddress inet;
         try {
             inet = InetAddress.getByName(address);
@@ -37,7 +37,14 @@ public final class TcpServerEndpoint extends StreamEndpoint {
         listener = Inet.tcpListen(inet, requestedPort, 4);
         int bound = Inet.localPort(listener.fd());
         boundPort = bound > 0 ? bound : requestedPort;
+        boundAddress = inet;
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        attach(host, port);
         host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
+        InetAddress inet = boundAddress;
         if (!inet.isLoopbackAddress()) {
             LOG.log(Level.WARNING, "{0}: TCP endpoint listens on {1}, reachable from other hosts; the port has no "
                     + "authentication", label, inet.getHostAddress());
@@ -78,7 +85,9 @@ public final class TcpServerEndpoint extends StreamEndpoint {
         closeConnection();
         forgetPausedListener();
         if (listener != null) {
-            host.unwatch(listener.fd());
+            if (host != null) {
+                host.unwatch(listener.fd());
+            }
             listener.closeQuietly();
             listener = null;
         }

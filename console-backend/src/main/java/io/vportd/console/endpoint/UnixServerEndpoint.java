@@ -24,8 +24,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
     }
 
     @Override
-    public void start(EndpointHost host, int port) throws IOException {
-        attach(host, port);
+    public void open() throws IOException {
         Path dir = path.toAbsolutePath().getParent();
         if (dir != null && !Files.isDirectory(dir)) {
             throw new IOException(label + ": socket folder " + dir + " does not exist");
@@ -36,6 +35,11 @@ public final class UnixServerEndpoint extends StreamEndpoint {
         }
         listener = UnixSockets.listen(path, 4);
         Io.setNonBlocking(listener.fd(), true);
+    }
+
+    @Override
+    public void start(EndpointHost host, int port) throws IOException {
+        attach(host, port);
         host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
         LOG.log(Level.INFO, "{0}: listening on {1}", label, path);
     }
@@ -62,7 +66,9 @@ public final class UnixServerEndpoint extends StreamEndpoint {
         closeConnection();
         forgetPausedListener();
         if (listener != null) {
-            host.unwatch(listener.fd());
+            if (host != null) {
+                host.unwatch(listener.fd());
+            }
             listener.closeQuietly();
             listener = null;
             try {

@@ -45,6 +45,82 @@ class DataPlaneManagementTest {
         return assertInstanceOf(PortRequestException.class, e.getCause(), e.toString()).reason();
     }
 
+    /**
+     * Endpoint set-up that blocks (a stalled file system, a slow name lookup) happens on the
+     * thread that adds the port: the data plane keeps answering meanwhile (issue 11.9).
+     */
+    @Test
+    void aBlockingEndpointOpenDoesNotStallTheDataPlane() throws Exception {
+        java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicReference<String> openedOn = new java.util.concurrent.atomic.AtomicReference<>();
+        DataPlane slow = new DataPlane(new QueueMap(8), List.of(), c -> new io.vportd.console.endpoint.Endpoint() {
+            @Override
+            public void open() {
+                openedOn.set(Thread.currentThread().getName());
+                entered.countDown();
+                try {
+                    release.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+
+            @Override
+            public void start(io.vportd.console.endpoint.EndpointHost host, int port) {
+                host.hostConnected(port);
+            }
+
+            @Override
+            public boolean connected() {
+                return true;
+            }
+
+            @Override
+            public int outputFd() {
+                return -1;
+            }
+
+            @Override
+            public int inputFd() {
+                return -1;
+            }
+
+            @Override
+            public boolean discardsOutput() {
+                return true;
+            }
+
+            @Override
+            public void hostDisconnected() {
+            }
+
+            @Override
+            public String describe() {
+                return "slow";
+            }
+
+            @Override
+            public void close() {
+            }
+        });
+        slow.start();
+        try {
+            java.util.concurrent.CompletableFuture<PortStatus> added = java.util.concurrent.CompletableFuture.supplyAsync(
+                    () -> slow.addPort(PortSpecParser.parse("nr=2,name=slow,null")));
+            assertTrue(entered.await(10, java.util.concurrent.TimeUnit.SECONDS), "the endpoint started opening");
+            long t0 = System.nanoTime();
+            assertEquals(List.of(), slow.ports(), "the data plane answers while the endpoint opens");
+            assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+            assertFalse(openedOn.get().equals("vportd-dataplane"), "opened on " + openedOn.get());
+            release.countDown();
+            assertEquals(2, added.get(10, java.util.concurrent.TimeUnit.SECONDS).id());
+        } finally {
+            release.countDown();
+            slow.close();
+        }
+    }
+
     @Test
     void addListRemoveReAddWithEvents() {
         PortStatus s = dp.addPort(PortSpecParser.parse("nr=3,name=three,null"));

@@ -40,6 +40,7 @@ class EndpointHardeningTest {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         Path sock = dir.resolve("port.sock");
         UnixServerEndpoint e = new UnixServerEndpoint(sock, "port 3");
+        e.open();
         e.start(host, 3);
         // Classes load from target/classes folders, which takes a descriptor: load what the
         // failing path uses before the limit is lowered.
@@ -72,6 +73,7 @@ class EndpointHardeningTest {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         Path log = dir.resolve("guest.log");
         FileEndpoint e = new FileEndpoint(log, "port 4");
+        e.open();
         e.start(host, 4);
         e.close();
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(log)));
@@ -82,6 +84,7 @@ class EndpointHardeningTest {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         Path log = dir.resolve("out.log");
         FileEndpoint e = new FileEndpoint(log, "port 5");
+        e.open();
         e.start(host, 5);
         assertTrue(Io.isNonBlocking(e.outputFd()), "the data plane writes a non-blocking descriptor");
         byte[] data = pattern(300_000);
@@ -124,6 +127,7 @@ class EndpointHardeningTest {
         Fd[] stdin = Io.pipe();
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         StdioEndpoint e = new StdioEndpoint("port 0", stdin[0].fd(), stdout[1].fd());
+        e.open();
         e.start(host, 0);
         try {
             int fd = e.outputFd();
@@ -159,6 +163,7 @@ class EndpointHardeningTest {
         Fd[] stdin = Io.pipe();
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         StdioEndpoint e = new StdioEndpoint("port 0", stdin[0].fd(), stdout[1].fd());
+        e.open();
         e.start(host, 0);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(16);

@@ -30,6 +30,7 @@ class ListenerEndpointsTest {
     void tcpAcceptsOneClientAndRefusesASecond() throws Exception {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         TcpServerEndpoint e = new TcpServerEndpoint("127.0.0.1", 0, "port 3"); // port 0: the kernel picks, boundPort() tells
+        e.open();
         e.start(host, 3);
         try {
             assertEquals(List.of("watch 3 role " + EndpointHost.ROLE_LISTEN), host.calls);
@@ -65,6 +66,7 @@ class ListenerEndpointsTest {
         UnixClientEndpointTest.Host host = new UnixClientEndpointTest.Host();
         Path link = dir.resolve("console");
         PtyEndpoint e = new PtyEndpoint(link, "port 4");
+        e.open();
         e.start(host, 4);
         try {
             assertTrue(e.connected());
@@ -82,7 +84,7 @@ class ListenerEndpointsTest {
     void ptyRefusesToReplaceARegularFile() throws IOException {
         Path file = Files.writeString(dir.resolve("precious"), "data");
         PtyEndpoint e = new PtyEndpoint(file, "port 4");
-        IOException x = assertThrows(IOException.class, () -> e.start(new UnixClientEndpointTest.Host(), 4));
+        IOException x = assertThrows(IOException.class, e::open);
         assertTrue(x.getMessage().contains("not a symlink"), x.getMessage());
         assertEquals("data", Files.readString(file));
         assertFalse(e.connected(), "a failed start leaves nothing open");

@@ -47,6 +47,7 @@ class UnixClientEndpointTest {
         Path sock = dir.resolve("agent.sock");
         Host host = new Host();
         UnixClientEndpoint e = new UnixClientEndpoint(sock, "port 5");
+        e.open();
         e.start(host, 5);
         assertFalse(e.connected());
         assertTrue(e.wantsTicks(), "waiting for the server: ticks wanted");
