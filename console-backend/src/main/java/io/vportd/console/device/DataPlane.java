@@ -103,6 +103,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         metrics.register(deviceCounters.metrics());
         this.pump = new PortPump(map, control, queues, work, management::hostDisconnected);
         this.management.bind(control, queues, pump, controlQueues, this);
+        this.management.exportEndpointCounters(metrics);
         this.events = arena.allocate((long) Epoll.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
         int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, token(KIND_WAKE, 0, 0));
         if (r < 0) {

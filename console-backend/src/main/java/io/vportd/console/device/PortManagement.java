@@ -77,6 +77,28 @@ final class PortManagement implements ControlListener {
         return anyTicking;
     }
 
+    private io.vportd.telemetry.MetricRegistry registry;
+
+    /** Where endpoints' own counters are registered (per port) while their port exists. */
+    void exportEndpointCounters(io.vportd.telemetry.MetricRegistry registry) {
+        this.registry = registry;
+    }
+
+    private void registerEndpointCounters(PortRuntime p) {
+        io.vportd.telemetry.MetricSet set = p.endpoint.metrics();
+        if (registry != null && set != null) {
+            p.endpointMetrics = registry.register(set, "port", Integer.toString(p.config.id()),
+                    "name", p.config.name() == null ? "" : p.config.name());
+        }
+    }
+
+    private void unregisterEndpointCounters(PortRuntime p) {
+        if (registry != null && p.endpointMetrics != null) {
+            registry.unregister(p.endpointMetrics);
+            p.endpointMetrics = null;
+        }
+    }
+
     /** A port configured at start-up (before the data-plane thread runs). */
     void install(PortConfig c) throws IOException {
         Endpoint e = endpointFactory.apply(c);
@@ -91,6 +113,7 @@ final class PortManagement implements ControlListener {
         ports[c.id()] = p;
         control.addPort(c);
         e.start(host, c.id());
+        registerEndpointCounters(p);
     }
 
     // ---------------------------------------------------------------- host peer
@@ -298,6 +321,7 @@ final class PortManagement implements ControlListener {
                     p.label + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
         }
         queues.attachRunning(p);
+        registerEndpointCounters(p);
         work.mark(id);
         anyTicking |= e.wantsTicks();
         LOG.log(Level.INFO, "{0}: added with endpoint {1}", p.label, e.describe());
@@ -339,6 +363,7 @@ final class PortManagement implements ControlListener {
         }
         control.removePort(id); // reports guest-closed, queues PORT_REMOVE (portRemoved follows)
         ports[id] = null;
+        unregisterEndpointCounters(p);
         work.clear(id);
         if (p.receiveChain != null) {
             p.receiveChain.close();

@@ -121,6 +121,9 @@ final class PortRuntime {
         carriedTaken = 0;
     }
 
+    /** The endpoint's own counters as registered for export, or null. */
+    io.vportd.telemetry.MetricRegistry.Entry endpointMetrics;
+
     static String labelOf(PortConfig c) {
         return c.name() == null ? "port " + c.id() : "port " + c.id() + " (" + c.name() + ")";
     }

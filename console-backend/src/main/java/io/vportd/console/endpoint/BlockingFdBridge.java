@@ -9,7 +9,8 @@ import io.vportd.sys.UnixSockets;
 import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.concurrent.atomic.AtomicLong;
+import io.vportd.telemetry.MetricSet;
+import io.vportd.telemetry.SharedCounter;
 
 /**
  * Keeps the data plane off descriptors that can block: a regular file on a stalled or full disk,
@@ -48,13 +49,21 @@ public final class BlockingFdBridge implements AutoCloseable {
     private final Fd near;
     private final Fd far;
     private final Thread pump;
-    private final AtomicLong errors = new AtomicLong();
-    private final AtomicLong moved = new AtomicLong();
-    private final AtomicLong abandoned = new AtomicLong();
+    private final SharedCounter errors;
+    private final SharedCounter moved;
+    private final SharedCounter abandoned;
     private volatile boolean closing;
     private volatile long closedAt;
 
-    private BlockingFdBridge(String label, String what, Fd near, Fd far, Runnable body, String threadName) {
+    private BlockingFdBridge(String label, String what, Fd near, Fd far, Runnable body, String threadName,
+            MetricSet metrics, String direction) {
+        this.errors = metrics.shared("vportd_port_pump_errors_total",
+                "Failed writes to a file or standard output (each retried), or failed reads of standard input.",
+                "direction", direction);
+        this.moved = metrics.shared("vportd_port_pump_bytes_total",
+                "Bytes a pump thread moved between a blocking host descriptor and the data plane.", "direction", direction);
+        this.abandoned = metrics.shared("vportd_port_pump_abandoned_bytes_total",
+                "Guest output given up because its sink still failed when the port closed.", "direction", direction);
         this.label = label;
         this.what = what;
         this.near = near;
@@ -67,7 +76,8 @@ public final class BlockingFdBridge implements AutoCloseable {
      * (the sink's descriptor, or null when it stays the caller's, like standard output) and closes
      * it when it ends, so the descriptor number is never reused under a write still in flight.
      */
-    static BlockingFdBridge toSink(Fd owned, Sink sink, String label, String what) throws NativeException {
+    static BlockingFdBridge toSink(Fd owned, Sink sink, String label, String what, MetricSet metrics)
+            throws NativeException {
         Fd[] pair = UnixSockets.pair();
         Io.setNonBlocking(pair[0].fd(), true);
         BlockingFdBridge[] self = new BlockingFdBridge[1];
@@ -80,20 +90,21 @@ public final class BlockingFdBridge implements AutoCloseable {
                 }
                 OUTPUT_PUMPS.remove(Thread.currentThread());
             }
-        }, "vportd-sink-" + label.replace(' ', '-'));
+        }, "vportd-sink-" + label.replace(' ', '-'), metrics, "to-host");
         OUTPUT_PUMPS.add(self[0].pump);
         self[0].pump.start();
         return self[0];
     }
 
     /** Host input read from {@code sourceFd} (which stays the caller's, blocking as it is). */
-    static BlockingFdBridge fromSource(int sourceFd, String label, String what) throws NativeException {
+    static BlockingFdBridge fromSource(int sourceFd, String label, String what, MetricSet metrics)
+            throws NativeException {
         Fd[] pair = UnixSockets.pair();
         Io.setNonBlocking(pair[0].fd(), true);
         Sockets.shutdown(pair[0].fd(), Sockets.SHUT_WR); // the data plane only reads its end
         BlockingFdBridge[] self = new BlockingFdBridge[1];
         self[0] = new BlockingFdBridge(label, what, pair[0], pair[1], () -> self[0].pumpIn(sourceFd),
-                "vportd-source-" + label.replace(' ', '-'));
+                "vportd-source-" + label.replace(' ', '-'), metrics, "to-guest");
         self[0].pump.start();
         return self[0];
     }

@@ -69,6 +69,14 @@ public interface Endpoint extends AutoCloseable {
         return -1;
     }
 
+    /**
+     * Counters the endpoint keeps itself (a pump thread's write errors, for example), exported per
+     * port; null when it keeps none.
+     */
+    default io.vportd.telemetry.MetricSet metrics() {
+        return null;
+    }
+
     /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
     String describe();
 

@@ -23,6 +23,12 @@ public final class FileEndpoint implements Endpoint {
     private final String label;
     private EndpointHost host;
     private BlockingFdBridge bridge;
+    private final io.vportd.telemetry.MetricSet metrics = new io.vportd.telemetry.MetricSet();
+
+    @Override
+    public io.vportd.telemetry.MetricSet metrics() {
+        return metrics;
+    }
 
     public FileEndpoint(Path path, String portLabel) {
         this.path = path;
@@ -34,7 +40,7 @@ public final class FileEndpoint implements Endpoint {
         Fd file = Io.open(path, Io.O_WRONLY | Io.O_CREAT | Io.O_APPEND | Io.O_CLOEXEC, FILE_MODE);
         int fd = file.fd();
         try {
-            bridge = BlockingFdBridge.toSink(file, (addr, len) -> Io.write(fd, addr, len), label, "file " + path);
+            bridge = BlockingFdBridge.toSink(file, (addr, len) -> Io.write(fd, addr, len), label, "file " + path, metrics);
         } catch (IOException | RuntimeException e) {
             file.closeQuietly();
             throw e;

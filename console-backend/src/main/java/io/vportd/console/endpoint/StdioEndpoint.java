@@ -26,6 +26,7 @@ public final class StdioEndpoint implements Endpoint {
     private final int stdinFd;
     private final int stdoutFd;
     private EndpointHost host;
+    private final io.vportd.telemetry.MetricSet metrics = new io.vportd.telemetry.MetricSet();
     private BlockingFdBridge output;
     private BlockingFdBridge input;
     private int terminal = -1;
@@ -53,10 +54,11 @@ public final class StdioEndpoint implements Endpoint {
             savedMode = Terminal.enterRawMode(stdinFd);
             Runtime.getRuntime().addShutdownHook(new Thread(this::restoreTerminal, "vportd-tty-restore"));
         }
-        output = BlockingFdBridge.toSink(null, (addr, len) -> Io.write(stdoutFd, addr, len), label, "standard output");
+        output = BlockingFdBridge.toSink(null, (addr, len) -> Io.write(stdoutFd, addr, len), label, "standard output",
+                metrics);
         String why = unpollable(stdinFd);
         if (why == null) {
-            input = BlockingFdBridge.fromSource(stdinFd, label, "standard input");
+            input = BlockingFdBridge.fromSource(stdinFd, label, "standard input", metrics);
         } else {
             LOG.log(Level.INFO, "{0}: standard input cannot be watched ({1}); guest input disabled", label, why);
         }
@@ -86,6 +88,11 @@ public final class StdioEndpoint implements Endpoint {
             int r = Epoll.ctl(probe.fd(), Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN, 0);
             return r < 0 ? io.vportd.sys.Errno.describe(-r) : null;
         }
+    }
+
+    @Override
+    public io.vportd.telemetry.MetricSet metrics() {
+        return metrics;
     }
 
     @Override

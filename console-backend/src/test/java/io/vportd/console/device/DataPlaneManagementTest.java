@@ -122,6 +122,17 @@ class DataPlaneManagementTest {
     }
 
     @Test
+    void anEndpointsOwnCountersAreExportedWhileItsPortExists() throws Exception {
+        Path log = dir.resolve("guest.log");
+        dp.addPort(PortSpecParser.parse("nr=3,name=log,file=" + log));
+        String text = new io.vportd.console.api.DataPlanePorts(dp).metrics();
+        assertTrue(text.contains("vportd_port_pump_errors_total{port=\"3\",name=\"log\",direction=\"to-host\"} 0"), text);
+        dp.removePort(3);
+        text = new io.vportd.console.api.DataPlanePorts(dp).metrics();
+        assertFalse(text.contains("vportd_port_pump_errors_total{port=\"3\""), "gone with its port");
+    }
+
+    @Test
     void addListRemoveReAddWithEvents() {
         PortStatus s = dp.addPort(PortSpecParser.parse("nr=3,name=three,null"));
         assertEquals(3, s.id());

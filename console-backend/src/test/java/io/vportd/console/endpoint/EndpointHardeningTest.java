@@ -109,12 +109,15 @@ class EndpointHardeningTest {
             }
             return n;
         };
-        BlockingFdBridge b = BlockingFdBridge.toSink(null, flaky, "port 6", "a flaky disk");
+        io.vportd.telemetry.MetricSet counters = new io.vportd.telemetry.MetricSet();
+        BlockingFdBridge b = BlockingFdBridge.toSink(null, flaky, "port 6", "a flaky disk", counters);
         byte[] data = pattern(50_000);
         writeAllNonBlocking(b.fd(), data);
         b.close();
         assertTrue(b.awaitPump(20_000));
         assertEquals(5, b.errors(), "every failure counted");
+        assertEquals(5, counters.metrics().stream().filter(m -> m.name().equals("vportd_port_pump_errors_total"))
+                .findFirst().orElseThrow().value().getAsLong(), "and exported");
         assertEquals(0, b.abandoned());
         synchronized (got) {
             assertArrayEquals(data, got.toByteArray());
