@@ -25,6 +25,10 @@ import java.util.Objects;
  * with release semantics after the used entries; a full fence separates publishing the used
  * index from reading the driver's interrupt suppression, and publishing notification state
  * (used flags or avail_event) from re-reading the available index.
+ *
+ * <p>Size: a little over 500 lines: one split ring's whole device side (available ring, chain
+ * walk with every guard, used ring, notification suppression) in one class keeps the hot path
+ * free of calls across objects.
  */
 public final class SplitQueue {
 

@@ -57,6 +57,11 @@ import static io.vportd.console.control.ControlMessage.RESIZE_PAYLOAD_SIZE;
  * </ul>
  *
  * <p>Not thread-safe: one thread drives a machine. {@link #stats()} may be read by any thread.
+ *
+ * <p>Size: over 700 lines on purpose. Every transition of a port's state and every pending bit it
+ * sets lives here, next to the rules above; split by message type, each part would need the
+ * others' bookkeeping, and the invariants (at most one message per bit, REMOVE cancels the rest)
+ * could no longer be checked by reading one file.
  */
 public final class ControlMachine {
 

@@ -44,6 +44,10 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * and the {@link ControlMachine}) and {@link PortManagement} (the port table: add, remove,
  * drain, snapshot, events). A {@link DirtySet} names the ports (and the control queues) with
  * work waiting, so a wake visits only those.
+ *
+ * <p>Size: about 550 lines, because it is also the device's public face: every call another
+ * thread makes (rings, memory, ports, listings) is a short method that hands work to the loop
+ * here, so the thread-confinement rule is visible in one file.
  */
 public final class DataPlane implements EndpointHost, AutoCloseable {
 

@@ -22,6 +22,10 @@ import java.util.function.Function;
  * the removal drain), the guest's and the host peer's opens and closes, snapshots for listings,
  * port events for the management API, endpoint ticks and terminal sizes. Refusals are
  * {@link PortRequestException}s. Confined to the data-plane thread.
+ *
+ * <p>Size: somewhat over 500 lines: add, remove (with its transmit drain), the endpoint life
+ * cycle, events and listings share the port table and its invariants; the hot paths are in
+ * {@link PortPump}, the rings in {@link QueueTable}.
  */
 final class PortManagement implements ControlListener {
 
