@@ -410,17 +410,12 @@ final class PortManagement implements ControlListener {
         boolean canWrite = e.connected() && e.outputFd() >= 0 && (p.isConsole() ? p.consoleBacklog.isEmpty() : true);
         Chain c = p.transmitChain;
         for (int budget = q.size() + 1; budget > 0; budget--) {
-            if (!p.transmitHeld) {
-                int r = q.pop(c);
-                if (r == 0) {
-                    break;
-                }
-                if (r < 0) {
-                    queues.completed(txq);
-                    continue;
-                }
-                p.transmitHeld = true;
-                p.resumeCarried(q, c);
+            int held = PortPump.holdTransmit(p, q, queues, txq, false);
+            if (held == 0) {
+                break;
+            }
+            if (held < 0) {
+                continue;
             }
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());

@@ -55,6 +55,30 @@ final class PortPump {
         return r;
     }
 
+    /**
+     * Makes sure port {@code p} holds a transmit chain: the one it already holds (resumed where the
+     * host left it, also across a ring restart) or a newly popped one. Returns 1 when a chain is
+     * held, 0 when the queue has none (with {@code arm}, the guest's kick was re-armed), -1 when
+     * a bad chain was completed with length 0 (try again).
+     */
+    static int holdTransmit(PortRuntime p, SplitQueue q, QueueTable queues, int txq, boolean arm) {
+        if (p.transmitHeld) {
+            return 1;
+        }
+        Chain c = p.transmitChain;
+        int r = arm ? popOrArm(q, c) : q.pop(c);
+        if (r == 0) {
+            return 0;
+        }
+        if (r < 0) {
+            queues.completed(txq);
+            return -1;
+        }
+        p.transmitHeld = true;
+        p.resumeCarried(q, c);
+        return 1;
+    }
+
     /** Moves what can move on port {@code p} in both directions, within one cycle's budget. */
     void service(PortRuntime p) {
         serviceTransmit(p);
@@ -77,19 +101,14 @@ final class PortPump {
         }
         int txq = map.transmitQueue(p.config.id());
         for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
-            Chain c = p.transmitChain;
-            if (!p.transmitHeld) {
-                int r = popOrArm(q, c);
-                if (r == 0) {
-                    return;
-                }
-                if (r < 0) {
-                    queues.completed(txq);
-                    continue;
-                }
-                p.transmitHeld = true;
-                p.resumeCarried(q, c);
+            int held = holdTransmit(p, q, queues, txq, true);
+            if (held == 0) {
+                return;
             }
+            if (held < 0) {
+                continue;
+            }
+            Chain c = p.transmitChain;
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.totalLength());
             } else {

@@ -1,7 +1,10 @@
 package io.vportd.console.endpoint;
 
-/** A port whose guest output is thrown away on purpose and which never has input. */
-public final class NullEndpoint implements Endpoint {
+/**
+ * A port whose guest output is thrown away on purpose and which never has input. Not final:
+ * tests derive endpoints that differ in one method (a slow open, a failing start).
+ */
+public class NullEndpoint implements Endpoint {
 
     @Override
     public void start(EndpointHost host, int port) {

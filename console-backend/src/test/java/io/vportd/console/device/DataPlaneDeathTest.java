@@ -17,45 +17,12 @@ import org.junit.jupiter.api.Test;
 class DataPlaneDeathTest {
 
     /** A null endpoint whose tick throws an Error (a defect no cycle handler catches) once armed. */
-    private static final class Bomb implements Endpoint {
+    private static final class Bomb extends io.vportd.console.endpoint.NullEndpoint {
         final AtomicBoolean armed = new AtomicBoolean();
-
-        @Override
-        public void start(EndpointHost host, int port) {
-            host.hostConnected(port);
-        }
-
-        @Override
-        public boolean connected() {
-            return true;
-        }
-
-        @Override
-        public int outputFd() {
-            return -1;
-        }
-
-        @Override
-        public int inputFd() {
-            return -1;
-        }
-
-        @Override
-        public boolean discardsOutput() {
-            return true;
-        }
-
-        @Override
-        public void hostDisconnected() {
-        }
 
         @Override
         public String describe() {
             return "bomb";
-        }
-
-        @Override
-        public void close() {
         }
 
         @Override

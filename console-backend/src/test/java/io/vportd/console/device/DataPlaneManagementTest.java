@@ -54,7 +54,7 @@ class DataPlaneManagementTest {
         java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
         java.util.concurrent.atomic.AtomicReference<String> openedOn = new java.util.concurrent.atomic.AtomicReference<>();
-        DataPlane slow = new DataPlane(new QueueMap(8), List.of(), c -> new io.vportd.console.endpoint.Endpoint() {
+        DataPlane slow = new DataPlane(new QueueMap(8), List.of(), c -> new io.vportd.console.endpoint.NullEndpoint() {
             @Override
             public void open() {
                 openedOn.set(Thread.currentThread().getName());
@@ -64,44 +64,6 @@ class DataPlaneManagementTest {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
-            }
-
-            @Override
-            public void start(io.vportd.console.endpoint.EndpointHost host, int port) {
-                host.hostConnected(port);
-            }
-
-            @Override
-            public boolean connected() {
-                return true;
-            }
-
-            @Override
-            public int outputFd() {
-                return -1;
-            }
-
-            @Override
-            public int inputFd() {
-                return -1;
-            }
-
-            @Override
-            public boolean discardsOutput() {
-                return true;
-            }
-
-            @Override
-            public void hostDisconnected() {
-            }
-
-            @Override
-            public String describe() {
-                return "slow";
-            }
-
-            @Override
-            public void close() {
             }
         });
         slow.start();
