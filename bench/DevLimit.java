@@ -1,0 +1,765 @@
+import io.vportd.vhost.testing.TestFrontend;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Device-limit benchmark: vportd without a guest. This program plays QEMU (through the project's
+ * test {@link TestFrontend}: the real vhost-user socket, a sealed memfd as guest RAM, real kick
+ * and call eventfds) and the guest's virtio-console driver (its own split rings in that memfd,
+ * EVENT_IDX, 256 entries), against a real vportd process with one generic port on a Unix socket
+ * endpoint. A host thread reads or writes that endpoint. Every row is paired, in the same
+ * round, with a plain AF_UNIX stream copy of the same chunk sizes. Run it through
+ * {@code bench/devlimit}, which builds the jars and sets the class path.
+ *
+ * <p>Stream content: the bytes of stream offset o are a fixed pattern of (o mod 4096), except
+ * that each 4 KiB page p starts with the little-endian long p and ends with ~p. Timed runs check
+ * both stamps of every page (loss, duplication and reordering show at page granularity);
+ * {@code --smoke} checks every byte. Any mismatch ends the run with exit status 1.
+ */
+public final class DevLimit {
+
+    static final int RING = 256;
+    static final int PAGE = 4096;
+    static final int MAX_PORTS = 2;
+    static final int QUEUES = 2 * (MAX_PORTS + 1);
+    static final int CONTROL_RX = 2, CONTROL_TX = 3, PORT_RX = 4, PORT_TX = 5;
+    static final long MEM = 64L << 20;
+    static final int HOST_READ = 256 << 10;
+    static final Duration WAIT = Duration.ofSeconds(20);
+    static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle().withInvokeBehavior();
+    static final byte[] PATTERN = new byte[PAGE];
+
+    static {
+        for (int i = 0; i < PAGE; i++) {
+            PATTERN[i] = (byte) (i * 31 + 7);
+        }
+    }
+
+    // ---- options -----------------------------------------------------------------------
+
+    int rounds = 5;
+    double gibPerRow = 2;
+    boolean smoke;
+    Path out;
+    Path jar;
+    String javaCmd = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    int rtCount = 10_000;
+
+    public static void main(String[] args) throws Exception {
+        DevLimit b = new DevLimit();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--rounds" -> b.rounds = Integer.parseInt(args[++i]);
+                case "--gib-per-row" -> b.gibPerRow = Double.parseDouble(args[++i]);
+                case "--smoke" -> b.smoke = true;
+                case "--out" -> b.out = Path.of(args[++i]);
+                case "--jar" -> b.jar = Path.of(args[++i]);
+                case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        if (b.smoke) {
+            b.rounds = 1;
+            b.rtCount = 200;
+        }
+        int status;
+        try {
+            status = b.run();
+        } catch (Mismatch m) {
+            System.err.println("devlimit: DATA MISMATCH: " + m.getMessage());
+            status = 1;
+        }
+        System.exit(status);
+    }
+
+    static final class Mismatch extends RuntimeException {
+        Mismatch(String s) {
+            super(s);
+        }
+    }
+
+    // ---- rows --------------------------------------------------------------------------
+
+    record Row(String name, boolean toHost, int chunk, int descs, int descLen) {
+    }
+
+    static final List<Row> ROWS = List.of(
+            new Row("guest→host, 4 KiB chains", true, 4096, 1, 4096),
+            new Row("guest→host, 64 KiB (2×32 KiB)", true, 65536, 2, 32768),
+            new Row("guest→host, 1 MiB (32×32 KiB)", true, 1 << 20, 32, 32768),
+            new Row("host→guest, 4 KiB writes", false, 4096, 1, 4096),
+            new Row("host→guest, 64 KiB writes", false, 65536, 1, 4096),
+            new Row("host→guest, 1 MiB writes", false, 1 << 20, 1, 4096));
+
+    /** One measurement: bytes, nanoseconds, vportd CPU ticks (-1 for the plain socket). */
+    record Sample(long bytes, long nanos, long cpuTicks) {
+        double mbps() {
+            return bytes / 1e6 / (nanos / 1e9);
+        }
+    }
+
+    int run() throws Exception {
+        long rowBytes = smoke ? 4L << 20 : Math.max(1L << 20, (long) (gibPerRow * (1L << 30)) & -(1L << 20));
+        out = out != null ? out : Path.of("/tmp/vportd-devlimit." + System.currentTimeMillis());
+        Files.createDirectories(out);
+        Path vhost = out.resolve("vportd.sock");
+        Path port = out.resolve("port-1.sock");
+        Files.deleteIfExists(vhost);
+        Files.deleteIfExists(port);
+        List<String> cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
+                "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
+                "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning");
+        Path log = out.resolve("vportd.log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        try {
+            awaitFile(vhost, p);
+            awaitFile(port, p);
+            System.err.printf(Locale.ROOT, "devlimit: vportd pid %d; %s per row, %d round(s), output %s%n",
+                    p.pid(), human(rowBytes), rounds, out);
+            return measure(p, vhost, port, rowBytes, log);
+        } finally {
+            p.destroy();
+            if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+            }
+        }
+    }
+
+    static void awaitFile(Path f, Process p) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!Files.exists(f)) {
+            if (!p.isAlive() || System.nanoTime() > deadline) {
+                throw new IOException("vportd did not create " + f);
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    int measure(Process p, Path vhost, Path port, long rowBytes, Path log) throws Exception {
+        TestFrontend.Options o = new TestFrontend.Options(QUEUES, 12, MEM, TestFrontend.DEFAULT_USER_BASE,
+                true, -1L, false);
+        try (TestFrontend fe = TestFrontend.connect(vhost, o)) {
+            if ((fe.ackedFeatures() & 1L << 29) == 0) {
+                throw new IOException("vportd did not offer VIRTIO_RING_F_EVENT_IDX");
+            }
+            Driver d = new Driver(fe);
+            SocketChannel host = d.handshake(port);
+            List<List<Sample[]>> perRow = new ArrayList<>(); // row -> rounds -> {vportd, plain}
+            for (int r = 0; r < ROWS.size() + 1; r++) {
+                perRow.add(new ArrayList<>());
+            }
+            double[][] rtt = new double[rounds][];
+            for (int round = 0; round < rounds; round++) {
+                for (int r = 0; r < ROWS.size(); r++) {
+                    Row row = ROWS.get(r);
+                    long bytes = rowBytes;
+                    Sample v = row.toHost ? d.guestToHost(row, host, bytes, p.pid(), smoke)
+                            : d.hostToGuest(row, host, bytes, p.pid(), smoke);
+                    Sample s = plain(row, bytes, smoke);
+                    perRow.get(r).add(new Sample[] {v, s});
+                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB%n",
+                            round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v));
+                }
+                long[] ns = d.roundTrips(host, rtCount, smoke);
+                long[] ref = plainRoundTrips(rtCount);
+                rtt[round] = new double[] {pct(ns, 50), pct(ns, 99), pct(ref, 50), pct(ref, 99)};
+                System.err.printf(Locale.ROOT, "devlimit: round %d 64-byte round trip  vportd p50 %.1f µs p99 %.1f µs; plain p50 %.1f µs p99 %.1f µs%n",
+                        round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]);
+            }
+            String table = table(perRow, rtt, rowBytes);
+            Files.writeString(out.resolve("devlimit.md"), table);
+            System.out.print(table);
+            if (!p.isAlive()) {
+                throw new IOException("vportd exited: " + Files.readString(log));
+            }
+            System.err.println(smoke ? "devlimit: smoke OK (every byte verified)" : "devlimit: done (page stamps verified)");
+            return 0;
+        }
+    }
+
+    static double cpuMsPerGiB(Sample s) {
+        return s.cpuTicks * 1000.0 / TICKS_PER_SECOND / (s.bytes / (double) (1L << 30));
+    }
+
+    static final int TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+    static long cpuTicks(long pid) throws IOException {
+        String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime (fields 14, 15)
+    }
+
+    static double pct(long[] ns, int p) {
+        long[] s = ns.clone();
+        Arrays.sort(s);
+        return s[Math.min(s.length - 1, (int) Math.ceil(p / 100.0 * s.length) - 1)] / 1000.0;
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    String table(List<List<Sample[]>> perRow, double[][] rtt, long rowBytes) throws IOException {
+        StringBuilder b = new StringBuilder();
+        double[] load = loadAvg();
+        b.append(String.format(Locale.ROOT, "%d round(s), %s per row, ring %d, EVENT_IDX; medians over rounds "
+                + "(ratio: median of the per-round ratios); load average at the end %.2f %.2f %.2f%n%n",
+                rounds, human(rowBytes), RING, load[0], load[1], load[2]));
+        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB |\n|---|---:|---:|---:|---:|\n");
+        for (int r = 0; r < ROWS.size(); r++) {
+            List<Sample[]> l = perRow.get(r);
+            double[] v = new double[l.size()], s = new double[l.size()], q = new double[l.size()], c = new double[l.size()];
+            for (int i = 0; i < l.size(); i++) {
+                v[i] = l.get(i)[0].mbps();
+                s[i] = l.get(i)[1].mbps();
+                q[i] = v[i] / s[i];
+                c[i] = cpuMsPerGiB(l.get(i)[0]);
+            }
+            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f |%n", ROWS.get(r).name,
+                    median(v), median(s), median(q), median(c)));
+        }
+        double[][] cols = new double[4][rtt.length];
+        for (int i = 0; i < rtt.length; i++) {
+            for (int k = 0; k < 4; k++) {
+                cols[k][i] = rtt[i][k];
+            }
+        }
+        b.append(String.format(Locale.ROOT, "%n| 64-byte round trip (%d per round) | p50 µs | p99 µs |%n|---|---:|---:|%n", rtCount));
+        b.append(String.format(Locale.ROOT, "| vportd (guest→host→guest echo) | %.1f | %.1f |%n", median(cols[0]), median(cols[1])));
+        b.append(String.format(Locale.ROOT, "| plain socket (A→B→A echo) | %.1f | %.1f |%n", median(cols[2]), median(cols[3])));
+        return b.toString();
+    }
+
+    static double[] loadAvg() throws IOException {
+        String[] f = Files.readString(Path.of("/proc/loadavg")).split(" ");
+        return new double[] {Double.parseDouble(f[0]), Double.parseDouble(f[1]), Double.parseDouble(f[2])};
+    }
+
+    static String human(long bytes) {
+        return bytes >= 1L << 30 && bytes % (1L << 30) == 0 ? bytes / (1L << 30) + " GiB" : bytes / (1L << 20) + " MiB";
+    }
+
+    // ---- stream content ----------------------------------------------------------------
+
+    static byte expected(long o) {
+        int in = (int) (o & (PAGE - 1));
+        long page = o >>> 12;
+        if (in < 8) {
+            return (byte) (page >>> (8 * in));
+        }
+        if (in >= PAGE - 8) {
+            return (byte) (~page >>> (8 * (in - (PAGE - 8))));
+        }
+        return PATTERN[in];
+    }
+
+    /** Writes the stamps of every page in [streamOff, streamOff+len) (page aligned) into seg at off. */
+    static void stamp(MemorySegment seg, long off, int len, long streamOff) {
+        for (int k = 0; k < len; k += PAGE) {
+            long page = (streamOff + k) >>> 12;
+            seg.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), off + k, page);
+            seg.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), off + k + PAGE - 8, ~page);
+        }
+    }
+
+    /** Checks [off, off+len) of seg as stream bytes from streamOff: every byte (full) or the stamps. */
+    static void check(MemorySegment seg, long off, long len, long streamOff, boolean full, String what) {
+        long o = streamOff;
+        long end = streamOff + len;
+        while (o < end) {
+            int in = (int) (o & (PAGE - 1));
+            if (!full && in >= 8 && in < PAGE - 8) {
+                long skip = Math.min(end, (o & -PAGE) + PAGE - 8);
+                o = skip;
+                continue;
+            }
+            byte got = seg.get(ValueLayout.JAVA_BYTE, off + (o - streamOff));
+            if (got != expected(o)) {
+                throw new Mismatch(String.format(Locale.ROOT, "%s: stream offset %d has 0x%02x, expected 0x%02x",
+                        what, o, got & 0xff, expected(o) & 0xff));
+            }
+            o++;
+        }
+    }
+
+    static void fillPattern(MemorySegment seg, long off, long len) {
+        for (long k = 0; k < len; k += PAGE) {
+            MemorySegment.copy(MemorySegment.ofArray(PATTERN), 0, seg, off + k, PAGE);
+        }
+    }
+
+    // ---- host side ---------------------------------------------------------------------
+
+    /** Reads exactly {@code total} bytes from ch, checking them; returns nothing, throws on mismatch. */
+    static void readAll(SocketChannel ch, long total, int bufSize, boolean full, String what) throws IOException {
+        ByteBuffer bb = ByteBuffer.allocateDirect(bufSize);
+        MemorySegment seg = MemorySegment.ofBuffer(bb);
+        long got = 0;
+        while (got < total) {
+            bb.clear();
+            bb.limit((int) Math.min(bufSize, total - got));
+            int n = ch.read(bb);
+            if (n < 0) {
+                throw new IOException(what + ": end of stream after " + got + " of " + total + " bytes");
+            }
+            check(seg, 0, n, got, full, what);
+            got += n;
+        }
+    }
+
+    static void writeAll(SocketChannel ch, long total, int chunk) throws IOException {
+        ByteBuffer bb = ByteBuffer.allocateDirect(chunk);
+        MemorySegment seg = MemorySegment.ofBuffer(bb);
+        fillPattern(seg, 0, chunk);
+        for (long done = 0; done < total; done += chunk) {
+            stamp(seg, 0, chunk, done);
+            bb.clear();
+            while (bb.hasRemaining()) {
+                ch.write(bb);
+            }
+        }
+    }
+
+    /** Runs body on a new thread; join() rethrows what it threw. */
+    static final class Side {
+        final Thread t;
+        final AtomicReference<Throwable> err = new AtomicReference<>();
+
+        Side(String name, ThrowingRunnable body) {
+            t = Thread.ofPlatform().name(name).daemon().start(() -> {
+                try {
+                    body.run();
+                } catch (Throwable e) {
+                    err.set(e);
+                }
+            });
+        }
+
+        void join() throws Exception {
+            if (!t.join(Duration.ofMinutes(10))) {
+                throw new IOException(t.getName() + " did not finish");
+            }
+            Throwable e = err.get();
+            if (e instanceof Mismatch m) {
+                throw m;
+            }
+            if (e != null) {
+                throw new IOException(t.getName() + ": " + e, e);
+            }
+        }
+    }
+
+    interface ThrowingRunnable {
+        void run() throws Exception;
+    }
+
+    /** A connected AF_UNIX stream pair (what socketpair(AF_UNIX, SOCK_STREAM) gives), via a temporary listener. */
+    SocketChannel[] pair() throws IOException {
+        Path p = out.resolve("plain.sock");
+        Files.deleteIfExists(p);
+        try (ServerSocketChannel l = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            l.bind(UnixDomainSocketAddress.of(p));
+            SocketChannel a = SocketChannel.open(UnixDomainSocketAddress.of(p));
+            SocketChannel b = l.accept();
+            Files.deleteIfExists(p);
+            return new SocketChannel[] {a, b};
+        }
+    }
+
+    /** The plain reference: writer writes row.chunk-sized writes, reader reads as the receiving side of the vportd row does. */
+    Sample plain(Row row, long bytes, boolean full) throws Exception {
+        SocketChannel[] ab = pair();
+        try (SocketChannel a = ab[0]; SocketChannel b = ab[1]) {
+            int readSize = row.toHost ? HOST_READ : PAGE;
+            long t0 = System.nanoTime();
+            Side w = new Side("plain-writer", () -> writeAll(a, bytes, row.chunk));
+            readAll(b, bytes, readSize, full, "plain " + row.name);
+            long t1 = System.nanoTime();
+            w.join();
+            return new Sample(bytes, t1 - t0, -1);
+        }
+    }
+
+    long[] plainRoundTrips(int n) throws Exception {
+        SocketChannel[] ab = pair();
+        try (SocketChannel a = ab[0]; SocketChannel b = ab[1]) {
+            Side echo = new Side("plain-echo", () -> echo(b, 64L * (n + n / 10)));
+            long[] ns = new long[n];
+            ByteBuffer msg = ByteBuffer.allocateDirect(64);
+            ByteBuffer in = ByteBuffer.allocateDirect(64);
+            MemorySegment inSeg = MemorySegment.ofBuffer(in);
+            long stream = 0;
+            for (int i = -n / 10; i < n; i++) {
+                msg.clear();
+                for (int k = 0; k < 64; k++) {
+                    msg.put(k, expected(stream + k));
+                }
+                long t0 = System.nanoTime();
+                while (msg.hasRemaining()) {
+                    a.write(msg);
+                }
+                in.clear();
+                while (in.hasRemaining()) {
+                    if (a.read(in) < 0) {
+                        throw new IOException("plain echo closed");
+                    }
+                }
+                long t1 = System.nanoTime();
+                check(inSeg, 0, 64, stream, true, "plain round trip");
+                stream += 64;
+                if (i >= 0) {
+                    ns[i] = t1 - t0;
+                }
+            }
+            echo.join();
+            return ns;
+        }
+    }
+
+    static void echo(SocketChannel ch, long total) throws IOException {
+        ByteBuffer bb = ByteBuffer.allocateDirect(4096);
+        long done = 0;
+        while (done < total) {
+            bb.clear();
+            int n = ch.read(bb);
+            if (n < 0) {
+                throw new IOException("echo: end of stream");
+            }
+            bb.flip();
+            while (bb.hasRemaining()) {
+                ch.write(bb);
+            }
+            done += n;
+        }
+    }
+
+    // ---- the guest driver --------------------------------------------------------------
+
+    /** One split ring in the frontend's memfd (gpa 0 = offset 0), driver side, EVENT_IDX. */
+    static final class Ring {
+        final int q;
+        final MemorySegment ram;
+        final long desc, avail, used;
+        int availIdx, lastKickIdx, lastUsed;
+        int lastLen;
+
+        Ring(TestFrontend fe, int q, long base) throws IOException {
+            this.q = q;
+            this.ram = fe.guestRam();
+            this.desc = base;
+            this.avail = base + 16L * RING;
+            this.used = base + 2 * PAGE;
+            fe.startQueue(q, desc, avail, used, RING);
+        }
+
+        void setDesc(int i, long addr, int len, int flags, int next) {
+            long at = desc + 16L * i;
+            ram.set(ValueLayout.JAVA_LONG_UNALIGNED, at, addr);
+            ram.set(ValueLayout.JAVA_INT_UNALIGNED, at + 8, len);
+            ram.set(ValueLayout.JAVA_SHORT_UNALIGNED, at + 12, (short) flags);
+            ram.set(ValueLayout.JAVA_SHORT_UNALIGNED, at + 14, (short) next);
+        }
+
+        /** Puts head in the avail ring (not yet published). */
+        void add(int head) {
+            ram.set(ValueLayout.JAVA_SHORT_UNALIGNED, avail + 4 + 2L * (availIdx & (RING - 1)), (short) head);
+            availIdx = (availIdx + 1) & 0xFFFF;
+        }
+
+        /** Publishes avail idx and kicks when the device's avail_event asks for it (Linux's rule). */
+        void publishAndKick(TestFrontend fe) {
+            U16.setRelease(ram, avail + 2, (short) availIdx);
+            VarHandle.fullFence();
+            int event = Short.toUnsignedInt(ram.get(ValueLayout.JAVA_SHORT_UNALIGNED, used + 4 + 8L * RING));
+            int now = availIdx, old = lastKickIdx;
+            lastKickIdx = now;
+            if (((now - event - 1) & 0xFFFF) < ((now - old) & 0xFFFF)) {
+                fe.kick(q);
+            }
+        }
+
+        int usedIdx() {
+            return Short.toUnsignedInt((short) U16.getAcquire(ram, used + 2));
+        }
+
+        /** The next used id (length in lastLen), or -1. */
+        int takeUsed() {
+            if (usedIdx() == lastUsed) {
+                return -1;
+            }
+            long at = used + 4 + 8L * (lastUsed & (RING - 1));
+            int id = ram.get(ValueLayout.JAVA_INT_UNALIGNED, at);
+            lastLen = ram.get(ValueLayout.JAVA_INT_UNALIGNED, at + 4);
+            lastUsed = (lastUsed + 1) & 0xFFFF;
+            return id;
+        }
+
+        /** Asks for an interrupt at the next used entry; true when entries are already there. */
+        boolean armAndCheck() {
+            U16.setRelease(ram, avail + 4 + 2L * RING, (short) lastUsed);
+            VarHandle.fullFence();
+            return usedIdx() != lastUsed;
+        }
+
+        /** Waits for used entries: arm the interrupt, re-check, then sleep on the call eventfd. */
+        void await(TestFrontend fe) throws IOException {
+            while (!armAndCheck()) {
+                if (!fe.awaitCall(q, WAIT)) {
+                    throw new IOException("no interrupt on queue " + q + " within " + WAIT);
+                }
+            }
+        }
+    }
+
+    final class Driver {
+        final TestFrontend fe;
+        final MemorySegment ram;
+        final Ring ctlRx, ctlTx, rx, tx;
+        static final long CTL_BUF = 0x100000, RX_BUF = 0x200000, TX_BUF = 0x400000, TX_SLOT = 32768;
+        long rxStream; // host->guest stream offset
+        long rxBase;   // where the current row's stream (page 0) started
+        int ctlTxHead;
+
+        Driver(TestFrontend fe) throws IOException {
+            this.fe = fe;
+            this.ram = fe.guestRam();
+            ctlRx = new Ring(fe, CONTROL_RX, 0x10000);
+            ctlTx = new Ring(fe, CONTROL_TX, 0x20000);
+            rx = new Ring(fe, PORT_RX, 0x30000);
+            tx = new Ring(fe, PORT_TX, 0x40000);
+            for (int i = 0; i < 64; i++) {
+                ctlRx.setDesc(i, CTL_BUF + 512L * i, 512, 2, 0);
+                ctlRx.add(i);
+            }
+            ctlRx.publishAndKick(fe);
+            for (int i = 0; i < RING; i++) {
+                rx.setDesc(i, RX_BUF + (long) PAGE * i, PAGE, 2, 0);
+                tx.setDesc(i, TX_BUF + TX_SLOT * i, (int) TX_SLOT, 0, 0);
+            }
+            fillPattern(ram, TX_BUF, TX_SLOT * RING);
+        }
+
+        void say(int id, int event, int value) throws IOException {
+            int head = ctlTxHead++ & (RING - 1);
+            long buf = CTL_BUF + 64 * 512 + 16L * head;
+            ram.set(ValueLayout.JAVA_INT_UNALIGNED, buf, id);
+            ram.set(ValueLayout.JAVA_SHORT_UNALIGNED, buf + 4, (short) event);
+            ram.set(ValueLayout.JAVA_SHORT_UNALIGNED, buf + 6, (short) value);
+            ctlTx.setDesc(head, buf, 8, 0, 0);
+            ctlTx.add(head);
+            ctlTx.publishAndKick(fe);
+        }
+
+        /** Waits for the control message (id, event, value) from the device, reposting buffers. */
+        void expect(int id, int event, int value) throws IOException {
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (System.nanoTime() < deadline) {
+                int u;
+                while ((u = ctlRx.takeUsed()) >= 0) {
+                    long buf = CTL_BUF + 512L * u;
+                    int gid = ram.get(ValueLayout.JAVA_INT_UNALIGNED, buf);
+                    int ev = ram.get(ValueLayout.JAVA_SHORT_UNALIGNED, buf + 4);
+                    int val = ram.get(ValueLayout.JAVA_SHORT_UNALIGNED, buf + 6);
+                    ctlRx.add(u);
+                    ctlRx.publishAndKick(fe);
+                    if (System.getenv("DEVLIMIT_DEBUG") != null) {
+                        System.err.printf("devlimit: control from device: id %d event %d value %d%n", gid, ev, val);
+                    }
+                    if (gid == id && ev == event && (value < 0 || val == value)) {
+                        return;
+                    }
+                }
+                while (ctlTx.takeUsed() >= 0) {
+                    // control transmit buffers are reused round robin
+                }
+                if (!ctlRx.armAndCheck()) {
+                    fe.awaitCall(CONTROL_RX, Duration.ofMillis(100));
+                }
+            }
+            throw new IOException("no control message id " + id + " event " + event + " value " + value);
+        }
+
+        /** DEVICE_READY, PORT_ADD 1, PORT_READY, guest PORT_OPEN, host connects, PORT_OPEN 1 from the device. */
+        SocketChannel handshake(Path port) throws IOException {
+            say(0xFFFF_FFFF, 0, 1);      // DEVICE_READY
+            expect(1, 1, -1);            // PORT_ADD
+            say(1, 3, 1);                // PORT_READY
+            say(1, 6, 1);                // PORT_OPEN: the guest opened the port
+            SocketChannel host = SocketChannel.open(UnixDomainSocketAddress.of(port));
+            expect(1, 6, 1);             // PORT_OPEN: the host side is connected
+            for (int i = 0; i < RING; i++) {
+                rx.add(i);
+            }
+            rx.publishAndKick(fe);
+            return host;
+        }
+
+        Sample guestToHost(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
+            int k = row.descs;
+            int groups = RING / k;
+            int[] free = new int[groups];
+            int freeN = groups;
+            for (int g = 0; g < groups; g++) {
+                free[g] = g;
+                for (int j = 0; j < k; j++) {
+                    int di = g * k + j;
+                    tx.setDesc(di, TX_BUF + TX_SLOT * di, row.descLen, j < k - 1 ? 1 : 0, di + 1);
+                }
+            }
+            long c0 = cpuTicks(pid);
+            long t0 = System.nanoTime();
+            Side reader = new Side("host-reader", () -> readAll(host, bytes, HOST_READ, full, "vportd " + row.name));
+            long sent = 0;
+            int inFlight = 0;
+            while (sent < bytes || inFlight > 0) {
+                boolean added = false;
+                while (freeN > 0 && sent < bytes) {
+                    int g = free[--freeN];
+                    for (int j = 0; j < k; j++) {
+                        int di = g * k + j;
+                        stamp(ram, TX_BUF + TX_SLOT * di, row.descLen, sent + (long) j * row.descLen);
+                    }
+                    tx.add(g * k);
+                    sent += row.chunk;
+                    inFlight++;
+                    added = true;
+                }
+                if (added) {
+                    tx.publishAndKick(fe);
+                }
+                int id;
+                boolean got = false;
+                while ((id = tx.takeUsed()) >= 0) {
+                    if (id % k != 0 || id / k >= groups) {
+                        throw new Mismatch("used id " + id + " is not a chain head");
+                    }
+                    free[freeN++] = id / k;
+                    inFlight--;
+                    got = true;
+                }
+                if (!got && (freeN == 0 || sent >= bytes) && inFlight > 0) {
+                    tx.await(fe);
+                }
+            }
+            reader.join();
+            long t1 = System.nanoTime();
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0);
+        }
+
+        Sample hostToGuest(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
+            long c0 = cpuTicks(pid);
+            long t0 = System.nanoTime();
+            rxBase = rxStream;
+            Side writer = new Side("host-writer", () -> writeAll(host, bytes, row.chunk));
+            receive(bytes, full, "vportd " + row.name);
+            long t1 = System.nanoTime();
+            writer.join();
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0);
+        }
+
+        /** Takes {@code bytes} from the receive ring, checking them and reposting buffers. */
+        void receive(long bytes, boolean full, String what) throws IOException {
+            long end = rxStream + bytes;
+            while (rxStream < end) {
+                int id;
+                boolean got = false;
+                while ((id = rx.takeUsed()) >= 0) {
+                    if (id < 0 || id >= RING || rx.lastLen < 0 || rx.lastLen > PAGE) {
+                        throw new Mismatch("bad used entry id " + id + " len " + rx.lastLen);
+                    }
+                    check(ram, RX_BUF + (long) PAGE * id, rx.lastLen, rxStream - rxBase, full, what);
+                    rxStream += rx.lastLen;
+                    rx.add(id);
+                    got = true;
+                }
+                if (got) {
+                    rx.publishAndKick(fe);
+                } else {
+                    rx.await(fe);
+                }
+            }
+            if (rxStream != end) {
+                throw new Mismatch(what + ": received " + (rxStream - end) + " bytes more than sent");
+            }
+        }
+
+        long[] roundTrips(SocketChannel host, int n, boolean full) throws Exception {
+            int warm = n / 10;
+            rxBase = rxStream;
+            Side echo = new Side("host-echo", () -> echo(host, 64L * (n + warm)));
+            for (int g = 0; g < RING; g++) {
+                tx.setDesc(g, TX_BUF + TX_SLOT * g, 64, 0, 0);
+            }
+            int[] free = new int[RING];
+            int freeN = RING;
+            for (int g = 0; g < RING; g++) {
+                free[g] = g;
+            }
+            long[] ns = new long[n];
+            long stream = 0;
+            for (int i = -warm; i < n; i++) {
+                while (freeN == 0) {
+                    int id;
+                    while ((id = tx.takeUsed()) >= 0) {
+                        free[freeN++] = id;
+                    }
+                    if (freeN == 0) {
+                        tx.await(fe);
+                    }
+                }
+                int g = free[--freeN];
+                long buf = TX_BUF + TX_SLOT * g;
+                for (int k = 0; k < 64; k++) {
+                    ram.set(ValueLayout.JAVA_BYTE, buf + k, expected(stream + k));
+                }
+                long t0 = System.nanoTime();
+                tx.add(g);
+                tx.publishAndKick(fe);
+                receive(64, true, "vportd round trip");
+                long t1 = System.nanoTime();
+                stream += 64;
+                int id;
+                while ((id = tx.takeUsed()) >= 0) {
+                    free[freeN++] = id;
+                }
+                if (i >= 0) {
+                    ns[i] = t1 - t0;
+                }
+            }
+            echo.join();
+            while (freeN < RING) { // leave the transmit ring empty for the next round
+                int id;
+                while ((id = tx.takeUsed()) >= 0) {
+                    free[freeN++] = id;
+                }
+                if (freeN < RING) {
+                    tx.await(fe);
+                }
+            }
+            return ns;
+        }
+    }
+
+}
