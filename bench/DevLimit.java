@@ -47,6 +47,8 @@ public final class DevLimit {
     static final Duration WAIT = Duration.ofSeconds(20);
     static final VarHandle U16 = ValueLayout.JAVA_SHORT.varHandle().withInvokeBehavior();
     static final byte[] PATTERN = new byte[PAGE];
+    /** DEVLIMIT_CORRUPT=1 flips one byte of the first guest chain, to show the checker fails the run. */
+    static final boolean CORRUPT = "1".equals(System.getenv("DEVLIMIT_CORRUPT"));
 
     static {
         for (int i = 0; i < PAGE; i++) {
@@ -361,6 +363,10 @@ public final class DevLimit {
             if (!t.join(Duration.ofMinutes(10))) {
                 throw new IOException(t.getName() + " did not finish");
             }
+            rethrow();
+        }
+
+        void rethrow() throws Exception {
             Throwable e = err.get();
             if (e instanceof Mismatch m) {
                 throw m;
@@ -524,9 +530,21 @@ public final class DevLimit {
         }
 
         /** Waits for used entries: arm the interrupt, re-check, then sleep on the call eventfd. */
-        void await(TestFrontend fe) throws IOException {
+        void await(TestFrontend fe) throws Exception {
+            await(fe, null);
+        }
+
+        /** As {@link #await(TestFrontend)}, giving up early when the host side failed. */
+        void await(TestFrontend fe, Side host) throws Exception {
+            long deadline = System.nanoTime() + WAIT.toNanos();
             while (!armAndCheck()) {
-                if (!fe.awaitCall(q, WAIT)) {
+                if (host != null) {
+                    host.rethrow();
+                }
+                if (fe.awaitCall(q, Duration.ofMillis(200))) {
+                    continue;
+                }
+                if (System.nanoTime() > deadline) {
                     throw new IOException("no interrupt on queue " + q + " within " + WAIT);
                 }
             }
@@ -641,6 +659,9 @@ public final class DevLimit {
                         int di = g * k + j;
                         stamp(ram, TX_BUF + TX_SLOT * di, row.descLen, sent + (long) j * row.descLen);
                     }
+                    if (CORRUPT && sent == 0) { // self-test of the checker: one wrong byte must fail the run
+                        ram.set(ValueLayout.JAVA_BYTE, TX_BUF + TX_SLOT * (g * k) + 100, (byte) ~PATTERN[100]);
+                    }
                     tx.add(g * k);
                     sent += row.chunk;
                     inFlight++;
@@ -660,7 +681,7 @@ public final class DevLimit {
                     got = true;
                 }
                 if (!got && (freeN == 0 || sent >= bytes) && inFlight > 0) {
-                    tx.await(fe);
+                    tx.await(fe, reader);
                 }
             }
             reader.join();
@@ -673,14 +694,14 @@ public final class DevLimit {
             long t0 = System.nanoTime();
             rxBase = rxStream;
             Side writer = new Side("host-writer", () -> writeAll(host, bytes, row.chunk));
-            receive(bytes, full, "vportd " + row.name);
+            receive(bytes, full, "vportd " + row.name, writer);
             long t1 = System.nanoTime();
             writer.join();
             return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0);
         }
 
         /** Takes {@code bytes} from the receive ring, checking them and reposting buffers. */
-        void receive(long bytes, boolean full, String what) throws IOException {
+        void receive(long bytes, boolean full, String what, Side host) throws Exception {
             long end = rxStream + bytes;
             while (rxStream < end) {
                 int id;
@@ -697,7 +718,7 @@ public final class DevLimit {
                 if (got) {
                     rx.publishAndKick(fe);
                 } else {
-                    rx.await(fe);
+                    rx.await(fe, host);
                 }
             }
             if (rxStream != end) {
@@ -737,7 +758,7 @@ public final class DevLimit {
                 long t0 = System.nanoTime();
                 tx.add(g);
                 tx.publishAndKick(fe);
-                receive(64, true, "vportd round trip");
+                receive(64, true, "vportd round trip", echo);
                 long t1 = System.nanoTime();
                 stream += 64;
                 int id;
