@@ -113,7 +113,15 @@ public final class DevLimit {
             new Row("host→guest, 1 MiB writes", false, 1 << 20, 1, 4096));
 
     /** One measurement: bytes, nanoseconds, vportd CPU ticks (-1 for the plain socket). */
-    record Sample(long bytes, long nanos, long cpuTicks) {
+    record Sample(long bytes, long nanos, long cpuTicks, long syscalls, long sleeps, long longSleeps) {
+        Sample(long bytes, long nanos) {
+            this(bytes, nanos, -1, -1, -1, -1);
+        }
+
+        double perMiB(long v) {
+            return v / (bytes / (double) (1L << 20));
+        }
+
         double mbps() {
             return bytes / 1e6 / (nanos / 1e9);
         }
@@ -171,6 +179,20 @@ public final class DevLimit {
                 perRow.add(new ArrayList<>());
             }
             double[][] rtt = new double[rounds][];
+            if (!smoke) { // unmeasured: JIT both sides (vportd and this program) before round 1
+                long warm = Math.min(rowBytes, 64L << 20);
+                for (Row row : ROWS) {
+                    if (row.toHost) {
+                        d.guestToHost(row, host, warm, p.pid(), false);
+                    } else {
+                        d.hostToGuest(row, host, warm, p.pid(), false);
+                    }
+                    plain(row, warm, false);
+                }
+                d.roundTrips(host, 2000, false);
+                plainRoundTrips(2000);
+                System.err.printf(Locale.ROOT, "devlimit: warm-up done (%s per row, not measured)%n", human(warm));
+            }
             for (int round = 0; round < rounds; round++) {
                 for (int r = 0; r < ROWS.size(); r++) {
                     Row row = ROWS.get(r);
@@ -179,8 +201,9 @@ public final class DevLimit {
                             : d.hostToGuest(row, host, bytes, p.pid(), smoke);
                     Sample s = plain(row, bytes, smoke);
                     perRow.get(r).add(new Sample[] {v, s});
-                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB%n",
-                            round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v));
+                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms)%n",
+                            round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v),
+                            v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps));
                 }
                 long[] ns = d.roundTrips(host, rtCount, smoke);
                 long[] ref = plainRoundTrips(rtCount);
@@ -204,6 +227,17 @@ public final class DevLimit {
     }
 
     static final int TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+    /** read-type plus write-type system calls of the process so far (syscr + syscw of /proc/PID/io). */
+    static long syscalls(long pid) throws IOException {
+        long n = 0;
+        for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/io"))) {
+            if (line.startsWith("syscr:") || line.startsWith("syscw:")) {
+                n += Long.parseLong(line.substring(6).trim());
+            }
+        }
+        return n;
+    }
 
     static long cpuTicks(long pid) throws IOException {
         String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
@@ -229,18 +263,24 @@ public final class DevLimit {
         b.append(String.format(Locale.ROOT, "%d round(s), %s per row, ring %d, EVENT_IDX; medians over rounds "
                 + "(ratio: median of the per-round ratios); load average at the end %.2f %.2f %.2f%n%n",
                 rounds, human(rowBytes), RING, load[0], load[1], load[2]));
-        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB |\n|---|---:|---:|---:|---:|\n");
+        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB | vportd syscalls/MiB | driver sleeps/MiB | of which ≥ 0.9 ms |\n"
+                + "|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int r = 0; r < ROWS.size(); r++) {
             List<Sample[]> l = perRow.get(r);
             double[] v = new double[l.size()], s = new double[l.size()], q = new double[l.size()], c = new double[l.size()];
+            double[] sc = new double[l.size()], sl = new double[l.size()], ll = new double[l.size()];
             for (int i = 0; i < l.size(); i++) {
                 v[i] = l.get(i)[0].mbps();
                 s[i] = l.get(i)[1].mbps();
                 q[i] = v[i] / s[i];
                 c[i] = cpuMsPerGiB(l.get(i)[0]);
+                Sample x = l.get(i)[0];
+                sc[i] = x.perMiB(x.syscalls);
+                sl[i] = x.perMiB(x.sleeps);
+                ll[i] = x.perMiB(x.longSleeps);
             }
-            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f |%n", ROWS.get(r).name,
-                    median(v), median(s), median(q), median(c)));
+            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f | %.1f | %.2f | %.2f |%n", ROWS.get(r).name,
+                    median(v), median(s), median(q), median(c), median(sc), median(sl), median(ll)));
         }
         double[][] cols = new double[4][rtt.length];
         for (int i = 0; i < rtt.length; i++) {
@@ -404,7 +444,7 @@ public final class DevLimit {
             readAll(b, bytes, readSize, full, "plain " + row.name);
             long t1 = System.nanoTime();
             w.join();
-            return new Sample(bytes, t1 - t0, -1);
+            return new Sample(bytes, t1 - t0);
         }
     }
 
@@ -470,6 +510,12 @@ public final class DevLimit {
         final long desc, avail, used;
         int availIdx, lastKickIdx, lastUsed;
         int lastLen;
+        long sleeps, longSleeps; // driver sleeps on the call eventfd, and those of 0.9 ms or more
+
+        void resetSleeps() {
+            sleeps = 0;
+            longSleeps = 0;
+        }
 
         Ring(TestFrontend fe, int q, long base) throws IOException {
             this.q = q;
@@ -541,7 +587,14 @@ public final class DevLimit {
                 if (host != null) {
                     host.rethrow();
                 }
-                if (fe.awaitCall(q, Duration.ofMillis(200))) {
+                long t0 = System.nanoTime();
+                boolean called = fe.awaitCall(q, Duration.ofMillis(200));
+                long slept = System.nanoTime() - t0;
+                sleeps++;
+                if (slept >= 900_000) {
+                    longSleeps++;
+                }
+                if (called) {
                     continue;
                 }
                 if (System.nanoTime() > deadline) {
@@ -635,6 +688,7 @@ public final class DevLimit {
         }
 
         Sample guestToHost(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
+            Ring ring = tx;
             int k = row.descs;
             int groups = RING / k;
             int[] free = new int[groups];
@@ -646,7 +700,8 @@ public final class DevLimit {
                     tx.setDesc(di, TX_BUF + TX_SLOT * di, row.descLen, j < k - 1 ? 1 : 0, di + 1);
                 }
             }
-            long c0 = cpuTicks(pid);
+            long c0 = cpuTicks(pid), s0 = syscalls(pid);
+            ring.resetSleeps();
             long t0 = System.nanoTime();
             Side reader = new Side("host-reader", () -> readAll(host, bytes, HOST_READ, full, "vportd " + row.name));
             long sent = 0;
@@ -686,18 +741,20 @@ public final class DevLimit {
             }
             reader.join();
             long t1 = System.nanoTime();
-            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0);
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps);
         }
 
         Sample hostToGuest(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
-            long c0 = cpuTicks(pid);
+            Ring ring = rx;
+            long c0 = cpuTicks(pid), s0 = syscalls(pid);
+            ring.resetSleeps();
             long t0 = System.nanoTime();
             rxBase = rxStream;
             Side writer = new Side("host-writer", () -> writeAll(host, bytes, row.chunk));
             receive(bytes, full, "vportd " + row.name, writer);
             long t1 = System.nanoTime();
             writer.join();
-            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0);
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps);
         }
 
         /** Takes {@code bytes} from the receive ring, checking them and reposting buffers. */
