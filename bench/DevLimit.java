@@ -113,9 +113,24 @@ public final class DevLimit {
             new Row("host→guest, 1 MiB writes", false, 1 << 20, 1, 4096));
 
     /** One measurement: bytes, nanoseconds, vportd CPU ticks (-1 for the plain socket). */
-    record Sample(long bytes, long nanos, long cpuTicks, long syscalls, long sleeps, long longSleeps) {
+    /**
+     * One measurement. cpuTicks and syscalls are vportd's; sleeps, longSleeps (0.9 ms or more) and
+     * sleepNanos are the driver's waits on the call eventfd; wakes/dryWakes (guest→host only, else -1):
+     * sleeps after which the driver found used entries, and those where every chain in flight had
+     * come back at once (the device had drained the ring before the completions were published).
+     */
+    record Sample(long bytes, long nanos, long cpuTicks, long syscalls, long sleeps, long longSleeps,
+                  long sleepNanos, long wakes, long dryWakes) {
         Sample(long bytes, long nanos) {
-            this(bytes, nanos, -1, -1, -1, -1);
+            this(bytes, nanos, -1, -1, -1, -1, -1, -1, -1);
+        }
+
+        double asleepPct() {
+            return 100.0 * sleepNanos / nanos;
+        }
+
+        double dryPct() {
+            return wakes <= 0 ? Double.NaN : 100.0 * dryWakes / wakes;
         }
 
         double perMiB(long v) {
@@ -201,9 +216,9 @@ public final class DevLimit {
                             : d.hostToGuest(row, host, bytes, p.pid(), smoke);
                     Sample s = plain(row, bytes, smoke);
                     perRow.get(r).add(new Sample[] {v, s});
-                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms)%n",
+                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %.0f%%%n",
                             round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v),
-                            v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps));
+                            v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(), v.dryPct());
                 }
                 long[] ns = d.roundTrips(host, rtCount, smoke);
                 long[] ref = plainRoundTrips(rtCount);
@@ -263,12 +278,13 @@ public final class DevLimit {
         b.append(String.format(Locale.ROOT, "%d round(s), %s per row, ring %d, EVENT_IDX; medians over rounds "
                 + "(ratio: median of the per-round ratios); load average at the end %.2f %.2f %.2f%n%n",
                 rounds, human(rowBytes), RING, load[0], load[1], load[2]));
-        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB | vportd syscalls/MiB | driver sleeps/MiB | of which ≥ 0.9 ms |\n"
-                + "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB | vportd syscalls/MiB | driver sleeps/MiB | of which ≥ 0.9 ms | driver asleep % | wakes finding the ring drained % |\n"
+                + "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int r = 0; r < ROWS.size(); r++) {
             List<Sample[]> l = perRow.get(r);
             double[] v = new double[l.size()], s = new double[l.size()], q = new double[l.size()], c = new double[l.size()];
             double[] sc = new double[l.size()], sl = new double[l.size()], ll = new double[l.size()];
+            double[] ap = new double[l.size()], dp = new double[l.size()];
             for (int i = 0; i < l.size(); i++) {
                 v[i] = l.get(i)[0].mbps();
                 s[i] = l.get(i)[1].mbps();
@@ -278,9 +294,12 @@ public final class DevLimit {
                 sc[i] = x.perMiB(x.syscalls);
                 sl[i] = x.perMiB(x.sleeps);
                 ll[i] = x.perMiB(x.longSleeps);
+                ap[i] = x.asleepPct();
+                dp[i] = x.dryPct();
             }
-            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f | %.1f | %.2f | %.2f |%n", ROWS.get(r).name,
-                    median(v), median(s), median(q), median(c), median(sc), median(sl), median(ll)));
+            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f | %.1f | %.2f | %.2f | %.0f | %s |%n", ROWS.get(r).name,
+                    median(v), median(s), median(q), median(c), median(sc), median(sl), median(ll), median(ap),
+                    ROWS.get(r).toHost ? String.format(Locale.ROOT, "%.0f", median(dp)) : "–"));
         }
         double[][] cols = new double[4][rtt.length];
         for (int i = 0; i < rtt.length; i++) {
@@ -510,11 +529,12 @@ public final class DevLimit {
         final long desc, avail, used;
         int availIdx, lastKickIdx, lastUsed;
         int lastLen;
-        long sleeps, longSleeps; // driver sleeps on the call eventfd, and those of 0.9 ms or more
+        long sleeps, longSleeps, sleepNanos; // driver sleeps on the call eventfd, those of 0.9 ms or more, time asleep
 
         void resetSleeps() {
             sleeps = 0;
             longSleeps = 0;
+            sleepNanos = 0;
         }
 
         Ring(TestFrontend fe, int q, long base) throws IOException {
@@ -591,6 +611,7 @@ public final class DevLimit {
                 boolean called = fe.awaitCall(q, Duration.ofMillis(200));
                 long slept = System.nanoTime() - t0;
                 sleeps++;
+                sleepNanos += slept;
                 if (slept >= 900_000) {
                     longSleeps++;
                 }
@@ -706,6 +727,9 @@ public final class DevLimit {
             Side reader = new Side("host-reader", () -> readAll(host, bytes, HOST_READ, full, "vportd " + row.name));
             long sent = 0;
             int inFlight = 0;
+            long wakes = 0, dryWakes = 0;
+            int beforeSleep = 0;
+            boolean woke = false;
             while (sent < bytes || inFlight > 0) {
                 boolean added = false;
                 while (freeN > 0 && sent < bytes) {
@@ -727,7 +751,9 @@ public final class DevLimit {
                 }
                 int id;
                 boolean got = false;
+                int reclaimed = 0;
                 while ((id = tx.takeUsed()) >= 0) {
+                    reclaimed++;
                     if (id % k != 0 || id / k >= groups) {
                         throw new Mismatch("used id " + id + " is not a chain head");
                     }
@@ -735,13 +761,23 @@ public final class DevLimit {
                     inFlight--;
                     got = true;
                 }
+                if (woke && reclaimed > 0) {
+                    wakes++;
+                    if (reclaimed == beforeSleep) {
+                        dryWakes++;
+                    }
+                    woke = false;
+                }
                 if (!got && (freeN == 0 || sent >= bytes) && inFlight > 0) {
+                    beforeSleep = inFlight;
                     tx.await(fe, reader);
+                    woke = true;
                 }
             }
             reader.join();
             long t1 = System.nanoTime();
-            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps);
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps,
+                    ring.sleepNanos, wakes, dryWakes);
         }
 
         Sample hostToGuest(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
@@ -754,7 +790,8 @@ public final class DevLimit {
             receive(bytes, full, "vportd " + row.name, writer);
             long t1 = System.nanoTime();
             writer.join();
-            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps);
+            return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps,
+                    ring.sleepNanos, -1, -1);
         }
 
         /** Takes {@code bytes} from the receive ring, checking them and reposting buffers. */
