@@ -35,7 +35,11 @@ abstract class StreamEndpoint implements Endpoint {
     private String pausedWho;
     private long resumeAt;
     private long pauseMs = ACCEPT_PAUSE_MIN_MS;
-    private long acceptFailures;
+    private final io.vportd.telemetry.MetricSet metrics = new io.vportd.telemetry.MetricSet();
+    private final io.vportd.telemetry.Counter acceptFailures = metrics.counter("vportd_port_accept_failures_total",
+            "Failed accepts on a port's listener (out of descriptors: the listener rests, then comes back).");
+    private final io.vportd.telemetry.Counter clientsRefused = metrics.counter("vportd_port_clients_refused_total",
+            "Host clients closed at once because another one was connected.");
 
     StreamEndpoint(String label) {
         this.label = label;
@@ -80,6 +84,7 @@ abstract class StreamEndpoint implements Endpoint {
             }
             pauseMs = ACCEPT_PAUSE_MIN_MS;
             if (peer != null) {
+                clientsRefused.increment();
                 peerLog.log(Level.WARNING, "{0}: a {1} is already connected; refusing another", label, who);
                 Io.close(fd);
                 continue;
@@ -100,7 +105,7 @@ abstract class StreamEndpoint implements Endpoint {
      * readiness set and comes back after a back-off ({@link #tick}). One log line per pause.
      */
     private void acceptFailed(Fd listener, String who, int errno) {
-        acceptFailures++;
+        long failures = acceptFailures.increment();
         if (errno != Errno.EMFILE && errno != Errno.ENFILE && errno != Errno.ENOBUFS && errno != Errno.ENOMEM) {
             peerLog.log(Level.WARNING, "{0}: accept failed: {1}", label, Errno.describe(errno));
             return;
@@ -110,13 +115,19 @@ abstract class StreamEndpoint implements Endpoint {
         pausedWho = who;
         resumeAt = System.nanoTime() + pauseMs * 1_000_000L;
         LOG.log(Level.WARNING, "{0}: cannot accept a {1}: {2}; not listening for {3} ms ({4} failed accepts so far)",
-                label, who, Errno.describe(errno), Long.toString(pauseMs), Long.toString(acceptFailures));
+                label, who, Errno.describe(errno), Long.toString(pauseMs), Long.toString(failures));
         pauseMs = Math.min(ACCEPT_PAUSE_MAX_MS, pauseMs * 2);
     }
 
     /** Accepts that failed so far (each also logged or paused the listener). */
     final long acceptFailures() {
-        return acceptFailures;
+        return acceptFailures.get();
+    }
+
+    /** Accept failures and refused second clients, exported per port. */
+    @Override
+    public io.vportd.telemetry.MetricSet metrics() {
+        return metrics;
     }
 
     /** True while the listener rests after running out of descriptors. */

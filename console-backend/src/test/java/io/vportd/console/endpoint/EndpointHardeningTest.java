@@ -52,6 +52,9 @@ class EndpointHardeningTest {
             }
             assertFalse(e.connected());
             assertEquals(1, e.acceptFailures());
+            assertEquals(1, e.metrics().metrics().stream()
+                    .filter(m -> m.name().equals("vportd_port_accept_failures_total"))
+                    .findFirst().orElseThrow().value().getAsLong(), "counted where metrics see it");
             assertTrue(e.listenerPaused());
             // Without the pause the listener stays in the set and stays readable: a busy loop.
             assertEquals(List.of("unwatch"), host.calls, "the readable listener left the readiness set");
