@@ -4,14 +4,19 @@ import io.vportd.console.api.DataPlanePorts;
 import io.vportd.console.api.ManagementServer;
 import io.vportd.console.api.MetricsHttpServer;
 import io.vportd.console.cli.DaemonConfig;
+import io.vportd.console.cli.HostPort;
 import io.vportd.console.cli.UsageException;
 import io.vportd.console.cli.VportdCommand;
 import io.vportd.console.ctl.CtlCommand;
 import io.vportd.console.device.ConsoleDevice;
+import io.vportd.console.handover.HandoverServer;
+import io.vportd.console.handover.TakeOver;
+import io.vportd.console.handover.Restored;
 import io.vportd.telemetry.MetricRegistry;
 import io.vportd.telemetry.MetricSet;
 import io.vportd.vhost.VhostUserServer;
 import java.lang.System.Logger.Level;
+import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 
 /** The vportd daemon: parse the command line, build the device, serve vhost-user until stopped. */
@@ -19,6 +24,10 @@ public final class Main {
 
     /** Exit status when the data-plane thread ends on its own (a supervisor should restart vportd). */
     static final int DATA_PLANE_DIED = 70;
+    /** Exit status of a --take-over that received state it cannot use (the running daemon resumed). */
+    static final int TAKE_OVER_REFUSED = 2;
+
+    private static final System.Logger LOG = System.getLogger("vportd");
 
     private Main() {
     }
@@ -50,7 +59,10 @@ public final class Main {
             return;
         }
         Logging.configure(config.logLevel());
-        System.Logger log = System.getLogger("vportd");
+        if (config.takeOver()) {
+            takeOver(config);
+            return;
+        }
         ConsoleDevice device;
         VhostUserServer server;
         try {
@@ -70,27 +82,87 @@ public final class Main {
             System.exit(1);
             return;
         }
+        LOG.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",
+                config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
+        serve(config.socketPath(), config.apiSocket(), config.metricsListen(), config.allowUnsealedMemory(), device,
+                server, null);
+    }
+
+    /** {@code --take-over}: receive the running daemon's device, rebuild it, and serve once it lets go. */
+    private static void takeOver(DaemonConfig config) {
+        TakeOver link;
+        try {
+            link = TakeOver.connect(config.socketPath());
+        } catch (java.io.IOException e) {
+            System.err.println("vportd: --take-over: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
+        Restored r;
+        try {
+            r = Restored.from(link, config.socketPath());
+        } catch (java.io.IOException | RuntimeException e) {
+            // Nothing shared with the running daemon may be closed in a way it would notice: no
+            // cleanup, no shutdown hooks (they remove socket files). It resumes on its own.
+            System.err.println("vportd: --take-over: " + e.getMessage() + "; the running vportd serves on");
+            Logging.flush();
+            Runtime.getRuntime().halt(TAKE_OVER_REFUSED);
+            return;
+        }
+        try {
+            link.ready();
+        } catch (java.io.IOException e) {
+            System.err.println("vportd: --take-over: " + e.getMessage());
+            Logging.flush();
+            Runtime.getRuntime().halt(1);
+            return;
+        }
+        link.close();
+        r.device().dataPlane().thaw();
+        r.vhost().start();
+        long pausedMicros = (System.nanoTime() - r.frozenAtNanos()) / 1000;
+        LOG.log(Level.INFO, "hand-over complete: serving {0} port(s) on {1}; the guest''s ports were paused {2} ms",
+                r.portCount(), config.socketPath(), String.format(java.util.Locale.ROOT, "%.1f", pausedMicros / 1000.0));
+        HostPort metrics = config.metricsListen() != null ? config.metricsListen()
+                : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
+        serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(),
+                r.handoverListener());
+    }
+
+    /** Everything around a serving device: management API, metrics, the hand-over socket, shutdown. */
+    private static void serve(Path socketPath, Path apiSocket, HostPort metricsListen, boolean allowUnsealedMemory,
+                              ConsoleDevice device, VhostUserServer server, io.vportd.sys.Fd handedListener) {
         // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
         device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
-            log.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
+            LOG.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
             System.exit(DATA_PLANE_DIED);
         }));
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
+        HandoverServer handover = null;
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
             registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
-            if (config.apiSocket() != null) {
-                api = ManagementServer.start(config.apiSocket(), ports);
+            if (apiSocket != null) {
+                api = handedListener != null ? ManagementServer.replacing(apiSocket, ports)
+                        : ManagementServer.start(apiSocket, ports);
                 device.dataPlane().metrics().register(api.metrics());
                 device.dataPlane().setEventListener(api);
             }
-            if (config.metricsListen() != null) {
-                metrics = MetricsHttpServer.start(config.metricsListen(), ports::metrics);
+            if (metricsListen != null) {
+                metrics = handedListener != null ? MetricsHttpServer.startRetrying(metricsListen, ports::metrics)
+                        : MetricsHttpServer.start(metricsListen, ports::metrics);
             }
+            HandoverServer.Context context = new HandoverServer.Context(socketPath, apiSocket,
+                    metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
+                    device.dataPlane(), Main::exitAfterHandover);
+            handover = handedListener != null ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
         } catch (Exception e) {
             if (api != null) {
                 api.close();
+            }
+            if (metrics != null) {
+                metrics.close();
             }
             try {
                 server.close();
@@ -98,15 +170,17 @@ public final class Main {
                 e.addSuppressed(closing);
             }
             device.close();
-            System.err.println("vportd: cannot start the management API or metrics: " + e.getMessage());
+            System.err.println("vportd: cannot start the management API, metrics or the hand-over socket: " + e.getMessage());
             System.exit(1);
             return;
         }
         ManagementServer apiServer = api;
         MetricsHttpServer metricsServer = metrics;
+        HandoverServer handoverServer = handover;
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            log.log(Level.INFO, "shutting down");
+            LOG.log(Level.INFO, "shutting down");
+            handoverServer.close();
             if (metricsServer != null) {
                 metricsServer.close();
             }
@@ -117,19 +191,27 @@ public final class Main {
             try {
                 server.close();
             } catch (Exception e) {
-                log.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
+                LOG.log(Level.WARNING, "closing the vhost-user server: {0}", e.getMessage());
             }
             device.close();
             io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));
-        log.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",
-                config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
         try {
             stopped.await();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /**
+     * The next process serves now: leave at once, without shutdown hooks (they would close the
+     * device and remove socket files the next process uses) and with every descriptor left open
+     * for it.
+     */
+    private static void exitAfterHandover() {
+        Logging.flush();
+        Runtime.getRuntime().halt(0);
     }
 }

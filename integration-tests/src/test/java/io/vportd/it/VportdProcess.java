@@ -41,13 +41,8 @@ public final class VportdProcess implements AutoCloseable {
 
     /** Starts vportd with these arguments and waits until its vhost-user socket exists. */
     public static VportdProcess start(String name, Path socket, List<String> args, Duration within) throws IOException {
-        String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(),
-                "--socket-path", socket.toString()));
-        cmd.addAll(args);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
-        VportdProcess v = new VportdProcess(name, p);
+        VportdProcess v = launch(name, socket, args);
+        Process p = v.process;
         try {
             Await.until("vportd to listen on " + socket, within, () -> {
                 if (!p.isAlive()) {
@@ -60,6 +55,50 @@ public final class VportdProcess implements AutoCloseable {
             throw e;
         }
         return v;
+    }
+
+    /** Starts vportd with these arguments and returns at once (e.g. {@code --take-over}, whose socket exists already). */
+    public static VportdProcess launch(String name, Path socket, List<String> args) throws IOException {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(),
+                "--socket-path", socket.toString()));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        return new VportdProcess(name, p);
+    }
+
+    /** Waits until the log has a line containing {@code text}; fails (with the log) if the process ends first. */
+    public String awaitLog(String text, Duration within) {
+        return Await.value(name + " to log '" + text + "'", within, () -> {
+            for (String line : log().split("\n")) {
+                if (line.contains(text)) {
+                    return java.util.Optional.of(line);
+                }
+            }
+            if (!process.isAlive()) {
+                throw new IllegalStateException("vportd " + name + " exited with " + process.exitValue() + ":\n" + log());
+            }
+            return java.util.Optional.empty();
+        });
+    }
+
+    /** Waits for the process to end and returns its exit status; fails if it is still running after {@code within}. */
+    public int awaitExit(Duration within) {
+        try {
+            if (!process.waitFor(within.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new AssertionError("vportd " + name + " still runs after " + within.toSeconds() + " s:\n" + log());
+            }
+            pump.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+        return process.exitValue();
+    }
+
+    public long pid() {
+        return process.pid();
     }
 
     private void pumpLog() {

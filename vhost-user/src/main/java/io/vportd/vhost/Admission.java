@@ -60,7 +60,8 @@ final class Admission {
 
     /**
      * Checks one memory region (size, offset, unsigned range, file size, seals) and maps it
-     * MAP_SHARED in its own shared arena; the descriptor stays the caller's.
+     * MAP_SHARED in its own shared arena. On success the mapping owns {@code fd} (kept open for a
+     * live hand-over, closed when the region is unmapped); on failure it stays the caller's.
      */
     static MemoryTable.Mapping map(Request r, Codec.MemRegion m, Fd fd, boolean allowUnsealedMemory, VhostStats stats)
             throws VhostProtocolException {
@@ -103,7 +104,7 @@ final class Admission {
         try {
             MemorySegment whole = MemFd.mapShared(fd.fd(), pageOff, lead + m.size(), arena);
             MemorySegment seg = whole.asSlice(lead, m.size());
-            return new MemoryTable.Mapping(new GuestRegion(m.guestAddr(), m.size(), m.userAddr(), seg), arena);
+            return new MemoryTable.Mapping(new GuestRegion(m.guestAddr(), m.size(), m.userAddr(), seg), arena, m, fd);
         } catch (NativeException | IllegalArgumentException e) {
             arena.close();
             throw new VhostProtocolException(what + ": " + e.getMessage(), e);

@@ -26,11 +26,21 @@ public final class MemoryTable implements AutoCloseable {
     static final class Mapping {
         final GuestRegion region;
         private final Arena arena;
+        /** The region as the frontend described it (a live hand-over describes it again). */
+        final Codec.MemRegion source;
+        /** The memory file, kept open so a live hand-over can pass it on; closed with the mapping. */
+        final io.vportd.sys.Fd file;
         private final AtomicInteger holders = new AtomicInteger(1); // the session's own hold
 
         Mapping(GuestRegion region, Arena arena) {
+            this(region, arena, null, null);
+        }
+
+        Mapping(GuestRegion region, Arena arena, Codec.MemRegion source, io.vportd.sys.Fd file) {
             this.region = region;
             this.arena = arena;
+            this.source = source;
+            this.file = file;
         }
 
         void hold() {
@@ -44,6 +54,9 @@ public final class MemoryTable implements AutoCloseable {
             int left = holders.decrementAndGet();
             if (left == 0) {
                 arena.close();
+                if (file != null) {
+                    file.closeQuietly();
+                }
             } else if (left < 0) {
                 throw new IllegalStateException("mapping " + region + " released more often than held");
             }

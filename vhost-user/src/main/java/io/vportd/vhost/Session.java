@@ -537,6 +537,7 @@ public final class Session implements AutoCloseable {
         try {
             for (int i = 0; i < regions.size(); i++) {
                 fresh.add(map(r, regions.get(i), fds[i]));
+                fds[i] = null; // the mapping owns the file now
             }
             swapMemory(r, fresh);
         } finally {
@@ -553,6 +554,7 @@ public final class Session implements AutoCloseable {
             throw new VhostProtocolException(r + ": all " + MAX_MEM_SLOTS + " memory slots are in use");
         }
         MemoryTable.Mapping added = map(r, m, fds[0]);
+        fds[0] = null; // the mapping owns the file now
         List<MemoryTable.Mapping> next = new ArrayList<>(mapped);
         next.add(added);
         try {
@@ -668,6 +670,92 @@ public final class Session implements AutoCloseable {
         }
         errors.addSuppressed(e);
         return errors;
+    }
+
+    // ---- live hand-over -------------------------------------------------------------------
+
+    /**
+     * One message that rebuilds part of this session in another process. The descriptors are this
+     * session's (still owned by it); the hand-over passes them on with SCM_RIGHTS.
+     */
+    public record Replay(int request, byte[] payload, int[] fds) {
+    }
+
+    /** Rings stopped by {@link #suspendForHandover}, started again by {@link #resumeAfterHandover}. */
+    private List<Queue> suspended = List.of();
+
+    /**
+     * Stops every running ring (the device hands held chains back and keeps what the host already
+     * took of them) and describes the whole session as the messages a frontend would send to build
+     * it again: protocol features, owner, features, the memory table, and per ring its size, base
+     * (the stopped ring's next available index), addresses, call, enable and kick. Fed to a fresh
+     * {@link Session} in the next process, they start the same rings at the same places.
+     */
+    public List<Replay> suspendForHandover() {
+        List<Queue> stopped = new ArrayList<>();
+        for (Queue q : queues) {
+            if (stop(q)) {
+                stopped.add(q);
+            }
+        }
+        suspended = stopped;
+        List<Replay> out = new ArrayList<>();
+        if (protocolSet) {
+            out.add(new Replay(Request.SET_PROTOCOL_FEATURES.code, Codec.u64(ackedProtocol), new int[0]));
+        }
+        if (owner) {
+            out.add(new Replay(Request.SET_OWNER.code, new byte[0], new int[0]));
+        }
+        if (featuresSet) {
+            out.add(new Replay(Request.SET_FEATURES.code, Codec.u64(ackedFeatures), new int[0]));
+        }
+        if (!mapped.isEmpty()) {
+            if (mapped.size() <= Codec.MAX_MEM_TABLE_REGIONS) {
+                List<Codec.MemRegion> regions = new ArrayList<>();
+                int[] files = new int[mapped.size()];
+                for (int i = 0; i < mapped.size(); i++) {
+                    regions.add(mapped.get(i).source);
+                    files[i] = mapped.get(i).file.fd();
+                }
+                out.add(new Replay(Request.SET_MEM_TABLE.code, Codec.memTable(regions), files));
+            } else {
+                for (MemoryTable.Mapping m : mapped) { // only reachable with CONFIGURE_MEM_SLOTS
+                    out.add(new Replay(Request.ADD_MEM_REG.code, Codec.singleRegion(m.source), new int[] {m.file.fd()}));
+                }
+            }
+        }
+        for (Queue q : queues) {
+            if (q.size == 0 && !q.addrSet && q.kick == null && q.call == null && q.enabled == null && q.base == 0) {
+                continue;
+            }
+            if (q.size != 0) {
+                out.add(new Replay(Request.SET_VRING_NUM.code, Codec.vringState(q.index, q.size), new int[0]));
+            }
+            out.add(new Replay(Request.SET_VRING_BASE.code, Codec.vringState(q.index, q.base), new int[0]));
+            if (q.addrSet) {
+                out.add(new Replay(Request.SET_VRING_ADDR.code,
+                        Codec.vringAddr(new Codec.VringAddr(q.index, 0, q.descUser, q.usedUser, q.availUser, 0)), new int[0]));
+            }
+            if (q.call != null) {
+                out.add(new Replay(Request.SET_VRING_CALL.code, Codec.u64(q.index), new int[] {q.call.fd()}));
+            }
+            if (q.enabled != null) {
+                out.add(new Replay(Request.SET_VRING_ENABLE.code, Codec.vringState(q.index, q.enabled ? 1 : 0), new int[0]));
+            }
+            if (q.kick != null) {
+                out.add(new Replay(Request.SET_VRING_KICK.code, Codec.u64(q.index), new int[] {q.kick.fd()}));
+            }
+        }
+        return out;
+    }
+
+    /** The hand-over did not happen: every ring {@link #suspendForHandover} stopped runs again where it was. */
+    public void resumeAfterHandover() throws VhostProtocolException {
+        List<Queue> again = suspended;
+        suspended = List.of();
+        for (Queue q : again) {
+            maybeStart(Request.SET_VRING_KICK, q);
+        }
     }
 
     /** True once the frontend sent SET_OWNER. */

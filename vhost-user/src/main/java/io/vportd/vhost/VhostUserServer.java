@@ -17,7 +17,9 @@ import java.nio.file.Path;
 import io.vportd.telemetry.LogLimiter;
 import io.vportd.telemetry.SharedCounter;
 import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
@@ -81,6 +83,15 @@ public final class VhostUserServer implements AutoCloseable {
     /** Lines any client of the socket can cause by connecting, failing or leaving. */
     private final LogLimiter connectionLog = new LogLimiter(LOG);
 
+    /** Wakes the server thread out of accept or receive waits: close, or a hand-over asking it to stop. */
+    private final Fd wake;
+    /** Set by {@link #suspend}; taken by the server thread at its next message boundary. */
+    private final AtomicReference<CompletableFuture<Suspension>> suspendRequest = new AtomicReference<>();
+    /** A session handed over by the previous process, served first (null otherwise). */
+    private Fd adoptedConnection;
+    private Wire adoptedWire;
+    private Session adoptedSession;
+
     public VhostUserServer(Path socketPath, VhostUserBackend backend) throws IOException {
         this(socketPath, backend, Options.defaults());
     }
@@ -91,9 +102,74 @@ public final class VhostUserServer implements AutoCloseable {
         this.options = Objects.requireNonNull(options, "options");
         removeStaleSocket(socketPath);
         this.listener = UnixSockets.listen(socketPath, BACKLOG);
+        this.wake = wakeFd(listener);
         backend.bind(this::endSession);
         this.thread = Thread.ofPlatform().name("vhost-user " + socketPath.getFileName()).daemon(true)
                 .unstarted(this::run);
+    }
+
+    /**
+     * Takes over a listener (and a frontend's connection, if one was being served) from the process
+     * that served {@code socketPath} before: nothing is bound or removed. The previous session is
+     * rebuilt from {@code replay} (the messages {@link Session#suspendForHandover} produced, with
+     * their descriptors received into this process); its rings start on the backend at once.
+     * Serving the connection begins with {@link #start()}.
+     *
+     * @throws VhostProtocolException a replayed message was refused (the listener, the connection and
+     *                                every descriptor are closed; the caller's process must give up)
+     */
+    public static VhostUserServer adopt(Path socketPath, VhostUserBackend backend, Options options, Fd listener,
+                                        Fd connection, List<Session.Message> replay) throws IOException {
+        VhostUserServer s = new VhostUserServer(socketPath, backend, options, listener);
+        if (connection == null) {
+            replay.forEach(m -> java.util.Arrays.stream(m.fds()).filter(Objects::nonNull).forEach(Fd::closeQuietly));
+            return s;
+        }
+        Wire wire = new Wire(connection.fd(), s.stats);
+        Session session = new Session(backend, wire::send, s.stats, options.allowUnsealedMemory());
+        try {
+            for (int i = 0; i < replay.size(); i++) {
+                session.handle(replay.get(i));
+            }
+        } catch (IOException | RuntimeException e) {
+            for (int i = 0; i < replay.size(); i++) {
+                java.util.Arrays.stream(replay.get(i).fds()).filter(Objects::nonNull).forEach(Fd::closeQuietly);
+            }
+            try {
+                session.close();
+            } catch (IOException closing) {
+                e.addSuppressed(closing);
+            }
+            wire.close();
+            connection.closeQuietly();
+            s.wake.closeQuietly();
+            listener.closeQuietly();
+            throw e;
+        }
+        s.adoptedConnection = connection;
+        s.adoptedWire = wire;
+        s.adoptedSession = session;
+        return s;
+    }
+
+    private VhostUserServer(Path socketPath, VhostUserBackend backend, Options options, Fd listener) throws IOException {
+        this.socketPath = Objects.requireNonNull(socketPath, "socketPath");
+        this.backend = Objects.requireNonNull(backend, "backend");
+        this.options = Objects.requireNonNull(options, "options");
+        this.listener = listener;
+        this.wake = wakeFd(listener);
+        backend.bind(this::endSession);
+        this.thread = Thread.ofPlatform().name("vhost-user " + socketPath.getFileName()).daemon(true)
+                .unstarted(this::run);
+    }
+
+    private static Fd wakeFd(Fd listener) throws IOException {
+        try {
+            return io.vportd.sys.EventFd.create(0, io.vportd.sys.EventFd.EFD_NONBLOCK | io.vportd.sys.EventFd.EFD_CLOEXEC);
+        } catch (IOException | RuntimeException e) {
+            listener.closeQuietly();
+            throw e;
+        }
     }
 
     /** Starts serving; returns this. */
@@ -158,7 +234,22 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     private void run() {
+        if (adoptedConnection != null) {
+            Fd conn = adoptedConnection;
+            adoptedConnection = null;
+            serve(conn, adoptedWire, adoptedSession);
+        }
         while (!closing) {
+            int ready = await(listener.fd(), Long.MAX_VALUE);
+            if (ready == SUSPEND) {
+                if (suspendHere(null, null)) {
+                    return;
+                }
+                continue;
+            }
+            if (ready != READABLE) {
+                continue;
+            }
             int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
                 if (closing) {
@@ -192,34 +283,176 @@ public final class VhostUserServer implements AutoCloseable {
         }
     }
 
-    /** Waits until the new connection has something to read (or hung up); false on timeout. */
-    private boolean firstMessageArrives(int fd) throws IOException {
+    private static final int TIMEOUT = 0;
+    private static final int READABLE = 1;
+    private static final int SUSPEND = 2;
+
+    /**
+     * Waits until {@code fd} is readable (or hung up), a suspension is asked for, or the deadline
+     * ({@link System#nanoTime()}, {@code Long.MAX_VALUE} for none) passes.
+     */
+    private int await(int fd, long deadline) {
         try (Fd ep = Epoll.create(); Arena arena = Arena.ofConfined()) {
-            MemorySegment ev = Epoll.allocateEvents(arena, 1);
-            int r = Epoll.ctl(ep.fd(), Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN | Epoll.EPOLLRDHUP, 0);
+            MemorySegment ev = Epoll.allocateEvents(arena, 2);
+            int r = Epoll.ctl(ep.fd(), Epoll.EPOLL_CTL_ADD, fd, Epoll.EPOLLIN | Epoll.EPOLLRDHUP, 1);
             if (r < 0) {
-                throw new NativeException("epoll_ctl(vhost-user connection)", -r);
+                throw new NativeException("epoll_ctl(vhost-user socket)", -r);
             }
-            long deadline = System.nanoTime() + options.handshakeTimeout().toNanos();
+            r = Epoll.ctl(ep.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, 2);
+            if (r < 0) {
+                throw new NativeException("epoll_ctl(vhost-user wake eventfd)", -r);
+            }
             while (true) {
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    return false;
+                if (suspendRequest.get() != null) {
+                    return SUSPEND;
                 }
-                int n = Epoll.poll(ep.fd(), ev, 1, (int) Math.max(1, Math.min(left / 1_000_000, Integer.MAX_VALUE)));
-                if (n > 0) {
-                    return true;
+                if (closing) {
+                    return READABLE; // the caller's next call fails on the shut-down socket
                 }
+                int timeout = -1;
+                if (deadline != Long.MAX_VALUE) {
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) {
+                        return TIMEOUT;
+                    }
+                    timeout = (int) Math.max(1, Math.min(left / 1_000_000, Integer.MAX_VALUE));
+                }
+                int n = Epoll.poll(ep.fd(), ev, 2, timeout);
                 if (n < 0 && n != -Errno.EINTR) {
-                    throw new NativeException("epoll_wait(vhost-user connection)", -n);
+                    throw new NativeException("epoll_wait(vhost-user socket)", -n);
+                }
+                boolean readable = false;
+                for (int i = 0; i < n; i++) {
+                    if (Epoll.eventData(ev, i) == 2) {
+                        io.vportd.sys.EventFd.drain(wake.fd());
+                    } else {
+                        readable = true;
+                    }
+                }
+                if (readable && suspendRequest.get() == null) {
+                    return READABLE;
                 }
             }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
+    // ---- live hand-over ------------------------------------------------------------------
+
+    /**
+     * What a suspended server hands to a live hand-over: its descriptors (still its own) and the
+     * session rebuilt as messages. Exactly one of {@link #resume} or {@link #handedOver} must follow.
+     *
+     * @param listenerFd   the listening socket
+     * @param connectionFd the frontend's connection, or -1 when none is being served
+     * @param replay       the session as messages (empty without a connection)
+     */
+    public record Suspension(int listenerFd, int connectionFd, List<Session.Replay> replay,
+                             CompletableFuture<Boolean> decision) {
+        /** The hand-over failed: the server starts the rings again and goes on serving. */
+        public void resume() {
+            decision.complete(Boolean.TRUE);
+        }
+
+        /** The next process serves now: this server never touches the connection again. */
+        public void handedOver() {
+            decision.complete(Boolean.FALSE);
+        }
+    }
+
+    /**
+     * Stops the server at its next message boundary (never inside a message), stops every ring and
+     * describes the session; the frontend's next messages wait in the socket for whoever serves
+     * next. Blocks until the server thread has done so.
+     *
+     * @throws IOException the server did not stop within {@code timeout} (it then stops on its own
+     *                     later and resumes at once), or it is closing
+     */
+    public Suspension suspend(Duration timeout) throws IOException {
+        CompletableFuture<Suspension> request = new CompletableFuture<>();
+        if (!suspendRequest.compareAndSet(null, request)) {
+            throw new IOException("a hand-over is already in progress");
+        }
+        io.vportd.sys.EventFd.signal(wake.fd());
+        try {
+            return request.get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            if (!request.cancel(false)) {
+                Suspension late = request.join();
+                late.resume();
+            }
+            throw new IOException("the vhost-user server did not reach a message boundary within " + timeout.toMillis() + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while suspending the vhost-user server", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IOException("suspending the vhost-user server failed: " + e.getCause().getMessage(), e.getCause());
+        }
+    }
+
+    /**
+     * On the server thread, at a message boundary: answers a suspension and waits for its outcome.
+     * Returns true when the next process took over: the caller must stop serving at once.
+     */
+    private boolean suspendHere(Session session, Fd conn) {
+        CompletableFuture<Suspension> request = suspendRequest.get();
+        if (request == null) {
+            return false;
+        }
+        CompletableFuture<Boolean> decision = new CompletableFuture<>();
+        Suspension s;
+        try {
+            s = new Suspension(listener.fd(), conn == null ? -1 : conn.fd(),
+                    session == null ? List.of() : session.suspendForHandover(), decision);
+        } catch (RuntimeException e) {
+            suspendRequest.set(null);
+            request.completeExceptionally(e);
+            return false;
+        }
+        if (!request.complete(s)) { // the asker gave up meanwhile
+            s.resume();
+        }
+        boolean resume = decision.join();
+        if (!resume) {
+            LOG.log(System.Logger.Level.INFO, "vhost-user {0}: handed over to the next process", socketPath);
+            while (!closing) { // the process exits; this thread must not read the connection again
+                LockSupport.park(this);
+            }
+            return true;
+        }
+        if (session != null) {
+            try {
+                session.resumeAfterHandover();
+            } catch (VhostProtocolException e) {
+                LOG.log(System.Logger.Level.ERROR, "vhost-user {0}: restarting rings after a failed hand-over: {1}",
+                        socketPath, e.getMessage());
+            }
+        }
+        suspendRequest.set(null);
+        LOG.log(System.Logger.Level.INFO, "vhost-user {0}: hand-over did not happen; serving again", socketPath);
+        return false;
+    }
+
     private void serve(Fd conn) {
+        Wire wire;
+        try {
+            wire = new Wire(conn.fd(), stats);
+        } catch (RuntimeException e) {
+            lastError.set(String.valueOf(e.getMessage()));
+            LOG.log(System.Logger.Level.ERROR, "vhost-user: session could not start", e);
+            conn.closeQuietly();
+            sessionsFailed.incrementAndGet();
+            return;
+        }
+        serve(conn, wire, null);
+    }
+
+    /** Serves one frontend; {@code restored} is a session handed over by the previous process, or null. */
+    private void serve(Fd conn, Wire wire, Session restored) {
         sessionsStarted.incrementAndGet();
-        connectionLog.log(System.Logger.Level.INFO, "vhost-user: frontend connected on {0}", socketPath);
+        connectionLog.log(System.Logger.Level.INFO, restored != null ? "vhost-user: serving the frontend handed over on {0}"
+                : "vhost-user: frontend connected on {0}", socketPath);
         synchronized (connectionLock) {
             connection = conn.fd();
             endRequested = null;
@@ -228,10 +461,19 @@ public final class VhostUserServer implements AutoCloseable {
             }
         }
         boolean failed = false;
-        try (Wire wire = new Wire(conn.fd(), stats)) {
-            Session session = new Session(backend, wire::send, stats, options.allowUnsealedMemory());
+        try (wire) {
+            Session session = restored != null ? restored
+                    : new Session(backend, wire::send, stats, options.allowUnsealedMemory());
             try {
-                if (!firstMessageArrives(conn.fd())) {
+                long deadline = System.nanoTime() + options.handshakeTimeout().toNanos();
+                int first;
+                while (restored == null && (first = await(conn.fd(), deadline)) != READABLE) {
+                    if (first == SUSPEND) {
+                        if (suspendHere(session, conn)) {
+                            return;
+                        }
+                        continue;
+                    }
                     failed = true;
                     stats.idleHandshakes.incrementAndGet();
                     String why = "frontend sent nothing within " + options.handshakeTimeout().toMillis() + " ms; dropping it";
@@ -241,7 +483,16 @@ public final class VhostUserServer implements AutoCloseable {
                     return;
                 }
                 Session.Message m;
-                while ((m = wire.receive()) != null) {
+                while (true) {
+                    if (await(conn.fd(), Long.MAX_VALUE) == SUSPEND) {
+                        if (suspendHere(session, conn)) {
+                            return;
+                        }
+                        continue;
+                    }
+                    if ((m = wire.receive()) == null) {
+                        break;
+                    }
                     session.handle(m);
                 }
                 String requested = requestedEnd();
@@ -303,6 +554,8 @@ public final class VhostUserServer implements AutoCloseable {
         }
         closing = true;
         Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR); // wakes a blocked accept
+        io.vportd.sys.EventFd.signal(wake.fd());
+        LockSupport.unpark(thread); // a server that handed over waits for this
         synchronized (connectionLock) {
             if (connection >= 0) {
                 Sockets.shutdown(connection, Sockets.SHUT_RDWR); // wakes a blocked receive
@@ -317,6 +570,7 @@ public final class VhostUserServer implements AutoCloseable {
             }
         }
         IOException errors = null;
+        wake.closeQuietly();
         try {
             listener.close();
         } catch (IOException e) {

@@ -24,7 +24,8 @@ public final class Wire implements AutoCloseable {
     public static final int MAX_FDS = 8;
 
     private final int socket;
-    private final Arena arena = Arena.ofConfined();
+    // Shared, not confined: after a live hand-over the wire is made on one thread and used on the server's.
+    private final Arena arena = Arena.ofShared();
     private final MemorySegment buf = arena.allocate(Codec.HEADER_SIZE + Codec.MAX_PAYLOAD, 8);
     private final int[] fdScratch = new int[MAX_FDS];
     private final VhostStats stats;

@@ -69,11 +69,33 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             SocketFiles.removeStale(path, "--api-socket");
         }
+        return serve(path, path, ports);
+    }
+
+    /**
+     * After a live hand-over: binds a fresh socket beside {@code path} and renames it over the
+     * previous process's one, so a client connecting meanwhile reaches one or the other, never
+     * nothing. Clients still connected to the previous process lose their connection when it exits.
+     */
+    public static ManagementServer replacing(Path path, PortManager ports) throws IOException {
+        Path fresh = path.resolveSibling(path.getFileName() + ".new");
+        Files.deleteIfExists(fresh);
+        ManagementServer s = serve(fresh, path, ports);
+        try {
+            Files.move(fresh, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            s.close();
+            throw e;
+        }
+        return s;
+    }
+
+    private static ManagementServer serve(Path bindAt, Path path, PortManager ports) throws IOException {
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            ch.bind(UnixDomainSocketAddress.of(path), 8);
+            ch.bind(UnixDomainSocketAddress.of(bindAt), 8);
             // With the usual umask others cannot connect before this (connect needs write permission).
-            Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
+            Files.setPosixFilePermissions(bindAt, PosixFilePermissions.fromString("rw-------"));
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;

@@ -36,6 +36,28 @@ public final class MetricsHttpServer implements AutoCloseable {
         return new MetricsHttpServer(s);
     }
 
+    /**
+     * After a live hand-over: the previous process still holds the address until it exits (a few
+     * milliseconds later), so binding is retried for up to {@link #REBIND_MS}. A scrape meanwhile
+     * is refused; the metrics listener is the one descriptor not handed over (the JDK's HTTP
+     * server cannot adopt a listening socket).
+     */
+    public static MetricsHttpServer startRetrying(HostPort listen, Supplier<String> metrics) throws IOException {
+        long deadline = System.nanoTime() + REBIND_MS * 1_000_000L;
+        while (true) {
+            try {
+                return start(listen, metrics);
+            } catch (java.net.BindException e) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw e;
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(20_000_000L);
+            }
+        }
+    }
+
+    static final long REBIND_MS = 5000;
+
     private static void serve(HttpExchange ex, Supplier<String> metrics) throws IOException {
         String path = ex.getRequestURI().getPath();
         if (!path.equals("/metrics") && !path.equals("/")) {

@@ -23,9 +23,18 @@ import java.util.Set;
  * @param metricsListen where to serve metrics, or null
  * @param logLevel      the level to log at
  * @param allowUnsealedMemory accept guest memory files not sealed against shrinking (--allow-unsealed-memory)
+ * @param takeOver      take the device over from the vportd serving {@code socketPath} (--take-over):
+ *                      ports, max ports and the API socket then come from that daemon
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
-                           HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory) {
+                           HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
+                           boolean takeOver) {
+
+    /** Without --take-over. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, false);
+    }
 
     /** Without --allow-unsealed-memory. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,

@@ -61,6 +61,27 @@ public final class PortSpecParser {
     }
 
     /**
+     * The port spec that {@link #parse} turns back into {@code c} (commas in values doubled): how a
+     * live hand-over carries port configurations.
+     */
+    public static String format(PortConfig c) {
+        StringBuilder b = new StringBuilder("nr=").append(c.id());
+        if (c.name() != null) {
+            b.append(",name=").append(c.name().replace(",", ",,"));
+        }
+        if (c.console()) {
+            b.append(",console");
+            if (c.sizeKnown()) {
+                b.append(",cols=").append(c.cols()).append(",rows=").append(c.rows());
+            }
+            if (c.resizeOrder() != PortConfig.DEFAULT_RESIZE_ORDER) {
+                b.append(",resize-order=").append(c.resizeOrder().specName());
+            }
+        }
+        return b.append(',').append(c.endpoint().toSpec().replace(",", ",,")).toString();
+    }
+
+    /**
      * Parses one port spec.
      *
      * @throws IllegalArgumentException naming the spec and the problem

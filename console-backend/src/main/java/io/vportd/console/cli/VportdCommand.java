@@ -77,6 +77,15 @@ public final class VportdCommand {
                     + "ends that session only.")
     boolean allowUnsealedMemory;
 
+    @Option(names = "--take-over", order = 8,
+            description = "Take the device over from the vportd that serves --socket-path now, without the guest "
+                    + "noticing: the running daemon hands over the vhost-user connection, guest memory, rings, every "
+                    + "port with its endpoint and connected host client, and exits once this process serves. "
+                    + "Use it to upgrade or restart vportd, or to change --log-level, --metrics-listen or JVM options. "
+                    + "Ports, --max-ports and --api-socket come from the running daemon and may not be given. "
+                    + "Fails at once, creating nothing, when nobody serves --socket-path. See docs/operations.md.")
+    boolean takeOver;
+
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
@@ -153,6 +162,14 @@ public final class VportdCommand {
         if (cl.isVersionHelpRequested()) {
             throw UsageException.informational("vportd " + VERSION);
         }
+        if (command.takeOver) {
+            for (String refused : List.of("--port", "--max-ports", "--api-socket")) {
+                if (cl.getParseResult().hasMatchedOption(refused)) {
+                    throw UsageException.error("--take-over: " + refused + " comes from the running daemon and may not be "
+                            + "given\nTry 'vportd --help' for more information.");
+                }
+            }
+        }
         try {
             return command.toConfig();
         } catch (IllegalArgumentException e) {
@@ -193,7 +210,7 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--port: " + e.getMessage());
             }
         }
-        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory);
+        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver);
     }
 
     private static Path path(String option, String text) {

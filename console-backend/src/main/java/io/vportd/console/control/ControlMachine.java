@@ -144,6 +144,70 @@ public final class ControlMachine {
         this.pendingPorts = new BitSet(maxPorts);
     }
 
+    // ------------------------------------------------------------------ live hand-over
+
+    /** The whole state as values, for a live hand-over. */
+    public MachineState snapshot() {
+        List<MachineState.PortRecord> list = new ArrayList<>();
+        for (Port p : ports) {
+            if (p != null) {
+                list.add(new MachineState.PortRecord(p.config, p.state, p.guestOpen, p.hostConnected, p.cols, p.rows,
+                        p.pending, p.openSent, p.sentCols, p.sentRows, p.announcedBeforeReset, p.reAdd,
+                        p.reAddHostConnected));
+            }
+        }
+        return new MachineState(deviceReady, multiport, sizeNegotiated, cursor, list);
+    }
+
+    /**
+     * Takes over the state of the machine a previous process ran (this one must be fresh): no
+     * listener is called and nothing is queued that was not pending there.
+     *
+     * @throws IllegalArgumentException the state does not fit (port id not below max ports, a
+     *                                  port twice, too many pending messages, machine not fresh)
+     */
+    public void restore(MachineState s) {
+        for (Port p : ports) {
+            if (p != null) {
+                throw new IllegalStateException("restore needs a fresh control machine");
+            }
+        }
+        if (s.cursor() < 0 || s.cursor() >= maxPorts) {
+            throw new IllegalArgumentException("cursor " + s.cursor() + " is not below max ports " + maxPorts);
+        }
+        for (MachineState.PortRecord r : s.ports()) {
+            int id = r.config().id();
+            if (id >= maxPorts || ports[id] != null) {
+                throw new IllegalArgumentException("port " + id + " does not fit max ports " + maxPorts + " or comes twice");
+            }
+            if (Integer.bitCount(r.pending()) > MAX_PENDING_PER_PORT || (r.pending() & ~0x3f) != 0) {
+                throw new IllegalArgumentException("port " + id + ": pending set 0x" + Integer.toHexString(r.pending())
+                        + " is not one this machine produces");
+            }
+            Port p = new Port(r.config());
+            p.state = r.state();
+            p.guestOpen = r.guestOpen();
+            p.hostConnected = r.hostConnected();
+            p.cols = r.cols();
+            p.rows = r.rows();
+            p.pending = r.pending();
+            p.openSent = r.openSent();
+            p.sentCols = r.sentCols();
+            p.sentRows = r.sentRows();
+            p.announcedBeforeReset = r.announcedBeforeReset();
+            p.reAdd = r.reAdd();
+            p.reAddHostConnected = r.reAddHostConnected();
+            ports[id] = p;
+            if (p.pending != 0) {
+                pendingPorts.set(id);
+            }
+        }
+        deviceReady = s.deviceReady();
+        multiport = s.multiport();
+        sizeNegotiated = s.sizeNegotiated();
+        cursor = s.cursor();
+    }
+
     // ------------------------------------------------------------------ configuration inputs
 
     /**

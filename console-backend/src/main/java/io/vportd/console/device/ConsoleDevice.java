@@ -42,6 +42,23 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     /** With another way to make endpoints (tests hand in PTY-backed ones). */
     ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints)
             throws IOException {
+        this(maxPorts, ports, endpoints, null, null);
+    }
+
+    /**
+     * The device a previous process handed over: ports, control state and endpoints come from
+     * {@code snapshot} (endpoints rebuilt by {@code adopt} around the handed descriptors). The data
+     * plane runs but stays frozen until {@link DataPlane#thaw}.
+     */
+    public ConsoleDevice(DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt)
+            throws IOException {
+        this(snapshot.maxPorts(), snapshot.ports().stream().map(DeviceSnapshot.Port::config).toList(),
+                ConsoleDevice::endpointFor, snapshot, adopt);
+    }
+
+    private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
+                          DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt)
+            throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -53,8 +70,22 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
                 break;
             }
         }
-        this.dataPlane = new DataPlane(map, ports, endpoints);
+        if (snapshot == null) {
+            this.dataPlane = new DataPlane(map, ports, endpoints);
+        } else {
+            this.dataPlane = new DataPlane(map, List.of(), endpoints);
+            dataPlane.restore(snapshot, adopt);
+        }
         dataPlane.start();
+    }
+
+    /** The endpoint of a handed-over port, rebuilt around its descriptors ({@link Endpoints#adopt}). */
+    public static Endpoint adoptEndpoint(DeviceSnapshot.Port p) {
+        try {
+            return Endpoints.adopt(p.config().endpoint(), PortRuntime.labelOf(p.config()), p.endpoint());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     static Endpoint endpointFor(PortConfig p) {

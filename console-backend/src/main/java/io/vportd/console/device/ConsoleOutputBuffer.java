@@ -67,6 +67,15 @@ final class ConsoleOutputBuffer implements AutoCloseable {
         MemorySegment.copy(ring, ValueLayout.JAVA_BYTE, head, dst, off, n);
     }
 
+    /** Every byte held, oldest first, without consuming them (a live hand-over carries them). */
+    byte[] copyAll() {
+        byte[] out = new byte[size];
+        int first = Math.min(size, capacity - head);
+        MemorySegment.copy(ring, ValueLayout.JAVA_BYTE, head, out, 0, first);
+        MemorySegment.copy(ring, ValueLayout.JAVA_BYTE, 0, out, first, size - first);
+        return out;
+    }
+
     void consumed(int n) {
         head = (head + n) % capacity;
         size -= n;

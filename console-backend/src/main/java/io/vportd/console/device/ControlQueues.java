@@ -54,6 +54,10 @@ final class ControlQueues {
         return control.hasOutgoing() && rx != null && !rxStalled;
     }
 
+    boolean isDeviceReadySeen() {
+        return deviceReadySeen;
+    }
+
     void deviceReadySeen() {
         deviceReadySeen = true;
     }

@@ -83,6 +83,13 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private int consecutiveFailures;
+    /**
+     * Frozen for a live hand-over: the loop runs commands only, touching no ring, endpoint or
+     * guest memory, until {@link #thaw}. Data-plane thread only (set through commands).
+     */
+    private boolean frozen;
+    /** The epoll set the loop waits on while frozen: the wake-up eventfd alone. */
+    private final Fd frozenEpoll;
 
     public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints)
             throws IOException {
@@ -113,6 +120,11 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         if (r < 0) {
             throw new NativeException("epoll_ctl(ADD wake eventfd)", -r);
         }
+        this.frozenEpoll = Epoll.create();
+        r = Epoll.ctl(frozenEpoll.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, token(KIND_WAKE, 0, 0));
+        if (r < 0) {
+            throw new NativeException("epoll_ctl(ADD wake eventfd, frozen set)", -r);
+        }
         for (PortConfig c : configs) {
             management.install(c);
         }
@@ -122,6 +134,87 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     public void start() {
         thread.start();
+    }
+
+    // ---------------------------------------------------------------- live hand-over
+
+    /**
+     * Freezes the data plane for a live hand-over and describes it. The vhost-user session must
+     * have stopped every ring first (held chains handed back, partial ones carried). From here on
+     * the loop touches no ring, endpoint or guest memory until {@link #thaw}.
+     *
+     * @throws IOException an endpoint cannot be handed over (the data plane is not frozen then)
+     */
+    public DeviceSnapshot freezeForHandover() throws IOException {
+        Object r = callToCompletion(() -> {
+            if (queues.runningCount() != 0) {
+                return new IOException(queues.runningCount() + " ring(s) still run; stop them before a hand-over");
+            }
+            queues.publishDue();
+            List<DeviceSnapshot.Port> list;
+            try {
+                list = management.handoverPorts();
+            } catch (IOException e) {
+                return e;
+            }
+            frozen = true;
+            return new DeviceSnapshot(map.maxPorts(), control.snapshot(), controlQueues.isDeviceReadySeen(), list,
+                    management.removingConfigs(), System.nanoTime());
+        });
+        if (r instanceof IOException e) {
+            throw e;
+        }
+        return (DeviceSnapshot) r;
+    }
+
+    /** Ends a freeze: after a hand-over that did not happen, or in the new process once it may serve. */
+    public void thaw() {
+        callToCompletion(() -> {
+            if (frozen) {
+                frozen = false;
+                management.handoverAbandoned();
+                for (int id = 0; id < ports.length; id++) {
+                    if (ports[id] != null) {
+                        work.mark(id);
+                    }
+                }
+                work.mark(controlBit);
+            }
+            return null;
+        });
+    }
+
+    /**
+     * Before {@link #start}: takes over the state a previous process handed over. Endpoints come
+     * from {@code adopt} (rebuilt around the handed descriptors); the data plane stays frozen until
+     * {@link #thaw}, so nothing moves before the previous process has let go.
+     *
+     * @throws IOException an endpoint could not be rebuilt (everything restored so far is closed)
+     */
+    public void restore(DeviceSnapshot s, Function<DeviceSnapshot.Port, Endpoint> adopt) throws IOException {
+        if (thread.isAlive()) {
+            throw new IllegalStateException("restore before start");
+        }
+        if (s.maxPorts() != map.maxPorts()) {
+            throw new IOException("the hand-over is for " + s.maxPorts() + " ports, this device has " + map.maxPorts());
+        }
+        frozen = true;
+        control.restore(s.control());
+        if (s.deviceReadySeen()) {
+            controlQueues.deviceReadySeen();
+        }
+        for (PortConfig c : s.removing()) {
+            management.restoreRemoving(c);
+        }
+        for (DeviceSnapshot.Port p : s.ports()) {
+            Endpoint e;
+            try {
+                e = adopt.apply(p);
+            } catch (java.io.UncheckedIOException x) {
+                throw x.getCause();
+            }
+            management.installHandedOver(p, e);
+        }
     }
 
     public DeviceCounters counters() {
@@ -339,6 +432,12 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private void run() {
         try {
             while (running) {
+                if (frozen) {
+                    Epoll.poll(frozenEpoll.fd(), events, MAX_EVENTS, 1000);
+                    EventFd.drain(wake.fd());
+                    runCommands();
+                    continue;
+                }
                 int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, waitMillis());
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
@@ -544,6 +643,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         }
         management.closeAll(errors);
         wake.closeQuietly();
+        frozenEpoll.closeQuietly();
         epoll.closeQuietly();
         arena.close();
         memoryTable.close();

@@ -120,6 +120,88 @@ final class PortManagement implements ControlListener {
         registerEndpointCounters(p);
     }
 
+    // ---------------------------------------------------------------- live hand-over
+
+    /**
+     * Every port's runtime and endpoint descriptors for a live hand-over (the data plane is frozen
+     * and its rings are stopped). When an endpoint cannot be handed over, those already asked are
+     * told the hand-over was abandoned and the reason is thrown.
+     */
+    List<DeviceSnapshot.Port> handoverPorts() throws IOException {
+        List<DeviceSnapshot.Port> out = new ArrayList<>();
+        List<PortRuntime> asked = new ArrayList<>();
+        try {
+            for (PortRuntime p : ports) {
+                if (p == null) {
+                    continue;
+                }
+                asked.add(p);
+                io.vportd.console.endpoint.Handed h = p.endpoint.handover();
+                long[] carried = p.carried();
+                out.add(new DeviceSnapshot.Port(p.config, p.added, (int) carried[0], (int) carried[1], carried[2],
+                        p.consoleBacklog == null ? new byte[0] : p.consoleBacklog.copyAll(), p.terminalSize, h));
+            }
+        } catch (IOException | RuntimeException e) {
+            handoverAbandoned(asked);
+            throw e;
+        }
+        return out;
+    }
+
+    /** The hand-over did not happen: endpoints that paused something go on. */
+    void handoverAbandoned() {
+        handoverAbandoned(java.util.Arrays.asList(ports));
+    }
+
+    private static void handoverAbandoned(List<PortRuntime> list) {
+        for (PortRuntime p : list) {
+            if (p != null) {
+                p.endpoint.handoverAbandoned();
+            }
+        }
+    }
+
+    /** Configurations of ports whose PORT_REMOVE has not gone out yet. */
+    List<PortConfig> removingConfigs() {
+        List<PortConfig> out = new ArrayList<>();
+        for (PortConfig c : removing) {
+            if (c != null) {
+                out.add(c);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * A port handed over by the previous process (its control state is restored separately):
+     * nothing goes to the guest, the endpoint adopts its descriptors and starts watching them.
+     */
+    void installHandedOver(DeviceSnapshot.Port s, Endpoint e) throws IOException {
+        PortConfig c = s.config();
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        p.added = s.added();
+        p.terminalSize = s.terminalSize();
+        p.carry(s.carriedHead(), s.carriedAvail(), s.carriedTaken());
+        if (p.consoleBacklog != null && s.consoleBacklog().length > 0) {
+            p.consoleBacklog.append(s.consoleBacklog(), 0, s.consoleBacklog().length);
+        }
+        ports[c.id()] = p;
+        try {
+            e.start(host, c.id());
+        } catch (IOException | RuntimeException ex) {
+            ports[c.id()] = null;
+            e.close();
+            throw ex;
+        }
+        registerEndpointCounters(p);
+        work.mark(c.id());
+    }
+
+    /** A port removed on the host side whose PORT_REMOVE the previous process had not sent yet. */
+    void restoreRemoving(PortConfig c) {
+        removing[c.id()] = c;
+    }
+
     // ---------------------------------------------------------------- host peer
 
     /** A host peer arrived on this port (called by its endpoint). */

@@ -116,6 +116,21 @@ final class PortRuntime {
         }
     }
 
+    /** The carried partial chain as {head, avail index, bytes taken} (a live hand-over passes it on). */
+    long[] carried() {
+        return new long[] {carriedHead, carriedAvail, carriedTaken};
+    }
+
+    /** Takes over a partial chain carried by the previous process (see {@link #carried}). */
+    void carry(int head, int avail, long taken) {
+        if (taken < 0 || (avail & ~0xffff) != 0 || head < 0) {
+            throw new IllegalArgumentException(label + ": carried chain head " + head + " avail " + avail + " taken " + taken);
+        }
+        carriedHead = head;
+        carriedAvail = avail;
+        carriedTaken = taken;
+    }
+
     /** The device was reset: a carried partial chain belongs to a ring that is gone. */
     void forgetCarried() {
         carriedTaken = 0;

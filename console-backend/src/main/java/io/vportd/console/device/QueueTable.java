@@ -72,6 +72,17 @@ final class QueueTable {
         java.util.Arrays.fill(callFds, -1);
     }
 
+    /** Queues still running (a live hand-over needs none). */
+    int runningCount() {
+        int n = 0;
+        for (SplitQueue q : queues) {
+            if (q != null) {
+                n++;
+            }
+        }
+        return n;
+    }
+
     int count() {
         return queues.length;
     }

@@ -54,6 +54,13 @@ public final class BlockingFdBridge implements AutoCloseable {
     private final SharedCounter abandoned;
     private volatile boolean closing;
     private volatile long closedAt;
+    /** Output pumps: wakes the pump out of its wait so it can stop for a live hand-over. */
+    private Fd wakeFd;
+    private Fd waitSet;
+    /** A live hand-over wants the pump stopped between two writes. */
+    private volatile boolean holdForHandover;
+    /** Completed by the pump once it stopped (between writes) for a hand-over. */
+    private volatile java.util.concurrent.CountDownLatch stoppedForHandover;
 
     private BlockingFdBridge(String label, String what, Fd near, Fd far, Runnable body, String threadName,
             MetricSet metrics, String direction) {
@@ -80,8 +87,22 @@ public final class BlockingFdBridge implements AutoCloseable {
             throws NativeException {
         Fd[] pair = UnixSockets.pair();
         Io.setNonBlocking(pair[0].fd(), true);
+        return sinkBridge(pair[0], pair[1], owned, sink, label, what, metrics);
+    }
+
+    /**
+     * An output bridge rebuilt around the socket pair a previous process handed over (whatever it
+     * held is still in it) and the sink's descriptor {@code owned}.
+     */
+    static BlockingFdBridge adoptSink(Fd near, Fd far, Fd owned, Sink sink, String label, String what, MetricSet metrics)
+            throws NativeException {
+        return sinkBridge(near, far, owned, sink, label, what, metrics);
+    }
+
+    private static BlockingFdBridge sinkBridge(Fd near, Fd far, Fd owned, Sink sink, String label, String what,
+                                               MetricSet metrics) throws NativeException {
         BlockingFdBridge[] self = new BlockingFdBridge[1];
-        self[0] = new BlockingFdBridge(label, what, pair[0], pair[1], () -> {
+        self[0] = new BlockingFdBridge(label, what, near, far, () -> {
             try {
                 self[0].pumpOut(sink);
             } finally {
@@ -91,9 +112,104 @@ public final class BlockingFdBridge implements AutoCloseable {
                 OUTPUT_PUMPS.remove(Thread.currentThread());
             }
         }, "vportd-sink-" + label.replace(' ', '-'), metrics, "to-host");
+        try {
+            self[0].wakeFd = io.vportd.sys.EventFd.create(0, io.vportd.sys.EventFd.EFD_NONBLOCK | io.vportd.sys.EventFd.EFD_CLOEXEC);
+            self[0].waitSet = io.vportd.sys.Epoll.create();
+            watchIn(self[0].waitSet, far.fd(), 1);
+            watchIn(self[0].waitSet, self[0].wakeFd.fd(), 2);
+        } catch (NativeException | RuntimeException e) {
+            self[0].closeWaitSet();
+            near.closeQuietly();
+            far.closeQuietly();
+            throw e;
+        }
         OUTPUT_PUMPS.add(self[0].pump);
         self[0].pump.start();
         return self[0];
+    }
+
+    private static void watchIn(Fd epoll, int fd, long token) throws NativeException {
+        int r = io.vportd.sys.Epoll.ctl(epoll.fd(), io.vportd.sys.Epoll.EPOLL_CTL_ADD, fd, io.vportd.sys.Epoll.EPOLLIN, token);
+        if (r < 0) {
+            throw new NativeException("epoll_ctl(bridge)", -r);
+        }
+    }
+
+    private void closeWaitSet() {
+        if (waitSet != null) {
+            waitSet.closeQuietly();
+        }
+        if (wakeFd != null) {
+            wakeFd.closeQuietly();
+        }
+    }
+
+    // ---- live hand-over (output bridges) -------------------------------------------------
+
+    /**
+     * Stops the pump between two writes (never inside one) so that the socket pair, with whatever
+     * it still holds, can go to the next process. False when the pump did not stop within
+     * {@code ms} (a stalled sink): the hand-over must then be refused.
+     */
+    boolean holdForHandover(long ms) throws InterruptedException {
+        java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
+        stoppedForHandover = stopped;
+        holdForHandover = true;
+        io.vportd.sys.EventFd.signal(wakeFd.fd());
+        if (stopped.await(ms, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+            return true;
+        }
+        releaseHandoverHold();
+        return false;
+    }
+
+    /** The hand-over did not happen: the pump goes on. */
+    void releaseHandoverHold() {
+        holdForHandover = false;
+        io.vportd.sys.EventFd.signal(wakeFd.fd());
+    }
+
+    /** The socket pair's far end (the pump's), for a hand-over. */
+    int farFd() {
+        return far.fd();
+    }
+
+    /** Waits until the far end is readable (true) or a hand-over hold is asked for (false). */
+    private boolean awaitInput(java.lang.foreign.MemorySegment events) {
+        while (true) {
+            if (holdForHandover) {
+                return false;
+            }
+            int n = io.vportd.sys.Epoll.poll(waitSet.fd(), events, 2, -1);
+            boolean readable = false;
+            for (int i = 0; i < n; i++) {
+                if (io.vportd.sys.Epoll.eventData(events, i) == 2) {
+                    io.vportd.sys.EventFd.drain(wakeFd.fd());
+                } else {
+                    readable = true;
+                }
+            }
+            if (n < 0 && n != -Errno.EINTR) {
+                return true; // let the read report the broken bridge
+            }
+            if (readable && !holdForHandover) {
+                return true;
+            }
+        }
+    }
+
+    /**
+     * Parks the pump while a hand-over holds it. When the hand-over happens the process exits with
+     * the pump parked here, so nothing of the pair or the sink is read, written or closed again.
+     */
+    private void parkForHandover() {
+        java.util.concurrent.CountDownLatch stopped = stoppedForHandover;
+        if (stopped != null) {
+            stopped.countDown();
+        }
+        while (holdForHandover) {
+            java.util.concurrent.locks.LockSupport.parkNanos(10_000_000L);
+        }
     }
 
     /** Host input read from {@code sourceFd} (which stays the caller's, blocking as it is). */
@@ -132,7 +248,12 @@ public final class BlockingFdBridge implements AutoCloseable {
     private void pumpOut(Sink sink) {
         try (Arena arena = Arena.ofConfined()) {
             long buf = arena.allocate(CHUNK, 8).address();
+            java.lang.foreign.MemorySegment events = io.vportd.sys.Epoll.allocateEvents(arena, 2);
             while (true) {
+                if (!awaitInput(events)) {
+                    parkForHandover();
+                    continue;
+                }
                 long n = Io.read(far.fd(), buf, CHUNK);
                 if (n == 0) {
                     return; // the data plane closed its end and everything before it was written
@@ -146,6 +267,7 @@ public final class BlockingFdBridge implements AutoCloseable {
                 }
             }
         } finally {
+            closeWaitSet();
             far.closeQuietly();
         }
     }

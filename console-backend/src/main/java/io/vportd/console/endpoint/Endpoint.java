@@ -77,6 +77,20 @@ public interface Endpoint extends AutoCloseable {
         return null;
     }
 
+    /**
+     * The descriptors (still this endpoint's) and facts a live hand-over carries to the next
+     * process, which rebuilds the endpoint with {@link Endpoints#adopt}. Runs on the data-plane
+     * thread while it is frozen. Endpoints that cannot be handed over throw, naming why; the
+     * hand-over is then refused and nothing changes.
+     */
+    default Handed handover() throws java.io.IOException {
+        throw new java.io.IOException(describe() + " cannot be handed over to another process");
+    }
+
+    /** The hand-over did not happen: carry on (endpoints that paused a helper thread restart it). */
+    default void handoverAbandoned() {
+    }
+
     /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
     String describe();
 

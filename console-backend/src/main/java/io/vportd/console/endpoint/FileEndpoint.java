@@ -39,11 +39,61 @@ public final class FileEndpoint implements Endpoint {
     public void open() throws IOException {
         Fd file = Io.open(path, Io.O_WRONLY | Io.O_CREAT | Io.O_APPEND | Io.O_CLOEXEC, FILE_MODE);
         int fd = file.fd();
+        fileFd = fd;
         try {
             bridge = BlockingFdBridge.toSink(file, (addr, len) -> Io.write(fd, addr, len), label, "file " + path, metrics);
         } catch (IOException | RuntimeException e) {
             file.closeQuietly();
             throw e;
+        }
+    }
+
+    /** The file descriptor, kept for a live hand-over (the pump owns and closes it). */
+    private int fileFd = -1;
+    /** How long a hand-over waits for the pump to finish its current write (a stalled disk refuses it). */
+    static final long HANDOVER_HOLD_MS = 2000;
+
+    /** Rebuilt around the file and the bridge (with whatever it still holds) handed over. */
+    static FileEndpoint adopted(Path path, String label, Handed handed) throws IOException {
+        FileEndpoint e = new FileEndpoint(path, label);
+        Fd near = Endpoints.required(handed, "bridge", label);
+        Fd far = handed.take("pump");
+        Fd file = handed.take("file");
+        if (far == null || file == null) {
+            near.closeQuietly();
+            if (far != null) {
+                far.closeQuietly();
+            }
+            if (file != null) {
+                file.closeQuietly();
+            }
+            throw new IOException(label + ": the hand-over lacks the file or its pump descriptor");
+        }
+        int fd = file.fd();
+        e.fileFd = fd;
+        e.bridge = BlockingFdBridge.adoptSink(near, far, file, (addr, len) -> Io.write(fd, addr, len), label,
+                "file " + path, e.metrics);
+        return e;
+    }
+
+    @Override
+    public Handed handover() throws IOException {
+        try {
+            if (!bridge.holdForHandover(HANDOVER_HOLD_MS)) {
+                throw new IOException(label + ": writing to " + path + " has not finished within " + HANDOVER_HOLD_MS
+                        + " ms (a stalled disk?); cannot hand over now");
+            }
+        } catch (InterruptedException x) {
+            Thread.currentThread().interrupt();
+            throw new IOException(label + ": interrupted while stopping the file pump", x);
+        }
+        return new Handed().fd("bridge", bridge.fd()).fd("pump", bridge.farFd()).fd("file", fileFd);
+    }
+
+    @Override
+    public void handoverAbandoned() {
+        if (bridge != null) {
+            bridge.releaseHandoverHold();
         }
     }
 

@@ -12,6 +12,11 @@ public class NullEndpoint implements Endpoint {
     }
 
     @Override
+    public Handed handover() {
+        return new Handed();
+    }
+
+    @Override
     public boolean connected() {
         return true;
     }

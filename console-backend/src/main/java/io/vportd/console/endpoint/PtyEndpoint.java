@@ -59,6 +59,22 @@ public final class PtyEndpoint implements Endpoint {
         }
     }
 
+    /** Rebuilt around the terminal (master, slave) handed over; the link, if any, is already there. */
+    static PtyEndpoint adopted(Path link, String label, Handed handed) throws IOException {
+        PtyEndpoint e = new PtyEndpoint(link, label);
+        e.master = Endpoints.required(handed, "master", label);
+        e.slave = handed.take("slave");
+        e.slavePath = handed.facts().get("slave-path");
+        e.linked = link != null;
+        return e;
+    }
+
+    @Override
+    public Handed handover() {
+        return new Handed().fd("master", master.fd()).fd("slave", slave == null ? -1 : slave.fd())
+                .fact("slave-path", slavePath);
+    }
+
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;

@@ -45,10 +45,26 @@ abstract class StreamEndpoint implements Endpoint {
         this.label = label;
     }
 
-    /** Remembers the data plane and the port id; call first in {@link #start}. */
+    /** A connected host client handed over by the previous process, adopted in {@link #attach}. */
+    Fd handedPeer;
+
+    /**
+     * Remembers the data plane and the port id; call first in {@link #start}. A host client
+     * handed over by the previous process becomes the peer here, without a new connection.
+     */
     final void attach(EndpointHost host, int port) {
         this.host = host;
         this.port = port;
+        if (handedPeer != null) {
+            Fd c = handedPeer;
+            handedPeer = null;
+            adopt(c, "host client (handed over)");
+        }
+    }
+
+    /** The connected peer for a live hand-over (role {@code peer}), if any. */
+    final Handed handedPeer(Handed h) {
+        return h.fd("peer", peer == null ? -1 : peer.fd());
     }
 
     /**

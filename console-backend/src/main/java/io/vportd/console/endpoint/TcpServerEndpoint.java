@@ -40,6 +40,27 @@ public final class TcpServerEndpoint extends StreamEndpoint {
         boundAddress = inet;
     }
 
+    /** Rebuilt around a listener (and maybe a client) handed over by the previous process. */
+    static TcpServerEndpoint adopted(String address, int tcpPort, String label, Handed handed) throws IOException {
+        TcpServerEndpoint e = new TcpServerEndpoint(address, tcpPort, label);
+        e.listener = Endpoints.required(handed, "listener", label);
+        e.handedPeer = handed.take("peer");
+        int bound = Inet.localPort(e.listener.fd());
+        e.boundPort = bound > 0 ? bound : tcpPort;
+        try {
+            e.boundAddress = InetAddress.getByName(address);
+        } catch (UnknownHostException x) {
+            e.close();
+            throw new IOException(label + ": unknown TCP host '" + address + "'", x);
+        }
+        return e;
+    }
+
+    @Override
+    public Handed handover() {
+        return handedPeer(new Handed().fd("listener", listener.fd()));
+    }
+
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         attach(host, port);

@@ -28,10 +28,24 @@ public final class UnixClientEndpoint extends StreamEndpoint {
         this.path = path;
     }
 
+    /** Rebuilt around the connection (if there was one) handed over by the previous process. */
+    static UnixClientEndpoint adopted(Path path, String label, Handed handed) {
+        UnixClientEndpoint e = new UnixClientEndpoint(path, label);
+        e.handedPeer = handed.take("peer");
+        return e;
+    }
+
+    @Override
+    public Handed handover() {
+        return handedPeer(new Handed());
+    }
+
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         attach(host, port);
-        attempt(System.nanoTime());
+        if (!connected()) {
+            attempt(System.nanoTime());
+        }
     }
 
     private void attempt(long now) {

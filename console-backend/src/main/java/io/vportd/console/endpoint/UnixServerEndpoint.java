@@ -37,6 +37,19 @@ public final class UnixServerEndpoint extends StreamEndpoint {
         Io.setNonBlocking(listener.fd(), true);
     }
 
+    /** Rebuilt around a listener (and maybe a client) handed over by the previous process. */
+    static UnixServerEndpoint adopted(Path path, String label, Handed handed) throws IOException {
+        UnixServerEndpoint e = new UnixServerEndpoint(path, label);
+        e.listener = Endpoints.required(handed, "listener", label);
+        e.handedPeer = handed.take("peer");
+        return e;
+    }
+
+    @Override
+    public Handed handover() {
+        return handedPeer(new Handed().fd("listener", listener.fd()));
+    }
+
     @Override
     public void start(EndpointHost host, int port) throws IOException {
         attach(host, port);

@@ -1,0 +1,229 @@
+package io.vportd.console.handover;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vportd.console.device.DataPlane;
+import io.vportd.console.device.DeviceSnapshot;
+import io.vportd.console.endpoint.SocketFiles;
+import io.vportd.sys.Errno;
+import io.vportd.sys.Fd;
+import io.vportd.sys.Sockets;
+import io.vportd.sys.UnixSockets;
+import io.vportd.telemetry.LogLimiter;
+import io.vportd.vhost.VhostUserServer;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The running daemon's side of a live hand-over. It listens on {@code SOCKET.handover} (mode
+ * 0600, beside the vhost-user socket). A new vportd started with {@code --take-over} connects;
+ * this side then stops the vhost-user server at a message boundary (rings stopped, held chains
+ * handed back, partial ones carried), freezes the data plane, and sends the state record and
+ * every descriptor. When the new process answers {@code ready} it is told {@code go} and this
+ * process exits at once, leaving every descriptor open for the new one. If the new process
+ * refuses, fails or goes silent before that, everything resumes as it was: the guest notices a
+ * pause, nothing else.
+ */
+public final class HandoverServer implements AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger("vportd.handover");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** How long the new process has to say what it wants after connecting. */
+    static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
+    /** How long the new process has to rebuild everything and answer ready. */
+    static final Duration READY_TIMEOUT = Duration.ofSeconds(30);
+    /** How long the vhost-user server may take to reach a message boundary. */
+    static final Duration SUSPEND_TIMEOUT = Duration.ofSeconds(10);
+
+    /**
+     * What the running daemon is made of.
+     *
+     * @param socketPath    the vhost-user socket
+     * @param apiSocket     the management socket, or null
+     * @param metricsListen the metrics listener as given, or null
+     * @param exit          run once the new process serves (the daemon exits without cleaning up)
+     */
+    public record Context(Path socketPath, Path apiSocket, String metricsListen, boolean allowUnsealedMemory,
+                          VhostUserServer vhost, DataPlane dataPlane, Runnable exit) {
+    }
+
+    private final Context context;
+    private final Path path;
+    private final Fd listener;
+    private final Thread thread;
+    private volatile boolean closed;
+    private final LogLimiter clientLog = new LogLimiter(LOG);
+
+    /** Hand-overs refused or failed so far (this process resumed each time). */
+    private volatile long failed;
+
+    /** The hand-over socket of a vhost-user socket path. */
+    public static Path pathFor(Path socketPath) {
+        return socketPath.resolveSibling(socketPath.getFileName() + ".handover");
+    }
+
+    private HandoverServer(Context context, Fd listener) {
+        this.context = context;
+        this.path = pathFor(context.socketPath());
+        this.listener = listener;
+        this.thread = Thread.ofPlatform().daemon().name("vportd-handover").unstarted(this::run);
+    }
+
+    /** Binds {@code SOCKET.handover} (replacing a stale socket file only) and starts listening. */
+    public static HandoverServer start(Context context) throws IOException {
+        Path p = pathFor(context.socketPath());
+        if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+            SocketFiles.removeStale(p, "the hand-over socket");
+        }
+        HandoverServer s = new HandoverServer(context, UnixSockets.listen(p, 1));
+        s.thread.start();
+        return s;
+    }
+
+    /** Listens on the hand-over socket the previous process handed over. */
+    public static HandoverServer adopt(Context context, Fd listener) {
+        HandoverServer s = new HandoverServer(context, listener);
+        s.thread.start();
+        return s;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** The listening descriptor (it goes to the next process too). */
+    int listenerFd() {
+        return listener.fd();
+    }
+
+    public long failedHandovers() {
+        return failed;
+    }
+
+    private void run() {
+        while (!closed) {
+            int c = Sockets.accept(listener.fd(), false);
+            if (c < 0) {
+                if (closed || c == -Errno.EINVAL || c == -Errno.EBADF) {
+                    return;
+                }
+                clientLog.log(Level.WARNING, "hand-over socket {0}: accept failed: {1}", path, Errno.describe(-c));
+                LockSupport.parkNanos(100_000_000L);
+                continue;
+            }
+            try (HandoverLink link = new HandoverLink(Fd.adopt(c))) {
+                serve(link);
+            } catch (RuntimeException e) {
+                LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
+            }
+        }
+    }
+
+    private void serve(HandoverLink link) {
+        ObjectNode request;
+        try {
+            request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
+        } catch (IOException | ClassCastException e) {
+            clientLog.log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", path, e.getMessage());
+            return;
+        }
+        if (!"take-over".equals(request.path("op").asText())) {
+            answer(link, "refused", "unknown request '" + request.path("op").asText() + "'");
+            return;
+        }
+        LOG.log(Level.INFO, "hand-over: process {0} asks to take over {1}", request.path("pid").asText("?"),
+                context.socketPath());
+        long started = System.nanoTime();
+        VhostUserServer.Suspension suspension;
+        try {
+            suspension = context.vhost().suspend(SUSPEND_TIMEOUT);
+        } catch (IOException e) {
+            refuse(link, "cannot stop the vhost-user session: " + e.getMessage());
+            return;
+        }
+        DeviceSnapshot snapshot;
+        try {
+            snapshot = context.dataPlane().freezeForHandover();
+        } catch (IOException | RuntimeException e) {
+            suspension.resume();
+            refuse(link, e.getMessage());
+            return;
+        }
+        String why;
+        try {
+            HandoverState.Encoded state = HandoverState.encode(new HandoverState.Daemon(context.socketPath().toString(),
+                    context.apiSocket() == null ? null : context.apiSocket().toString(), context.metricsListen(),
+                    context.allowUnsealedMemory(), listener.fd(), suspension.listenerFd(), suspension.connectionFd(),
+                    suspension.replay(), snapshot));
+            ObjectNode header = JSON.createObjectNode();
+            header.put("op", "state");
+            header.put("fdCount", state.fds().length);
+            link.sendFrame(JSON.writeValueAsBytes(header));
+            link.sendFrame(state.json());
+            link.sendFds(state.fds());
+            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
+            if ("ready".equals(reply.path("op").asText())) {
+                answer(link, "go", null);
+                LOG.log(Level.INFO, "hand-over: the new process serves {0} now ({1} ms after the request); exiting",
+                        context.socketPath(), (System.nanoTime() - started) / 1_000_000);
+                suspension.handedOver();
+                closed = true; // the listener is the new process's now
+                context.exit().run();
+                return;
+            }
+            why = "the new process refused: " + reply.path("why").asText("no reason given");
+        } catch (IOException | RuntimeException e) {
+            why = "the new process failed: " + e.getMessage();
+        }
+        context.dataPlane().thaw();
+        suspension.resume();
+        failed++;
+        LOG.log(Level.WARNING, "hand-over did not happen ({0}); this process serves on", why);
+    }
+
+    private void refuse(HandoverLink link, String why) {
+        failed++;
+        LOG.log(Level.WARNING, "hand-over refused: {0}; this process serves on", why);
+        answer(link, "refused", why);
+    }
+
+    private static void answer(HandoverLink link, String op, String why) {
+        try {
+            ObjectNode n = JSON.createObjectNode();
+            n.put("op", op);
+            if (why != null) {
+                n.put("why", why);
+            }
+            link.sendFrame(JSON.writeValueAsBytes(n));
+        } catch (IOException e) {
+            LOG.log(Level.DEBUG, "hand-over: cannot answer {0}: {1}", op, e.getMessage());
+        }
+    }
+
+    /** Stops listening and removes the socket file (an orderly shutdown, not a hand-over). */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR);
+        try {
+            thread.join(2000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        listener.closeQuietly();
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "cannot remove {0}: {1}", path, e.getMessage());
+        }
+    }
+}

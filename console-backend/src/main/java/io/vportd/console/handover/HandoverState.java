@@ -1,0 +1,228 @@
+package io.vportd.console.handover;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vportd.console.cli.PortSpecParser;
+import io.vportd.console.control.MachineState;
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.control.PortState;
+import io.vportd.console.device.DeviceSnapshot;
+import io.vportd.console.endpoint.Handed;
+import io.vportd.vhost.Session;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The versioned state record a live hand-over carries, as JSON, and the list of descriptors that
+ * goes with it: every descriptor in the record is an index into that list. Writing turns the
+ * handing process's descriptor numbers into indexes; reading turns the indexes into the numbers
+ * received in the taking process.
+ *
+ * <p>A reader refuses a record whose {@code version} it does not know (newer writers may add
+ * fields; an unknown version means fields changed meaning).
+ */
+final class HandoverState {
+
+    static final String FORMAT = "vportd-handover";
+    /** The state record version this build writes and reads. */
+    static final int VERSION = 1;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The parts of a daemon a hand-over describes. */
+    record Daemon(String socketPath, String apiSocket, String metricsListen, boolean allowUnsealedMemory,
+                  int handoverListenerFd, int vhostListenerFd, int vhostConnectionFd, List<Session.Replay> replay,
+                  DeviceSnapshot device) {
+    }
+
+    private HandoverState() {
+    }
+
+    /** The record and the descriptors it refers to, in index order. */
+    record Encoded(byte[] json, int[] fds) {
+    }
+
+    static Encoded encode(Daemon d) {
+        List<Integer> fds = new ArrayList<>();
+        ObjectNode root = JSON.createObjectNode();
+        root.put("format", FORMAT);
+        root.put("version", VERSION);
+        root.put("socketPath", d.socketPath());
+        root.put("apiSocket", d.apiSocket());
+        root.put("metricsListen", d.metricsListen());
+        root.put("allowUnsealedMemory", d.allowUnsealedMemory());
+        root.put("handoverListener", index(fds, d.handoverListenerFd()));
+        ObjectNode vhost = root.putObject("vhost");
+        vhost.put("listener", index(fds, d.vhostListenerFd()));
+        vhost.put("connection", index(fds, d.vhostConnectionFd()));
+        ArrayNode replay = vhost.putArray("replay");
+        for (Session.Replay r : d.replay()) {
+            ObjectNode m = replay.addObject();
+            m.put("request", r.request());
+            m.put("payload", Base64.getEncoder().encodeToString(r.payload()));
+            ArrayNode f = m.putArray("fds");
+            for (int fd : r.fds()) {
+                f.add(index(fds, fd));
+            }
+        }
+        DeviceSnapshot s = d.device();
+        ObjectNode dev = root.putObject("device");
+        dev.put("maxPorts", s.maxPorts());
+        dev.put("deviceReadySeen", s.deviceReadySeen());
+        dev.put("frozenAtNanos", s.frozenAtNanos());
+        MachineState c = s.control();
+        ObjectNode control = dev.putObject("control");
+        control.put("deviceReady", c.deviceReady());
+        control.put("multiport", c.multiport());
+        control.put("sizeNegotiated", c.sizeNegotiated());
+        control.put("cursor", c.cursor());
+        ArrayNode cports = control.putArray("ports");
+        for (MachineState.PortRecord r : c.ports()) {
+            ObjectNode p = cports.addObject();
+            p.put("config", PortSpecParser.format(r.config()));
+            p.put("state", r.state().name());
+            p.put("guestOpen", r.guestOpen());
+            p.put("hostConnected", r.hostConnected());
+            p.put("cols", r.cols());
+            p.put("rows", r.rows());
+            p.put("pending", r.pending());
+            p.put("openSent", r.openSent());
+            p.put("sentCols", r.sentCols());
+            p.put("sentRows", r.sentRows());
+            p.put("announcedBeforeReset", r.announcedBeforeReset());
+            p.put("reAdd", r.reAdd() == null ? null : PortSpecParser.format(r.reAdd()));
+            p.put("reAddHostConnected", r.reAddHostConnected());
+        }
+        ArrayNode ports = dev.putArray("ports");
+        for (DeviceSnapshot.Port p : s.ports()) {
+            ObjectNode o = ports.addObject();
+            o.put("config", PortSpecParser.format(p.config()));
+            o.put("added", p.added());
+            o.put("carriedHead", p.carriedHead());
+            o.put("carriedAvail", p.carriedAvail());
+            o.put("carriedTaken", p.carriedTaken());
+            o.put("consoleBacklog", Base64.getEncoder().encodeToString(p.consoleBacklog()));
+            o.put("terminalSize", p.terminalSize());
+            ObjectNode efds = o.putObject("fds");
+            p.endpoint().fds().forEach((role, fd) -> efds.put(role, index(fds, fd)));
+            ObjectNode facts = o.putObject("facts");
+            p.endpoint().facts().forEach(facts::put);
+        }
+        ArrayNode removing = dev.putArray("removing");
+        s.removing().forEach(r -> removing.add(PortSpecParser.format(r)));
+        int[] list = fds.stream().mapToInt(Integer::intValue).toArray();
+        try {
+            return new Encoded(JSON.writeValueAsBytes(root), list);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot write the hand-over record", e);
+        }
+    }
+
+    private static int index(List<Integer> fds, int fd) {
+        if (fd < 0) {
+            return -1;
+        }
+        fds.add(fd);
+        return fds.size() - 1;
+    }
+
+    /** The record's version, or a refusal naming what is wrong with it. */
+    static JsonNode parse(byte[] json) throws IOException {
+        JsonNode root = JSON.readTree(json);
+        if (root == null || !FORMAT.equals(root.path("format").asText())) {
+            throw new IOException("not a vportd hand-over record");
+        }
+        int v = root.path("version").asInt(-1);
+        if (v != VERSION) {
+            throw new IOException("hand-over record version " + v + " is not supported by this vportd (it reads version "
+                    + VERSION + "); upgrade in steps or use a matching build");
+        }
+        return root;
+    }
+
+    static int fdCount(JsonNode root) {
+        return root.path("fdCount").asInt(-1);
+    }
+
+    /** Reads a parsed record back; {@code fds} are the received descriptor numbers in index order. */
+    static Daemon decode(JsonNode root, int[] fds) throws IOException {
+        try {
+            JsonNode vhost = root.required("vhost");
+            List<Session.Replay> replay = new ArrayList<>();
+            for (JsonNode m : vhost.required("replay")) {
+                JsonNode f = m.required("fds");
+                int[] list = new int[f.size()];
+                for (int i = 0; i < list.length; i++) {
+                    list[i] = fd(fds, f.get(i).asInt());
+                }
+                replay.add(new Session.Replay(m.required("request").asInt(),
+                        Base64.getDecoder().decode(m.required("payload").asText()), list));
+            }
+            JsonNode dev = root.required("device");
+            JsonNode control = dev.required("control");
+            List<MachineState.PortRecord> records = new ArrayList<>();
+            for (JsonNode p : control.required("ports")) {
+                JsonNode reAdd = p.get("reAdd");
+                records.add(new MachineState.PortRecord(PortSpecParser.parse(p.required("config").asText()),
+                        PortState.valueOf(p.required("state").asText()), p.required("guestOpen").asBoolean(),
+                        p.required("hostConnected").asBoolean(), p.required("cols").asInt(), p.required("rows").asInt(),
+                        p.required("pending").asInt(), p.required("openSent").asBoolean(), p.required("sentCols").asInt(),
+                        p.required("sentRows").asInt(), p.required("announcedBeforeReset").asBoolean(),
+                        reAdd == null || reAdd.isNull() ? null : PortSpecParser.parse(reAdd.asText()),
+                        p.required("reAddHostConnected").asBoolean()));
+            }
+            MachineState machine = new MachineState(control.required("deviceReady").asBoolean(),
+                    control.required("multiport").asBoolean(), control.required("sizeNegotiated").asBoolean(),
+                    control.required("cursor").asInt(), records);
+            List<DeviceSnapshot.Port> ports = new ArrayList<>();
+            for (JsonNode o : dev.required("ports")) {
+                Handed h = new Handed();
+                for (Iterator<Map.Entry<String, JsonNode>> it = o.required("fds").fields(); it.hasNext(); ) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    h.fd(e.getKey(), fd(fds, e.getValue().asInt()));
+                }
+                for (Iterator<Map.Entry<String, JsonNode>> it = o.required("facts").fields(); it.hasNext(); ) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    h.fact(e.getKey(), e.getValue().asText());
+                }
+                ports.add(new DeviceSnapshot.Port(PortSpecParser.parse(o.required("config").asText()),
+                        o.required("added").asBoolean(), o.required("carriedHead").asInt(),
+                        o.required("carriedAvail").asInt(), o.required("carriedTaken").asLong(),
+                        Base64.getDecoder().decode(o.required("consoleBacklog").asText()),
+                        o.required("terminalSize").asInt(), h));
+            }
+            List<PortConfig> removing = new ArrayList<>();
+            for (JsonNode r : dev.required("removing")) {
+                removing.add(PortSpecParser.parse(r.asText()));
+            }
+            DeviceSnapshot snapshot = new DeviceSnapshot(dev.required("maxPorts").asInt(), machine,
+                    dev.required("deviceReadySeen").asBoolean(), ports, removing, dev.required("frozenAtNanos").asLong());
+            return new Daemon(root.required("socketPath").asText(), text(root.get("apiSocket")),
+                    text(root.get("metricsListen")), root.path("allowUnsealedMemory").asBoolean(false),
+                    fd(fds, root.required("handoverListener").asInt()), fd(fds, vhost.required("listener").asInt()),
+                    fd(fds, vhost.required("connection").asInt()), replay, snapshot);
+        } catch (IllegalArgumentException | NullPointerException e) {
+            throw new IOException("the hand-over record is malformed: " + e.getMessage(), e);
+        }
+    }
+
+    private static String text(JsonNode n) {
+        return n == null || n.isNull() ? null : n.asText();
+    }
+
+    private static int fd(int[] fds, int index) {
+        if (index == -1) {
+            return -1;
+        }
+        if (index < 0 || index >= fds.length) {
+            throw new IllegalArgumentException("descriptor index " + index + " outside the " + fds.length + " received");
+        }
+        return fds[index];
+    }
+}

@@ -1,0 +1,54 @@
+package io.vportd.console.handover;
+
+import io.vportd.console.device.ConsoleDevice;
+import io.vportd.sys.Fd;
+import io.vportd.vhost.Codec;
+import io.vportd.vhost.Session;
+import io.vportd.vhost.VhostUserServer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A daemon rebuilt in the new process from a hand-over: the device (data plane frozen until the
+ * running daemon lets go), the vhost-user server with the frontend's session replayed (rings
+ * started at the handed positions, but nothing moves while the data plane is frozen), and what
+ * the rest of the daemon needs (API socket, metrics address, the hand-over listener).
+ */
+public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSocket, String metricsListen,
+                       boolean allowUnsealedMemory, Fd handoverListener, long frozenAtNanos, int portCount) {
+
+    /**
+     * Receives the running daemon's state over {@code link} and rebuilds it. On failure the
+     * running daemon is told why (it resumes) and the exception says what went wrong.
+     */
+    public static Restored from(TakeOver link, Path socketPath) throws IOException {
+        HandoverState.Daemon d = link.receive();
+        try {
+            if (!Path.of(d.socketPath()).equals(socketPath)) {
+                throw new IOException("the daemon on the hand-over socket serves " + d.socketPath() + ", not " + socketPath);
+            }
+            ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
+            List<Session.Message> replay = new ArrayList<>();
+            for (Session.Replay r : d.replay()) {
+                Fd[] fds = new Fd[r.fds().length];
+                for (int i = 0; i < fds.length; i++) {
+                    fds[i] = Fd.adopt(r.fds()[i]);
+                }
+                replay.add(new Session.Message(new Codec.Header(r.request(), Codec.VERSION, r.payload().length),
+                        r.payload(), fds));
+            }
+            VhostUserServer vhost = VhostUserServer.adopt(socketPath, device,
+                    new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
+                    Fd.adopt(d.vhostListenerFd()), d.vhostConnectionFd() < 0 ? null : Fd.adopt(d.vhostConnectionFd()),
+                    replay);
+            return new Restored(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
+                    d.allowUnsealedMemory(), Fd.adopt(d.handoverListenerFd()), d.device().frozenAtNanos(),
+                    d.device().ports().size());
+        } catch (IOException | RuntimeException e) {
+            link.refuse(String.valueOf(e.getMessage()));
+            throw e;
+        }
+    }
+}

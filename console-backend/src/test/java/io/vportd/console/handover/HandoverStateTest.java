@@ -1,0 +1,104 @@
+package io.vportd.console.handover;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vportd.console.cli.PortSpecParser;
+import io.vportd.console.control.ControlListener;
+import io.vportd.console.control.ControlMachine;
+import io.vportd.console.control.ControlMessage;
+import io.vportd.console.device.DeviceSnapshot;
+import io.vportd.console.endpoint.Handed;
+import io.vportd.vhost.Session;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The hand-over state record: what is written is read back the same; versions and damage are refused. */
+class HandoverStateTest {
+
+    private static HandoverState.Daemon sample() {
+        ControlMachine m = new ControlMachine(8, ControlListener.NONE);
+        m.addPort(PortSpecParser.parse("nr=0,console,cols=100,rows=30,socket=/tmp/con.sock"));
+        m.addPort(PortSpecParser.parse("nr=3,name=agent,,x,socket=/tmp/agent.sock"));
+        byte[] ready = new byte[8];
+        ControlMessage.encodeHeader(ready, 0, ControlMessage.NO_ID, ControlMessage.DEVICE_READY, 1);
+        m.onGuestMessage(ready, 0, 8); // PORT_ADDs pending: undelivered control messages
+        m.removePort(3);
+        DeviceSnapshot.Port con = new DeviceSnapshot.Port(m.portConfig(0), true, 17, 65535, 4096,
+                "boot log\n".getBytes(StandardCharsets.UTF_8), 100 << 16 | 30, new Handed().fd("listener", 40).fd("peer", 41));
+        DeviceSnapshot.Port pty = new DeviceSnapshot.Port(PortSpecParser.parse("nr=5,pty=/tmp/link"), false, 0, 0, 0,
+                new byte[0], 0, new Handed().fd("master", 50).fd("slave", 51).fact("slave-path", "/dev/pts/7"));
+        DeviceSnapshot device = new DeviceSnapshot(8, m.snapshot(), true, List.of(con, pty),
+                List.of(PortSpecParser.parse("nr=3,name=agent,,x,socket=/tmp/agent.sock")), 123456789L);
+        List<Session.Replay> replay = List.of(new Session.Replay(5, new byte[] {1, 2, 3}, new int[] {60, 61}),
+                new Session.Replay(12, new byte[0], new int[0]));
+        return new HandoverState.Daemon("/run/vm/vportd.sock", "/run/vm/api.sock", "127.0.0.1:9100", true, 30, 31, 32,
+                replay, device);
+    }
+
+    @Test
+    void whatIsWrittenIsReadBackWithTheReceivedDescriptors() throws IOException {
+        HandoverState.Daemon d = sample();
+        HandoverState.Encoded e = HandoverState.encode(d);
+        assertEquals(9, e.fds().length, "every descriptor once: hand-over, vhost, 2 replay, 4 endpoint, connection");
+        int[] received = new int[e.fds().length];
+        for (int i = 0; i < received.length; i++) {
+            received[i] = 1000 + e.fds()[i]; // the numbers another process would get
+        }
+        HandoverState.Daemon back = HandoverState.decode(HandoverState.parse(e.json()), received);
+        assertEquals(d.socketPath(), back.socketPath());
+        assertEquals(d.apiSocket(), back.apiSocket());
+        assertEquals(d.metricsListen(), back.metricsListen());
+        assertEquals(d.allowUnsealedMemory(), back.allowUnsealedMemory());
+        assertEquals(1030, back.handoverListenerFd());
+        assertEquals(1031, back.vhostListenerFd());
+        assertEquals(1032, back.vhostConnectionFd());
+        assertEquals(2, back.replay().size());
+        assertEquals(5, back.replay().get(0).request());
+        assertArrayEquals(new byte[] {1, 2, 3}, back.replay().get(0).payload());
+        assertArrayEquals(new int[] {1060, 1061}, back.replay().get(0).fds());
+        DeviceSnapshot s = back.device();
+        assertEquals(d.device().control(), s.control(), "the control machine, pending messages included");
+        assertEquals(d.device().removing(), s.removing());
+        assertEquals(d.device().frozenAtNanos(), s.frozenAtNanos());
+        assertEquals(true, s.deviceReadySeen());
+        for (int i = 0; i < 2; i++) {
+            DeviceSnapshot.Port a = d.device().ports().get(i);
+            DeviceSnapshot.Port b = s.ports().get(i);
+            assertEquals(a.config(), b.config());
+            assertEquals(a.added(), b.added());
+            assertEquals(a.carriedHead(), b.carriedHead());
+            assertEquals(a.carriedAvail(), b.carriedAvail());
+            assertEquals(a.carriedTaken(), b.carriedTaken());
+            assertArrayEquals(a.consoleBacklog(), b.consoleBacklog());
+            assertEquals(a.terminalSize(), b.terminalSize());
+            assertEquals(a.endpoint().facts(), b.endpoint().facts());
+            a.endpoint().fds().forEach((role, fd) -> assertEquals(1000 + fd, b.endpoint().fds().get(role), role));
+        }
+    }
+
+    @Test
+    void aRecordFromAFutureVersionIsRefusedNamingBothVersions() {
+        byte[] json = new String(HandoverState.encode(sample()).json(), StandardCharsets.UTF_8)
+                .replace("\"version\":1", "\"version\":99").getBytes(StandardCharsets.UTF_8);
+        IOException e = assertThrows(IOException.class, () -> HandoverState.parse(json));
+        assertTrue(e.getMessage().contains("version 99") && e.getMessage().contains("version 1"), e.getMessage());
+    }
+
+    @Test
+    void damagedRecordsAreRefusedNotMisread() throws IOException {
+        HandoverState.Encoded e = HandoverState.encode(sample());
+        String json = new String(e.json(), StandardCharsets.UTF_8);
+        assertThrows(IOException.class, () -> HandoverState.parse("{\"format\":\"other\",\"version\":1}".getBytes()));
+        assertThrows(IOException.class, () -> HandoverState.decode(HandoverState.parse(
+                json.replace("\"vhost\"", "\"vhostX\"").getBytes(StandardCharsets.UTF_8)), e.fds()));
+        assertThrows(IOException.class, () -> HandoverState.decode(HandoverState.parse(e.json()), new int[2]),
+                "descriptor indexes beyond what was received");
+        assertThrows(IOException.class, () -> HandoverState.decode(HandoverState.parse(
+                json.replace("\"nr=5,pty=/tmp/link\"", "\"nr=5,bogus\"").getBytes(StandardCharsets.UTF_8)), e.fds()));
+    }
+}
