@@ -34,6 +34,23 @@ final class Logging {
         handler = h;
     }
 
+    /**
+     * Runs {@code work} with only warnings and errors logged (a hand-over rehearsal on a throw-away
+     * device would otherwise log as if a real device started and reset).
+     */
+    static void quietly(Runnable work) {
+        Logger root = Logger.getLogger("");
+        Level before = root.getLevel();
+        if (before != null && before.intValue() < Level.WARNING.intValue()) {
+            root.setLevel(Level.WARNING);
+        }
+        try {
+            work.run();
+        } finally {
+            root.setLevel(before);
+        }
+    }
+
     /** The logger's counters (records dropped, written), or an empty set before {@link #configure}. */
     static MetricSet metrics() {
         NonBlockingLogHandler h = handler;

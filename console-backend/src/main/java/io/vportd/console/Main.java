@@ -92,6 +92,8 @@ public final class Main {
     private static void takeOver(DaemonConfig config) {
         TakeOver link;
         try {
+            TakeOver.checkServed(config.socketPath());
+            Logging.quietly(TakeOver::rehearse); // warm this JVM up before the running daemon pauses
             link = TakeOver.connect(config.socketPath());
         } catch (java.io.IOException e) {
             System.err.println("vportd: --take-over: " + e.getMessage());

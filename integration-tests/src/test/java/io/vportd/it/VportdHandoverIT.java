@@ -142,10 +142,14 @@ class VportdHandoverIT {
         HostPort in = host(sock("in"));
         HostPort agent = host(sock("agent"));
         List<String> ticks = new CopyOnWriteArrayList<>();
-        CompletableFuture<Void> consoleReader = CompletableFuture.runAsync(() -> readLines(console, ticks));
+        // Each host side on its own thread (the common pool may have a single worker on a small machine).
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newCachedThreadPool();
+        closers.add(pool::shutdownNow);
+        CompletableFuture<Void> consoleReader = CompletableFuture.runAsync(() -> readLines(console, ticks), pool);
         String outSha = guest.awaitMark("out-sha", STEP);
-        CompletableFuture<String> fromGuest = CompletableFuture.supplyAsync(() -> out.readSha256(STREAM, Duration.ofSeconds(900)));
-        CompletableFuture<String> toGuest = CompletableFuture.supplyAsync(() -> writeRandom(in, Duration.ofSeconds(900)));
+        CompletableFuture<String> fromGuest = CompletableFuture.supplyAsync(
+                () -> out.readSha256(STREAM, Duration.ofSeconds(900)), pool);
+        CompletableFuture<String> toGuest = CompletableFuture.supplyAsync(() -> writeRandom(in, Duration.ofSeconds(900)), pool);
         guest.awaitMark("streaming", STEP);
 
         ApiClient ctl = ApiClient.connect(api);

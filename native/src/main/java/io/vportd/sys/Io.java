@@ -42,6 +42,7 @@ public final class Io {
 
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
+    private static final int F_DUPFD_CLOEXEC = 1030;
 
     private static final MethodHandle CLOSE = Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle READ = Libc.asFdAddrLen(
@@ -123,5 +124,11 @@ public final class Io {
             Libc.check("pipe2", cap -> (int) PIPE2.invokeExact(cap, fds, O_CLOEXEC));
             return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
         }
+    }
+
+    /** A second descriptor for the same open file (fcntl F_DUPFD_CLOEXEC), owned by the caller. */
+    public static Fd dup(int fd) throws NativeException {
+        return Fd.adopt((int) Libc.check("fcntl(" + fd + ", F_DUPFD_CLOEXEC)",
+                cap -> (int) FCNTL.invokeExact(cap, fd, F_DUPFD_CLOEXEC, 0)));
     }
 }

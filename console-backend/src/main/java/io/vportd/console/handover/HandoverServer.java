@@ -107,6 +107,7 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     private void run() {
+        warmUp();
         while (!closed) {
             int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
@@ -122,6 +123,18 @@ public final class HandoverServer implements AutoCloseable {
             } catch (RuntimeException e) {
                 LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
             }
+        }
+    }
+
+    /** Writes a small state record once, so the first hand-over's pause does not include loading the JSON code. */
+    private static void warmUp() {
+        try {
+            io.vportd.console.control.ControlMachine m =
+                    new io.vportd.console.control.ControlMachine(1, io.vportd.console.control.ControlListener.NONE);
+            HandoverState.encode(new HandoverState.Daemon("/nonexistent", null, null, false, -1, -1, -1, java.util.List.of(),
+                    new DeviceSnapshot(1, m.snapshot(), false, java.util.List.of(), java.util.List.of(), 0)));
+        } catch (RuntimeException e) {
+            LOG.log(Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
     }
 

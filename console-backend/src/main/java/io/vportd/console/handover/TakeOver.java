@@ -35,15 +35,32 @@ public final class TakeOver implements AutoCloseable {
     }
 
     /**
+     * Runs the taking side once on a throw-away device (see {@link Rehearsal}); call before
+     * {@link #connect} so that the running daemon's pause does not include this JVM warming up.
+     */
+    public static void rehearse() {
+        Rehearsal.run();
+    }
+
+    /**
+     * Fails at once, naming what was looked for, when no daemon's hand-over socket exists for
+     * {@code socketPath}.
+     */
+    public static void checkServed(Path socketPath) throws IOException {
+        Path p = HandoverServer.pathFor(socketPath);
+        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist)");
+        }
+    }
+
+    /**
      * Connects to the daemon serving {@code socketPath}.
      *
      * @throws IOException nobody serves it (the message says what was looked for)
      */
     public static TakeOver connect(Path socketPath) throws IOException {
+        checkServed(socketPath);
         Path p = HandoverServer.pathFor(socketPath);
-        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist)");
-        }
         try {
             return new TakeOver(new HandoverLink(UnixSockets.connect(p)));
         } catch (NativeException e) {
