@@ -85,7 +85,7 @@ public final class Main {
         LOG.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",
                 config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
         serve(config.socketPath(), config.apiSocket(), config.metricsListen(), config.allowUnsealedMemory(), device,
-                server, null);
+                server, null, java.util.Map.of());
     }
 
     /** {@code --take-over}: receive the running daemon's device, rebuild it, and serve once it lets go. */
@@ -128,12 +128,13 @@ public final class Main {
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()
                 : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(),
-                r.handoverListener());
+                r.handoverListener(), r.counters());
     }
 
     /** Everything around a serving device: management API, metrics, the hand-over socket, shutdown. */
     private static void serve(Path socketPath, Path apiSocket, HostPort metricsListen, boolean allowUnsealedMemory,
-                              ConsoleDevice device, VhostUserServer server, io.vportd.sys.Fd handedListener) {
+                              ConsoleDevice device, VhostUserServer server, io.vportd.sys.Fd handedListener,
+                              java.util.Map<String, Long> carriedCounters) {
         // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
         device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
             LOG.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
@@ -159,6 +160,10 @@ public final class Main {
                     metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
                     device.dataPlane(), Main::exitAfterHandover);
             handover = handedListener != null ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
+            if (!carriedCounters.isEmpty()) {
+                int n = device.dataPlane().carryCounters(carriedCounters);
+                LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);
+            }
         } catch (Exception e) {
             if (api != null) {
                 api.close();

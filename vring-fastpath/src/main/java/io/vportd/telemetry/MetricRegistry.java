@@ -61,4 +61,56 @@ public final class MetricRegistry {
         }
         return List.copyOf(byName.values());
     }
+
+    /**
+     * The value of every counter (not derived values or gauges) keyed by name and full labels: what
+     * a live hand-over carries so that counters go on from where they were in the next process.
+     */
+    public java.util.Map<String, Long> counterValues() {
+        java.util.Map<String, Long> out = new LinkedHashMap<>();
+        for (Entry e : entries) {
+            for (MetricSet.Metric m : e.set().metrics()) {
+                if (m.value() instanceof Counter || m.value() instanceof SharedCounter) {
+                    out.merge(key(m, e), m.value().getAsLong(), Long::sum);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Adds the values another process's {@link #counterValues} had to the counters registered here
+     * under the same name and labels; returns how many counters took a value. Run it on the thread
+     * that writes the single-writer {@link Counter}s (the data plane), before they count anything.
+     */
+    public int carry(java.util.Map<String, Long> values) {
+        int taken = 0;
+        for (Entry e : entries) {
+            for (MetricSet.Metric m : e.set().metrics()) {
+                Long v = values.get(key(m, e));
+                if (v == null || v <= 0) {
+                    continue;
+                }
+                if (m.value() instanceof Counter c) {
+                    c.add(v);
+                    taken++;
+                } else if (m.value() instanceof SharedCounter c) {
+                    c.addAndGet(v);
+                    taken++;
+                }
+            }
+        }
+        return taken;
+    }
+
+    private static String key(MetricSet.Metric m, Entry e) {
+        StringBuilder b = new StringBuilder(m.name());
+        for (String l : e.labels()) {
+            b.append('\u0000').append(l);
+        }
+        for (String l : m.labels()) {
+            b.append('\u0000').append(l);
+        }
+        return b.toString();
+    }
 }

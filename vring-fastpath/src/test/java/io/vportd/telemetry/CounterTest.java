@@ -53,4 +53,34 @@ class CounterTest {
         assertThrows(IllegalArgumentException.class, () -> s.counter("Bad-Name", "x"));
         assertThrows(IllegalArgumentException.class, () -> s.counter("ok_total", "x", "odd"));
     }
+
+    @Test
+    void counterValuesCarryToTheSameCountersOfAnotherRegistry() {
+        MetricRegistry a = new MetricRegistry();
+        MetricSet qa = new MetricSet();
+        Counter chains = qa.counter("x_chains_total", "chains");
+        SharedCounter drops = qa.shared("x_drops_total", "drops", "reason", "full");
+        qa.gauge("x_depth", "a gauge is not carried", () -> 99);
+        a.register(qa, "queue", "3");
+        chains.add(41);
+        drops.addAndGet(7);
+
+        MetricRegistry b = new MetricRegistry();
+        MetricSet qb = new MetricSet();
+        Counter chainsB = qb.counter("x_chains_total", "chains");
+        SharedCounter dropsB = qb.shared("x_drops_total", "drops", "reason", "full");
+        SharedCounter otherB = qb.shared("x_drops_total", "drops", "reason", "other");
+        b.register(qb, "queue", "3");
+        MetricSet elsewhere = new MetricSet();
+        Counter q4 = elsewhere.counter("x_chains_total", "chains");
+        b.register(elsewhere, "queue", "4");
+        chainsB.add(1);
+
+        assertEquals(2, b.carry(a.counterValues()));
+        assertEquals(42, chainsB.get(), "added to what the new counter already had");
+        assertEquals(7, dropsB.get());
+        assertEquals(0, otherB.get(), "other labels take nothing");
+        assertEquals(0, q4.get(), "other identity labels take nothing");
+        assertEquals(false, a.counterValues().containsKey("x_depth"), "gauges are not counters");
+    }
 }

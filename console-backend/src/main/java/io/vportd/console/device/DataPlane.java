@@ -167,6 +167,14 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return (DeviceSnapshot) r;
     }
 
+    /**
+     * Adds the counter values a previous process had (see {@link MetricRegistry#counterValues}) to
+     * this data plane's registry, on the data-plane thread; returns how many counters took a value.
+     */
+    public int carryCounters(java.util.Map<String, Long> values) {
+        return callToCompletion(() -> metrics.carry(values));
+    }
+
     /** Ends a freeze: after a hand-over that did not happen, or in the new process once it may serve. */
     public void thaw() {
         callToCompletion(() -> {

@@ -35,8 +35,9 @@ public record DeviceSnapshot(int maxPorts, MachineState control, boolean deviceR
      * @param consoleBacklog console output the host had not taken yet
      * @param terminalSize   last terminal size seen (cols << 16 | rows), 0 if none
      * @param endpoint       the endpoint's descriptors and facts
+     * @param counters       the port's counters, in {@link PortCounters} index order
      */
     public record Port(PortConfig config, boolean added, int carriedHead, int carriedAvail, long carriedTaken,
-                       byte[] consoleBacklog, int terminalSize, Handed endpoint) {
+                       byte[] consoleBacklog, int terminalSize, Handed endpoint, long[] counters) {
     }
 }

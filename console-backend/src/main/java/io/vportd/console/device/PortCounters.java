@@ -41,6 +41,24 @@ public final class PortCounters {
         values[which].add(n);
     }
 
+    /** Every value, in index order (a live hand-over carries them). */
+    long[] values() {
+        long[] out = new long[COUNT];
+        for (int i = 0; i < COUNT; i++) {
+            out[i] = values[i].get();
+        }
+        return out;
+    }
+
+    /** Adds the values a previous process had (see {@link #values}); extra or missing entries are ignored. */
+    void carry(long[] from) {
+        for (int i = 0; i < Math.min(COUNT, from.length); i++) {
+            if (from[i] > 0) {
+                values[i].add(from[i]);
+            }
+        }
+    }
+
     public long get(int which) {
         return values[which].get();
     }

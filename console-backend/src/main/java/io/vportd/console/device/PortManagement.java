@@ -139,7 +139,8 @@ final class PortManagement implements ControlListener {
                 io.vportd.console.endpoint.Handed h = p.endpoint.handover();
                 long[] carried = p.carried();
                 out.add(new DeviceSnapshot.Port(p.config, p.added, (int) carried[0], (int) carried[1], carried[2],
-                        p.consoleBacklog == null ? new byte[0] : p.consoleBacklog.copyAll(), p.terminalSize, h));
+                        p.consoleBacklog == null ? new byte[0] : p.consoleBacklog.copyAll(), p.terminalSize, h,
+                        p.counters.values()));
             }
         } catch (IOException | RuntimeException e) {
             handoverAbandoned(asked);
@@ -182,6 +183,7 @@ final class PortManagement implements ControlListener {
         p.added = s.added();
         p.terminalSize = s.terminalSize();
         p.carry(s.carriedHead(), s.carriedAvail(), s.carriedTaken());
+        p.counters.carry(s.counters());
         if (p.consoleBacklog != null && s.consoleBacklog().length > 0) {
             p.consoleBacklog.append(s.consoleBacklog(), 0, s.consoleBacklog().length);
         }

@@ -132,7 +132,8 @@ public final class HandoverServer implements AutoCloseable {
             io.vportd.console.control.ControlMachine m =
                     new io.vportd.console.control.ControlMachine(1, io.vportd.console.control.ControlListener.NONE);
             HandoverState.encode(new HandoverState.Daemon("/nonexistent", null, null, false, -1, -1, -1, java.util.List.of(),
-                    new DeviceSnapshot(1, m.snapshot(), false, java.util.List.of(), java.util.List.of(), 0)));
+                    new DeviceSnapshot(1, m.snapshot(), false, java.util.List.of(), java.util.List.of(), 0),
+                    java.util.Map.of()));
         } catch (RuntimeException e) {
             LOG.log(Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
@@ -173,7 +174,7 @@ public final class HandoverServer implements AutoCloseable {
             HandoverState.Encoded state = HandoverState.encode(new HandoverState.Daemon(context.socketPath().toString(),
                     context.apiSocket() == null ? null : context.apiSocket().toString(), context.metricsListen(),
                     context.allowUnsealedMemory(), listener.fd(), suspension.listenerFd(), suspension.connectionFd(),
-                    suspension.replay(), snapshot));
+                    suspension.replay(), snapshot, context.dataPlane().metrics().counterValues()));
             ObjectNode header = JSON.createObjectNode();
             header.put("op", "state");
             header.put("fdCount", state.fds().length);

@@ -38,7 +38,7 @@ final class HandoverState {
     /** The parts of a daemon a hand-over describes. */
     record Daemon(String socketPath, String apiSocket, String metricsListen, boolean allowUnsealedMemory,
                   int handoverListenerFd, int vhostListenerFd, int vhostConnectionFd, List<Session.Replay> replay,
-                  DeviceSnapshot device) {
+                  DeviceSnapshot device, Map<String, Long> counters) {
     }
 
     private HandoverState() {
@@ -109,11 +109,17 @@ final class HandoverState {
             o.put("carriedTaken", p.carriedTaken());
             o.put("consoleBacklog", Base64.getEncoder().encodeToString(p.consoleBacklog()));
             o.put("terminalSize", p.terminalSize());
+            ArrayNode pc = o.putArray("counters");
+            for (long v : p.counters()) {
+                pc.add(v);
+            }
             ObjectNode efds = o.putObject("fds");
             p.endpoint().fds().forEach((role, fd) -> efds.put(role, index(fds, fd)));
             ObjectNode facts = o.putObject("facts");
             p.endpoint().facts().forEach(facts::put);
         }
+        ObjectNode counters = root.putObject("counters");
+        d.counters().forEach(counters::put);
         ArrayNode removing = dev.putArray("removing");
         s.removing().forEach(r -> removing.add(PortSpecParser.format(r)));
         int[] list = fds.stream().mapToInt(Integer::intValue).toArray();
@@ -191,11 +197,16 @@ final class HandoverState {
                     Map.Entry<String, JsonNode> e = it.next();
                     h.fact(e.getKey(), e.getValue().asText());
                 }
+                JsonNode pc = o.path("counters");
+                long[] portCounters = new long[pc.size()];
+                for (int i = 0; i < portCounters.length; i++) {
+                    portCounters[i] = pc.get(i).asLong();
+                }
                 ports.add(new DeviceSnapshot.Port(PortSpecParser.parse(o.required("config").asText()),
                         o.required("added").asBoolean(), o.required("carriedHead").asInt(),
                         o.required("carriedAvail").asInt(), o.required("carriedTaken").asLong(),
                         Base64.getDecoder().decode(o.required("consoleBacklog").asText()),
-                        o.required("terminalSize").asInt(), h));
+                        o.required("terminalSize").asInt(), h, portCounters));
             }
             List<PortConfig> removing = new ArrayList<>();
             for (JsonNode r : dev.required("removing")) {
@@ -203,10 +214,15 @@ final class HandoverState {
             }
             DeviceSnapshot snapshot = new DeviceSnapshot(dev.required("maxPorts").asInt(), machine,
                     dev.required("deviceReadySeen").asBoolean(), ports, removing, dev.required("frozenAtNanos").asLong());
+            Map<String, Long> counters = new java.util.LinkedHashMap<>();
+            for (Iterator<Map.Entry<String, JsonNode>> it = root.path("counters").fields(); it.hasNext(); ) {
+                Map.Entry<String, JsonNode> e = it.next();
+                counters.put(e.getKey(), e.getValue().asLong());
+            }
             return new Daemon(root.required("socketPath").asText(), text(root.get("apiSocket")),
                     text(root.get("metricsListen")), root.path("allowUnsealedMemory").asBoolean(false),
                     fd(fds, root.required("handoverListener").asInt()), fd(fds, vhost.required("listener").asInt()),
-                    fd(fds, vhost.required("connection").asInt()), replay, snapshot);
+                    fd(fds, vhost.required("connection").asInt()), replay, snapshot, counters);
         } catch (IllegalArgumentException | NullPointerException e) {
             throw new IOException("the hand-over record is malformed: " + e.getMessage(), e);
         }

@@ -44,9 +44,9 @@ final class Rehearsal {
         PortConfig port = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
         machine.addPort(port);
         DeviceSnapshot snapshot = new DeviceSnapshot(1, machine.snapshot(), false,
-                List.of(new DeviceSnapshot.Port(port, true, 0, 0, 0, new byte[0], 0, new Handed())), List.of(), 0);
+                List.of(new DeviceSnapshot.Port(port, true, 0, 0, 0, new byte[0], 0, new Handed(), new long[] {1})), List.of(), 0);
         HandoverState.Encoded e = HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd.sock", null, null,
-                false, -1, -1, -1, List.of(), snapshot));
+                false, -1, -1, -1, List.of(), snapshot, java.util.Map.of("rehearsal", 1L)));
         HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), e.fds());
         long size = 1 << 20;
         try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);

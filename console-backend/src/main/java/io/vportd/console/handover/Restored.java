@@ -17,7 +17,8 @@ import java.util.List;
  * the rest of the daemon needs (API socket, metrics address, the hand-over listener).
  */
 public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSocket, String metricsListen,
-                       boolean allowUnsealedMemory, Fd handoverListener, long frozenAtNanos, int portCount) {
+                       boolean allowUnsealedMemory, Fd handoverListener, long frozenAtNanos, int portCount,
+                       java.util.Map<String, Long> counters) {
 
     /**
      * Receives the running daemon's state over {@code link} and rebuilds it. On failure the
@@ -45,7 +46,7 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
                     replay);
             return new Restored(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
                     d.allowUnsealedMemory(), Fd.adopt(d.handoverListenerFd()), d.device().frozenAtNanos(),
-                    d.device().ports().size());
+                    d.device().ports().size(), d.counters());
         } catch (IOException | RuntimeException e) {
             link.refuse(String.valueOf(e.getMessage()));
             throw e;

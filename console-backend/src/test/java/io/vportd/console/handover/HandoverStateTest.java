@@ -29,15 +29,16 @@ class HandoverStateTest {
         m.onGuestMessage(ready, 0, 8); // PORT_ADDs pending: undelivered control messages
         m.removePort(3);
         DeviceSnapshot.Port con = new DeviceSnapshot.Port(m.portConfig(0), true, 17, 65535, 4096,
-                "boot log\n".getBytes(StandardCharsets.UTF_8), 100 << 16 | 30, new Handed().fd("listener", 40).fd("peer", 41));
+                "boot log\n".getBytes(StandardCharsets.UTF_8), 100 << 16 | 30, new Handed().fd("listener", 40).fd("peer", 41),
+                new long[] {5, 6, 7});
         DeviceSnapshot.Port pty = new DeviceSnapshot.Port(PortSpecParser.parse("nr=5,pty=/tmp/link"), false, 0, 0, 0,
-                new byte[0], 0, new Handed().fd("master", 50).fd("slave", 51).fact("slave-path", "/dev/pts/7"));
+                new byte[0], 0, new Handed().fd("master", 50).fd("slave", 51).fact("slave-path", "/dev/pts/7"), new long[8]);
         DeviceSnapshot device = new DeviceSnapshot(8, m.snapshot(), true, List.of(con, pty),
                 List.of(PortSpecParser.parse("nr=3,name=agent,,x,socket=/tmp/agent.sock")), 123456789L);
         List<Session.Replay> replay = List.of(new Session.Replay(5, new byte[] {1, 2, 3}, new int[] {60, 61}),
                 new Session.Replay(12, new byte[0], new int[0]));
         return new HandoverState.Daemon("/run/vm/vportd.sock", "/run/vm/api.sock", "127.0.0.1:9100", true, 30, 31, 32,
-                replay, device);
+                replay, device, java.util.Map.of("vportd_x_total\u0000queue\u00003", 12L));
     }
 
     @Test
@@ -65,6 +66,7 @@ class HandoverStateTest {
         assertEquals(d.device().control(), s.control(), "the control machine, pending messages included");
         assertEquals(d.device().removing(), s.removing());
         assertEquals(d.device().frozenAtNanos(), s.frozenAtNanos());
+        assertEquals(d.counters(), back.counters());
         assertEquals(true, s.deviceReadySeen());
         for (int i = 0; i < 2; i++) {
             DeviceSnapshot.Port a = d.device().ports().get(i);
@@ -76,6 +78,7 @@ class HandoverStateTest {
             assertEquals(a.carriedTaken(), b.carriedTaken());
             assertArrayEquals(a.consoleBacklog(), b.consoleBacklog());
             assertEquals(a.terminalSize(), b.terminalSize());
+            assertArrayEquals(a.counters(), b.counters());
             assertEquals(a.endpoint().facts(), b.endpoint().facts());
             a.endpoint().fds().forEach((role, fd) -> assertEquals(1000 + fd, b.endpoint().fds().get(role), role));
         }
