@@ -17,7 +17,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -30,9 +29,11 @@ import java.util.List;
  * connection it accepts is stored too ({@code probe.conn}, polled: a client that goes away
  * leaves the store) and greeted with {@code gen=N hello}. After a crash systemd starts it again
  * with those descriptors: it bumps the generation in the same memfd, keeps serving the same
- * listener, and writes {@code gen=N resumed conns=K} to each connection it got back, which its
- * client (that never saw an EOF) reads. It reports what it got in {@code DIR/probe-N.txt}, then
- * says {@code READY=1}. Usage: {@code FdStoreProbe DIR}.
+ * listener, reports what it got in {@code DIR/probe-N.txt}, writes {@code gen=N resumed conns=K}
+ * to each connection it got back (whose client never saw an EOF), then says {@code READY=1}. A client may send {@code remove NAME}: the probe sends
+ * {@code FDSTOREREMOVE=1} for that name and answers {@code removed NAME}. A memfd stored
+ * under {@code probe.scratch} (FDPOLL=0) exists to be removed that way.
+ * Usage: {@code FdStoreProbe DIR}.
  */
 public final class FdStoreProbe {
 
@@ -46,11 +47,13 @@ public final class FdStoreProbe {
         List<Fd> state;
         List<Fd> listeners;
         List<Fd> conns;
+        List<Fd> scratch;
         String unexpected;
         try (ListenFds passed = ListenFds.fromEnvironment()) {
             state = passed.take("probe.state");
             listeners = passed.take("probe.listen");
             conns = passed.take("probe.conn");
+            scratch = passed.take("probe.scratch");
             unexpected = passed.names().toString();
         }
         if (state.size() > 1 || listeners.size() > 1) {
@@ -74,21 +77,29 @@ public final class FdStoreProbe {
         if (listeners.isEmpty()) {
             notify.storeFds("probe.listen", true, listener.fd());
         }
-        for (Fd c : conns) {
-            writeLine(c, "gen=" + generation + " resumed conns=" + conns.size());
+        if (state.isEmpty()) {
+            try (Fd s = MemFd.create("probe.scratch")) {
+                notify.storeFds("probe.scratch", false, s.fd());
+            }
         }
         Files.writeString(dir.resolve("probe-" + generation + ".txt"),
                 "generation=" + generation + "\n"
                         + "pid=" + ProcessHandle.current().pid() + "\n"
                         + "LISTEN_FDNAMES=" + names + "\n"
                         + "restored=probe.state:" + state.size() + ",probe.listen:" + listeners.size()
-                        + ",probe.conn:" + conns.size() + "\n"
+                        + ",probe.conn:" + conns.size() + ",probe.scratch:" + scratch.size() + "\n"
                         + "state_inode=" + Io.fileId(stateFd.fd()).inode() + "\n"
                         + "listener_inode=" + Io.fileId(listener.fd()).inode() + "\n"
                         + "unexpected=" + unexpected + "\n");
+        // after the report, so that a client reading this line finds the report written
+        for (Fd c : conns) {
+            writeLine(c, "gen=" + generation + " resumed conns=" + conns.size());
+        }
         notify.ready("generation " + generation);
 
-        List<Fd> open = new ArrayList<>(conns); // kept open: they are the service's clients
+        for (Fd c : conns) {
+            serve(notify, c);
+        }
         while (true) {
             int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
@@ -98,10 +109,39 @@ public final class FdStoreProbe {
                 throw new NativeException("accept", -c);
             }
             Fd conn = Fd.adopt(c);
-            open.add(conn);
             notify.storeFds("probe.conn", true, conn.fd());
             writeLine(conn, "gen=" + generation + " hello");
+            serve(notify, conn);
         }
+    }
+
+    /** A thread that answers {@code remove NAME} lines on {@code conn} until EOF, then closes it. */
+    private static void serve(SdNotify notify, Fd conn) {
+        Thread.ofPlatform().daemon().start(() -> {
+            try (Arena a = Arena.ofConfined(); conn) {
+                MemorySegment buf = a.allocate(1);
+                StringBuilder line = new StringBuilder();
+                while (true) {
+                    long n = Io.read(conn.fd(), buf.address(), 1);
+                    if (n <= 0) {
+                        return;
+                    }
+                    char ch = (char) buf.get(ValueLayout.JAVA_BYTE, 0);
+                    if (ch != '\n') {
+                        line.append(ch);
+                        continue;
+                    }
+                    if (line.toString().startsWith("remove ")) {
+                        String name = line.substring("remove ".length());
+                        notify.removeFds(name);
+                        writeLine(conn, "removed " + name);
+                    }
+                    line.setLength(0);
+                }
+            } catch (IOException | RuntimeException e) {
+                e.printStackTrace();
+            }
+        });
     }
 
     private static void writeLine(Fd fd, String line) throws IOException {

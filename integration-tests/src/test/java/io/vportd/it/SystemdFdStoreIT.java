@@ -29,8 +29,10 @@ import org.junit.jupiter.api.Timeout;
  * its listening socket and each accepted connection with vportd's {@link SdNotify}; the test
  * kills it with SIGKILL twice and checks that systemd starts it again with every descriptor
  * back under its name ({@code LISTEN_FDNAMES}), the memfd's content carried over, and the
- * host's connections never seeing an EOF. Stopping the unit then empties the store (systemd
- * 252 has no {@code FileDescriptorStorePreserve=}).
+ * host's connections never seeing an EOF. Then {@code FDSTOREREMOVE=1} takes a name out of the
+ * store, a polled connection whose client closes leaves it, and a third SIGKILL brings back
+ * only what is left. Stopping the unit then empties the store (systemd 252 has no
+ * {@code FileDescriptorStorePreserve=}).
  */
 class SystemdFdStoreIT {
 
@@ -50,12 +52,12 @@ class SystemdFdStoreIT {
             sys.ok("systemctl", "link", SystemdRig.SHARE_IN_TREE + "/" + UNIT);
             sys.ok("systemctl", "start", UNIT); // returns once the probe said READY=1
             Map<String, String> first = report(share, 1);
-            assertEquals("probe.state:0,probe.listen:0,probe.conn:0", first.get("restored"), () -> first.toString());
+            assertEquals("probe.state:0,probe.listen:0,probe.conn:0,probe.scratch:0", first.get("restored"), () -> first.toString());
 
             List<HostPort> clients = new ArrayList<>();
             clients.add(HostPort.connect(share.resolve("probe.sock"), STEP));
             assertEquals("gen=1 hello", readLine(clients.getFirst()));
-            awaitStored(sys, 3); // state, listener, one connection
+            awaitStored(sys, 4); // state, scratch, listener, one connection
 
             for (int gen = 2; gen <= 3; gen++) {
                 String pid = sys.property(UNIT, "MainPID");
@@ -79,11 +81,11 @@ class SystemdFdStoreIT {
 
                 Map<String, String> r = report(share, gen);
                 int conns = clients.size() - 1; // the connections stored before this kill
-                assertEquals("probe.state:1,probe.listen:1,probe.conn:" + conns, r.get("restored"), r::toString);
+                assertEquals("probe.state:1,probe.listen:1,probe.conn:" + conns + ",probe.scratch:1", r.get("restored"), r::toString);
                 assertEquals("[]", r.get("unexpected"), r::toString);
                 String[] names = r.get("LISTEN_FDNAMES").split(":");
                 Arrays.sort(names);
-                List<String> expected = new ArrayList<>(List.of("probe.listen", "probe.state"));
+                List<String> expected = new ArrayList<>(List.of("probe.listen", "probe.scratch", "probe.state"));
                 for (int i = 0; i < conns; i++) {
                     expected.add("probe.conn");
                 }
@@ -93,8 +95,24 @@ class SystemdFdStoreIT {
                 assertEquals(first.get("listener_inode"), r.get("listener_inode"), "the same listening socket came back");
                 assertNotEquals(pid, r.get("pid"), "a new process");
                 assertEquals(Integer.toString(gen - 1), sys.property(UNIT, "NRestarts"));
-                awaitStored(sys, 2 + clients.size());
+                awaitStored(sys, 3 + clients.size());
             }
+
+            // FDSTOREREMOVE=1 takes a name out of the store (probe.scratch is stored with FDPOLL=0)
+            HostPort asker = clients.getFirst();
+            asker.write("remove probe.scratch\n", STEP);
+            assertEquals("removed probe.scratch", readLine(asker));
+            awaitStored(sys, 2 + clients.size());
+            // a polled descriptor leaves the store when its peer goes away
+            clients.removeLast().close();
+            awaitStored(sys, 2 + clients.size());
+            String pid = sys.property(UNIT, "MainPID");
+            sys.ok("kill", "-KILL", pid);
+            for (HostPort c : clients) {
+                assertEquals("gen=4 resumed conns=" + clients.size(), readLine(c), () -> sys.diagnostics(UNIT));
+            }
+            Map<String, String> r = report(share, 4);
+            assertEquals("probe.state:1,probe.listen:1,probe.conn:" + clients.size() + ",probe.scratch:0", r.get("restored"), r::toString);
 
             // without FileDescriptorStorePreserve= (systemd 254+) an explicit stop empties the store
             sys.ok("systemctl", "stop", UNIT);
