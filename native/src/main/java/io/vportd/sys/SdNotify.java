@@ -20,7 +20,9 @@ import java.util.Map;
  * <p>Every call opens its own socket, sends, and closes it (as libsystemd does): nothing stays
  * connected to a manager that may re-execute and re-create its socket, and the object is
  * immutable, so any thread may use it. These are set-up calls, not data-path calls: they allocate
- * and throw {@link NativeException} when the manager cannot be reached.
+ * and throw {@link NativeException} when the manager cannot be reached. The socket is blocking,
+ * like libsystemd's: a send waits while PID 1's receive queue is full, so call these from a
+ * control thread, never from a ring worker.
  *
  * <p>Without {@code $NOTIFY_SOCKET} (not started by systemd, or the unit is not
  * {@code Type=notify} and has no {@code NotifyAccess=}) every call does nothing and returns
