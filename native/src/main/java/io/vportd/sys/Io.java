@@ -11,7 +11,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * File descriptors and plain I/O: close, read, write, readv, writev, O_NONBLOCK, open, pipe2.
+ * File descriptors and plain I/O: close, read, write, readv, writev, O_NONBLOCK, FD_CLOEXEC,
+ * open, pipe2, and a file's identity (fstat device and inode).
  *
  * <p>The data-path calls ({@link #read}, {@link #write}, {@link #readv}, {@link #writev},
  * {@link #close}) never throw and never allocate: they return the result or {@code -errno}, EINTR
@@ -40,9 +41,15 @@ public final class Io {
     /** Size of one iovec; write base (u64) at +0 and length (u64) at +8. */
     public static final int IOVEC_BYTES = 16;
 
+    private static final int F_GETFD = 1;
+    private static final int F_SETFD = 2;
     private static final int F_GETFL = 3;
     private static final int F_SETFL = 4;
     private static final int F_DUPFD_CLOEXEC = 1030;
+    private static final int FD_CLOEXEC = 1;
+    private static final long STAT_SIZE = 144;  // struct stat, x86_64
+    private static final long STAT_ST_DEV = 0;
+    private static final long STAT_ST_INO = 8;
 
     private static final MethodHandle CLOSE = Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle READ = Libc.asFdAddrLen(
@@ -58,6 +65,7 @@ public final class Io {
             Libc.linkVariadic("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), 2);
     private static final MethodHandle OPEN =
             Libc.linkVariadic("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+    private static final MethodHandle FSTAT = Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle PIPE2 = Libc.link("pipe2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
 
     /** close(2): 0 or -errno. Never retried (Linux releases the descriptor even on EINTR). */
@@ -106,6 +114,34 @@ public final class Io {
     /** True when O_NONBLOCK is set on {@code fd}. */
     public static boolean isNonBlocking(int fd) throws NativeException {
         return (statusFlags(fd) & O_NONBLOCK) != 0;
+    }
+
+    /** Sets or clears FD_CLOEXEC (the descriptor flag: it does not travel with dup'ed copies). */
+    public static void setCloseOnExec(int fd, boolean closeOnExec) throws NativeException {
+        int flags = (int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFD, 0));
+        int wanted = closeOnExec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+        if (wanted != flags) {
+            Libc.check("fcntl(" + fd + ", F_SETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_SETFD, wanted));
+        }
+    }
+
+    /** True when FD_CLOEXEC is set on {@code fd}. */
+    public static boolean isCloseOnExec(int fd) throws NativeException {
+        return ((int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFD, 0))
+                & FD_CLOEXEC) != 0;
+    }
+
+    /** The file a descriptor refers to, as fstat(2) names it: two descriptors with equal ids share the file. */
+    public record FileId(long device, long inode) {
+    }
+
+    /** fstat(2)'s device and inode of the file behind {@code fd}. */
+    public static FileId fileId(int fd) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = arena.allocate(STAT_SIZE, 8);
+            Libc.check("fstat(" + fd + ")", cap -> (int) FSTAT.invokeExact(cap, fd, st));
+            return new FileId(st.get(JAVA_LONG, STAT_ST_DEV), st.get(JAVA_LONG, STAT_ST_INO));
+        }
     }
 
     /** open(2) with {@code flags} ({@link #O_CLOEXEC} always added) and {@code mode} for O_CREAT. */

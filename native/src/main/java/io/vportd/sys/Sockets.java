@@ -22,6 +22,7 @@ public final class Sockets {
     public static final int SHUT_RDWR = 2;
 
     static final int SOCK_STREAM = 1;
+    static final int SOCK_DGRAM = 2;
     static final int SOCK_NONBLOCK = 04000;
     static final int SOCK_CLOEXEC = 02000000;
     static final int SOL_SOCKET = 1;
@@ -36,8 +37,13 @@ public final class Sockets {
 
     /** A close-on-exec stream socket of {@code family} ({@code familyName} for the message). */
     static Fd stream(int family, String familyName, int extraFlags) throws NativeException {
-        int type = SOCK_STREAM | SOCK_CLOEXEC | extraFlags;
-        return Fd.adopt((int) Libc.check("socket(" + familyName + ")", cap -> (int) SOCKET.invokeExact(cap, family, type, 0)));
+        return open(family, SOCK_STREAM, familyName, extraFlags);
+    }
+
+    /** A close-on-exec socket of {@code family} and {@code type} ({@link #SOCK_STREAM}, {@link #SOCK_DGRAM}). */
+    static Fd open(int family, int type, String familyName, int extraFlags) throws NativeException {
+        int t = type | SOCK_CLOEXEC | extraFlags;
+        return Fd.adopt((int) Libc.check("socket(" + familyName + ")", cap -> (int) SOCKET.invokeExact(cap, family, t, 0)));
     }
 
     /** bind(2) only. */

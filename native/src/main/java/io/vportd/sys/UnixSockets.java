@@ -15,7 +15,9 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
  * AF_UNIX stream sockets: listeners (mode 0600), blocking and non-blocking connects, socket
- * pairs, and messages carrying descriptors (SCM_RIGHTS). {@link #recvWithFds} and
+ * pairs, and messages carrying descriptors (SCM_RIGHTS); AF_UNIX datagram sockets bound or
+ * connected to a path or an abstract name ({@link #bindDatagram}, {@link #connectDatagram}), on
+ * which the same two message calls work. {@link #recvWithFds} and
  * {@link #sendWithFds} never throw and never allocate: they return bytes or {@code -errno}.
  */
 public final class UnixSockets {
@@ -60,6 +62,65 @@ public final class UnixSockets {
         sa.set(JAVA_SHORT, 0, (short) AF_UNIX);
         MemorySegment.copy(bytes, 0, sa, ValueLayout.JAVA_BYTE, 2, bytes.length);
         return sa;
+    }
+
+    /**
+     * sockaddr_un of an address as {@code $NOTIFY_SOCKET} spells it: a file system path, or
+     * {@code @name} for the abstract name {@code name} (a leading NUL, no terminator; the length
+     * passed to the kernel is exact, so the segment's size is the address length).
+     */
+    private static MemorySegment sockaddrUn(Arena arena, String address, String call) throws NativeException {
+        if (!address.startsWith("@")) {
+            return sockaddrUn(arena, Path.of(address), call);
+        }
+        byte[] name = address.substring(1).getBytes(StandardCharsets.UTF_8);
+        if (name.length == 0 || name.length >= SUN_PATH_MAX) {
+            throw new NativeException(call + "(" + address + ")", Errno.ENAMETOOLONG);
+        }
+        MemorySegment sa = arena.allocate(2 + 1 + name.length, 8);
+        sa.set(JAVA_SHORT, 0, (short) AF_UNIX);
+        MemorySegment.copy(name, 0, sa, ValueLayout.JAVA_BYTE, 3, name.length);
+        return sa;
+    }
+
+    /**
+     * An AF_UNIX datagram socket (close-on-exec) bound at {@code address}: a path (file mode
+     * 0600) or {@code @name} for an abstract name. Read it with {@link #recvWithFds}.
+     */
+    public static Fd bindDatagram(String address) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, address, "bind");
+            Fd fd = Sockets.open(AF_UNIX, Sockets.SOCK_DGRAM, "AF_UNIX", 0);
+            try {
+                Sockets.bind(fd, sa, address);
+                if (!address.startsWith("@")) {
+                    MemorySegment cpath = arena.allocateFrom(address);
+                    Libc.check("chmod(" + address + ")", cap -> (int) CHMOD.invokeExact(cap, cpath, 0600));
+                }
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * An AF_UNIX datagram socket (close-on-exec) connected to {@code address}: a path or
+     * {@code @name} for an abstract name. Send on it with {@link #sendWithFds}.
+     */
+    public static Fd connectDatagram(String address) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, address, "connect");
+            Fd fd = Sockets.open(AF_UNIX, Sockets.SOCK_DGRAM, "AF_UNIX", 0);
+            try {
+                Sockets.connect(fd, sa, address);
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
     }
 
     /** A listening AF_UNIX stream socket bound at {@code path}, file mode 0600. */
