@@ -185,8 +185,10 @@ public final class Main {
         MetricsHttpServer metricsServer = metrics;
         HandoverServer handoverServer = handover;
         CountDownLatch stopped = new CountDownLatch(1);
+        io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             LOG.log(Level.INFO, "shutting down");
+            tell(manager, "STOPPING=1");
             handoverServer.close();
             if (metricsServer != null) {
                 metricsServer.close();
@@ -205,10 +207,22 @@ public final class Main {
             Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));
+        // Under systemd (Type=notify): started once the vhost-user socket and everything else listen,
+        // so a unit ordered after vportd starts QEMU only when it can connect.
+        tell(manager, "READY=1\nSTATUS=serving " + socketPath);
         try {
             stopped.await();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+    }
+
+    /** One notification to the service manager, if there is one; a failure is logged, never fatal. */
+    private static void tell(io.vportd.sys.SdNotify manager, String state) {
+        try {
+            manager.send(state);
+        } catch (java.io.IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "cannot notify the service manager ({0}): {1}", state.replace('\n', ' '), e.getMessage());
         }
     }
 
