@@ -160,6 +160,10 @@ public final class Main {
                     metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
                     device.dataPlane(), Main::exitAfterHandover);
             handover = handedListener != null ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
+            device.dataPlane().metrics().register(handover.stats().metrics());
+            if (handedListener != null) {
+                handover.stats().tookOver();
+            }
             if (!carriedCounters.isEmpty()) {
                 int n = device.dataPlane().carryCounters(carriedCounters);
                 LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);

@@ -61,9 +61,10 @@ class MetricsCoverageTest {
         DeviceCounters d = new DeviceCounters();
         ControlStats c = new ControlStats();
         VhostStats v = new VhostStats();
+        io.vportd.console.handover.HandoverStats h = new io.vportd.console.handover.HandoverStats();
         return List.of(new Object[] {q, q.metrics()}, new Object[] {p, p.metrics()}, new Object[] {d, d.metrics()},
                 new Object[] {c, c.metrics()}, new Object[] {v, v.metrics()}, new Object[] {log, log.metrics()},
-                new Object[] {api, api.metrics()});
+                new Object[] {api, api.metrics()}, new Object[] {h, h.metrics()});
     }
 
     private static List<LongSupplier> counterFields(Object o) throws IllegalAccessException {

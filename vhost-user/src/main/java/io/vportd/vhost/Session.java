@@ -694,9 +694,16 @@ public final class Session implements AutoCloseable {
     public List<Replay> suspendForHandover() {
         List<Queue> stopped = new ArrayList<>();
         for (Queue q : queues) {
-            if (stop(q)) {
+            if (q.started) {
                 stopped.add(q);
             }
+        }
+        int[] indexes = stopped.stream().mapToInt(q -> q.index).toArray();
+        int[] next = backend.stopQueues(indexes); // one hand-off for all rings, not one each
+        for (int i = 0; i < indexes.length; i++) {
+            Queue q = stopped.get(i);
+            q.started = false;
+            q.base = next[i] & 0xffff;
         }
         suspended = stopped;
         List<Replay> out = new ArrayList<>();

@@ -39,6 +39,19 @@ public interface VhostUserBackend {
     /** Stops a started queue and returns the next available index (GET_VRING_BASE); synchronous. */
     int stopQueue(int index);
 
+    /**
+     * Stops several started queues at once (a live hand-over stops them all); returns each one's
+     * next available index, in order. A device whose queues live on another thread overrides it
+     * to stop them in one hand-off instead of one per queue.
+     */
+    default int[] stopQueues(int[] indexes) {
+        int[] next = new int[indexes.length];
+        for (int i = 0; i < indexes.length; i++) {
+            next[i] = stopQueue(indexes[i]);
+        }
+        return next;
+    }
+
     /** The frontend went away or sent RESET_DEVICE: stop everything; synchronous. */
     void reset();
 

@@ -63,7 +63,7 @@ public final class MetricRegistry {
     }
 
     /**
-     * The value of every counter (not derived values or gauges) keyed by name and full labels: what
+     * The value of every counter that is not 0 (not derived values or gauges) keyed by name and full labels: what
      * a live hand-over carries so that counters go on from where they were in the next process.
      */
     public java.util.Map<String, Long> counterValues() {
@@ -71,7 +71,10 @@ public final class MetricRegistry {
         for (Entry e : entries) {
             for (MetricSet.Metric m : e.set().metrics()) {
                 if (m.value() instanceof Counter || m.value() instanceof SharedCounter) {
-                    out.merge(key(m, e), m.value().getAsLong(), Long::sum);
+                    long v = m.value().getAsLong();
+                    if (v != 0) { // most counters are 0: only what counted anything travels
+                        out.merge(key(m, e), v, Long::sum);
+                    }
                 }
             }
         }

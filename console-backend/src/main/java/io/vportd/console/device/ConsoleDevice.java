@@ -157,6 +157,11 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     }
 
     @Override
+    public int[] stopQueues(int[] indexes) {
+        return dataPlane.stopQueues(indexes);
+    }
+
+    @Override
     public void reset() {
         dataPlane.reset();
     }

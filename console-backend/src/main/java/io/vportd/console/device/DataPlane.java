@@ -247,6 +247,17 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return callToCompletion(() -> queues.stop(index));
     }
 
+    /** Stops several queues in one hand-off to the data-plane thread; next available indexes in order. */
+    public int[] stopQueues(int[] indexes) {
+        return callToCompletion(() -> {
+            int[] next = new int[indexes.length];
+            for (int i = 0; i < indexes.length; i++) {
+                next[i] = queues.stop(indexes[i]);
+            }
+            return next;
+        });
+    }
+
     /** Switches to {@code table} on the data-plane thread, which then closes the table it had (issue 11.10). */
     public void setMemory(MemoryTable table) {
         callToCompletion(() -> {

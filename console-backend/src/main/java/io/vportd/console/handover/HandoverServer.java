@@ -60,8 +60,7 @@ public final class HandoverServer implements AutoCloseable {
     private volatile boolean closed;
     private final LogLimiter clientLog = new LogLimiter(LOG);
 
-    /** Hand-overs refused or failed so far (this process resumed each time). */
-    private volatile long failed;
+    private final HandoverStats stats = new HandoverStats();
 
     /** The hand-over socket of a vhost-user socket path. */
     public static Path pathFor(Path socketPath) {
@@ -103,7 +102,12 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     public long failedHandovers() {
-        return failed;
+        return stats.failures();
+    }
+
+    /** This server's counters, to register with the metric registry. */
+    public HandoverStats stats() {
+        return stats;
     }
 
     private void run() {
@@ -144,10 +148,13 @@ public final class HandoverServer implements AutoCloseable {
         try {
             request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
         } catch (IOException | ClassCastException e) {
+            stats.badRequests.incrementAndGet();
             clientLog.log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", path, e.getMessage());
             return;
         }
         if (!"take-over".equals(request.path("op").asText())) {
+            stats.badRequests.incrementAndGet();
+            clientLog.log(Level.WARNING, "hand-over socket {0}: unknown request ''{1}''", path, request.path("op").asText());
             answer(link, "refused", "unknown request '" + request.path("op").asText() + "'");
             return;
         }
@@ -161,6 +168,7 @@ public final class HandoverServer implements AutoCloseable {
             refuse(link, "cannot stop the vhost-user session: " + e.getMessage());
             return;
         }
+        long suspended = System.nanoTime();
         DeviceSnapshot snapshot;
         try {
             snapshot = context.dataPlane().freezeForHandover();
@@ -181,6 +189,10 @@ public final class HandoverServer implements AutoCloseable {
             link.sendFrame(JSON.writeValueAsBytes(header));
             link.sendFrame(state.json());
             link.sendFds(state.fds());
+            long sent = System.nanoTime();
+            LOG.log(Level.INFO, "hand-over: rings stopped in {0} ms, data plane frozen in {1} ms, state ({2} bytes, {3} "
+                    + "descriptors) sent in {4} ms", ms(suspended - started), ms(snapshot.frozenAtNanos() - suspended),
+                    state.json().length, state.fds().length, ms(sent - snapshot.frozenAtNanos()));
             ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
             if ("ready".equals(reply.path("op").asText())) {
                 answer(link, "go", null);
@@ -197,12 +209,16 @@ public final class HandoverServer implements AutoCloseable {
         }
         context.dataPlane().thaw();
         suspension.resume();
-        failed++;
+        stats.failed.incrementAndGet();
         LOG.log(Level.WARNING, "hand-over did not happen ({0}); this process serves on", why);
     }
 
+    static String ms(long nanos) {
+        return String.format(java.util.Locale.ROOT, "%.1f", nanos / 1e6);
+    }
+
     private void refuse(HandoverLink link, String why) {
-        failed++;
+        stats.failed.incrementAndGet();
         LOG.log(Level.WARNING, "hand-over refused: {0}; this process serves on", why);
         answer(link, "refused", why);
     }

@@ -33,21 +33,35 @@ final class Rehearsal {
         try {
             rehearse();
         } catch (Exception | LinkageError e) {
-            LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
+            LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
         }
         LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal took {0} ms", (System.nanoTime() - t0) / 1_000_000);
     }
 
     private static void rehearse() throws Exception {
         io.vportd.console.control.ControlMachine machine =
-                new io.vportd.console.control.ControlMachine(1, io.vportd.console.control.ControlListener.NONE);
-        PortConfig port = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
-        machine.addPort(port);
-        DeviceSnapshot snapshot = new DeviceSnapshot(1, machine.snapshot(), false,
-                List.of(new DeviceSnapshot.Port(port, true, 0, 0, 0, new byte[0], 0, new Handed(), new long[] {1})), List.of(), 0);
+                new io.vportd.console.control.ControlMachine(2, io.vportd.console.control.ControlListener.NONE);
+        PortConfig console = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
+        // A socket port with a "listener" and a connected "client": a socket pair stands in for both.
+        PortConfig socket = new PortConfig(1, "rehearsal", false, 0, 0, null,
+                new EndpointSpec.UnixSocket(java.nio.file.Path.of("/nonexistent/rehearsal.sock")));
+        machine.addPort(console);
+        machine.addPort(socket);
+        Fd[] pair = io.vportd.sys.UnixSockets.pair();
+        DeviceSnapshot snapshot = new DeviceSnapshot(2, machine.snapshot(), false,
+                List.of(new DeviceSnapshot.Port(console, true, 0, 0, 0, new byte[0], 0, new Handed(), new long[] {1}),
+                        new DeviceSnapshot.Port(socket, true, 0, 0, 0, new byte[0], 0,
+                                new Handed().fd("listener", pair[0].fd()).fd("peer", pair[1].fd()), new long[] {1})),
+                List.of(), 0);
         HandoverState.Encoded e = HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd.sock", null, null,
                 false, -1, -1, -1, List.of(), snapshot, java.util.Map.of("rehearsal", 1L)));
-        HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), e.fds());
+        int[] dups = new int[e.fds().length]; // the device takes these over as a real hand-over's
+        for (int i = 0; i < dups.length; i++) {
+            dups[i] = io.vportd.sys.Io.dup(e.fds()[i]).fd();
+        }
+        pair[0].closeQuietly();
+        pair[1].closeQuietly();
+        HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), dups);
         long size = 1 << 20;
         try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
              Fd mem = MemFd.create("vportd-rehearsal");
@@ -61,12 +75,15 @@ final class Rehearsal {
             send(session, Request.SET_OWNER, new byte[0]);
             send(session, Request.SET_FEATURES, Codec.u64(device.deviceFeatures()));
             send(session, Request.SET_MEM_TABLE, Codec.memTable(List.of(new Codec.MemRegion(0, size, user, 0))), mem.fd());
-            send(session, Request.SET_VRING_NUM, Codec.vringState(0, 64));
-            send(session, Request.SET_VRING_BASE, Codec.vringState(0, 0));
-            send(session, Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(0, 0, user, user + 0x2000, user + 0x1000, 0)));
-            send(session, Request.SET_VRING_CALL, Codec.u64(0), call.fd());
-            send(session, Request.SET_VRING_ENABLE, Codec.vringState(0, 1));
-            send(session, Request.SET_VRING_KICK, Codec.u64(0), kick.fd());
+            for (int q = 0; q < device.queueCount(); q++) {
+                long ring = user + q * 0x4000L;
+                send(session, Request.SET_VRING_NUM, Codec.vringState(q, 64));
+                send(session, Request.SET_VRING_BASE, Codec.vringState(q, 0));
+                send(session, Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(q, 0, ring, ring + 0x2000, ring + 0x1000, 0)));
+                send(session, Request.SET_VRING_CALL, Codec.u64(q), call.fd());
+                send(session, Request.SET_VRING_ENABLE, Codec.vringState(q, 1));
+                send(session, Request.SET_VRING_KICK, Codec.u64(q), kick.fd());
+            }
             device.dataPlane().thaw();
             session.suspendForHandover();
             device.dataPlane().freezeForHandover();

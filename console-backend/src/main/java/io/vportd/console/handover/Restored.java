@@ -26,11 +26,13 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
      */
     public static Restored from(TakeOver link, Path socketPath) throws IOException {
         HandoverState.Daemon d = link.receive();
+        long received = System.nanoTime();
         try {
             if (!Path.of(d.socketPath()).equals(socketPath)) {
                 throw new IOException("the daemon on the hand-over socket serves " + d.socketPath() + ", not " + socketPath);
             }
             ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
+            long built = System.nanoTime();
             List<Session.Message> replay = new ArrayList<>();
             for (Session.Replay r : d.replay()) {
                 Fd[] fds = new Fd[r.fds().length];
@@ -44,6 +46,10 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
                     new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
                     Fd.adopt(d.vhostListenerFd()), d.vhostConnectionFd() < 0 ? null : Fd.adopt(d.vhostConnectionFd()),
                     replay);
+            System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
+                    "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
+                    HandoverServer.ms(received - d.device().frozenAtNanos()), HandoverServer.ms(built - received),
+                    HandoverServer.ms(System.nanoTime() - built));
             return new Restored(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
                     d.allowUnsealedMemory(), Fd.adopt(d.handoverListenerFd()), d.device().frozenAtNanos(),
                     d.device().ports().size(), d.counters());
