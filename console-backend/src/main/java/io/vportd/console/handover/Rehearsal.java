@@ -1,5 +1,7 @@
 package io.vportd.console.handover;
 
+import io.vportd.console.control.ControlListener;
+import io.vportd.console.control.ControlMachine;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.device.ConsoleDevice;
 import io.vportd.console.device.DeviceSnapshot;
@@ -7,22 +9,31 @@ import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.endpoint.Handed;
 import io.vportd.sys.EventFd;
 import io.vportd.sys.Fd;
+import io.vportd.sys.Io;
 import io.vportd.sys.MemFd;
+import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.Codec;
 import io.vportd.vhost.Request;
 import io.vportd.vhost.Session;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Runs the taking side of a hand-over once on a throw-away device before the real one starts, so
- * that the running daemon's pause does not include this JVM loading and first running the code
- * (measured: about a second in a cold JVM, most of the pause). It decodes a state record, builds
- * a device from a snapshot, replays a session over a sealed memfd of its own and starts a ring,
- * then closes everything. Nothing outside this process is touched.
+ * Runs the taking side of a hand-over a few times on throw-away devices before the real one, so
+ * that the running daemon's pause does not include this JVM loading, linking and interpreting
+ * the code for the first time (in a cold JVM that was most of the pause). Each round decodes a
+ * state record of {@link #PORTS} ports (a console and socket ports with a connected client, socket
+ * pairs standing in), builds a device from it, replays a session over a sealed memfd of its own
+ * with every ring started, then stops and closes everything. Nothing outside this process is
+ * touched.
  */
 final class Rehearsal {
 
     private static final System.Logger LOG = System.getLogger("vportd.handover");
+    /** The default device size: rounds this big make the per-port and per-ring code compiled. */
+    static final int PORTS = 31;
+    static final int ROUNDS = 4;
 
     private Rehearsal() {
     }
@@ -31,7 +42,9 @@ final class Rehearsal {
     static void run() {
         long t0 = System.nanoTime();
         try {
-            rehearse();
+            for (int i = 0; i < ROUNDS; i++) {
+                rehearse();
+            }
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
         }
@@ -39,28 +52,33 @@ final class Rehearsal {
     }
 
     private static void rehearse() throws Exception {
-        io.vportd.console.control.ControlMachine machine =
-                new io.vportd.console.control.ControlMachine(2, io.vportd.console.control.ControlListener.NONE);
-        PortConfig console = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
-        // A socket port with a "listener" and a connected "client": a socket pair stands in for both.
-        PortConfig socket = new PortConfig(1, "rehearsal", false, 0, 0, null,
-                new EndpointSpec.UnixSocket(java.nio.file.Path.of("/nonexistent/rehearsal.sock")));
-        machine.addPort(console);
-        machine.addPort(socket);
-        Fd[] pair = io.vportd.sys.UnixSockets.pair();
-        DeviceSnapshot snapshot = new DeviceSnapshot(2, machine.snapshot(), false,
-                List.of(new DeviceSnapshot.Port(console, true, 0, 0, 0, new byte[0], 0, new Handed(), new long[] {1}),
-                        new DeviceSnapshot.Port(socket, true, 0, 0, 0, new byte[0], 0,
-                                new Handed().fd("listener", pair[0].fd()).fd("peer", pair[1].fd()), new long[] {1})),
-                List.of(), 0);
+        ControlMachine machine = new ControlMachine(PORTS, ControlListener.NONE);
+        List<Fd> standIns = new ArrayList<>();
+        List<DeviceSnapshot.Port> ports = new ArrayList<>();
+        for (int id = 0; id < PORTS; id++) {
+            PortConfig c;
+            Handed h = new Handed();
+            if (id == 0) {
+                c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
+            } else {
+                c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
+                        new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
+                Fd[] pair = UnixSockets.pair(); // stands in for the listener and the connected client
+                standIns.add(pair[0]);
+                standIns.add(pair[1]);
+                h.fd("listener", pair[0].fd()).fd("peer", pair[1].fd());
+            }
+            machine.addPort(c);
+            ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}));
+        }
+        DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), 0);
         HandoverState.Encoded e = HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd.sock", null, null,
                 false, -1, -1, -1, List.of(), snapshot, java.util.Map.of("rehearsal", 1L)));
         int[] dups = new int[e.fds().length]; // the device takes these over as a real hand-over's
         for (int i = 0; i < dups.length; i++) {
-            dups[i] = io.vportd.sys.Io.dup(e.fds()[i]).fd();
+            dups[i] = Io.dup(e.fds()[i]).fd();
         }
-        pair[0].closeQuietly();
-        pair[1].closeQuietly();
+        standIns.forEach(Fd::closeQuietly);
         HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), dups);
         long size = 1 << 20;
         try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
@@ -94,7 +112,7 @@ final class Rehearsal {
     private static void send(Session s, Request r, byte[] payload, int... fds) throws Exception {
         Fd[] owned = new Fd[fds.length];
         for (int i = 0; i < fds.length; i++) {
-            owned[i] = io.vportd.sys.Io.dup(fds[i]);
+            owned[i] = Io.dup(fds[i]);
         }
         s.handle(new Session.Message(new Codec.Header(r.code, Codec.VERSION, payload.length), payload, owned));
     }
