@@ -24,6 +24,17 @@ public final class Main {
     }
 
     /** Puts the daemon's own counters (vhost-user sessions, the logger) beside the device's, so metrics exports them. */
+    /**
+     * Port logs name the device by its vhost-user socket; the journal socket is journald's unless
+     * {@code VPORTD_JOURNAL_SOCKET} points elsewhere (tests run a listener of their own).
+     */
+    static io.vportd.console.device.PortLogContext logContext(io.vportd.console.cli.DaemonConfig config) {
+        String journal = System.getenv("VPORTD_JOURNAL_SOCKET");
+        return new io.vportd.console.device.PortLogContext(config.socketPath().toString(),
+                journal == null || journal.isEmpty() ? io.vportd.console.portlog.JournalLogTarget.DEFAULT_SOCKET
+                        : java.nio.file.Path.of(journal));
+    }
+
     static void registerCounters(MetricRegistry registry, MetricSet vhost, MetricSet log) {
         registry.register(vhost);
         registry.register(log);
@@ -54,7 +65,7 @@ public final class Main {
         ConsoleDevice device;
         VhostUserServer server;
         try {
-            device = new ConsoleDevice(config.maxPorts(), config.ports());
+            device = new ConsoleDevice(config.maxPorts(), config.ports(), logContext(config));
         } catch (Exception e) {
             System.err.println("vportd: cannot set up the ports: " + e.getMessage());
             System.exit(1);

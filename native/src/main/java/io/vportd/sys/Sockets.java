@@ -22,6 +22,7 @@ public final class Sockets {
     public static final int SHUT_RDWR = 2;
 
     static final int SOCK_STREAM = 1;
+    static final int SOCK_DGRAM = 2;
     static final int SOCK_NONBLOCK = 04000;
     static final int SOCK_CLOEXEC = 02000000;
     static final int SOL_SOCKET = 1;
@@ -38,6 +39,13 @@ public final class Sockets {
     static Fd stream(int family, String familyName, int extraFlags) throws NativeException {
         int type = SOCK_STREAM | SOCK_CLOEXEC | extraFlags;
         return Fd.adopt((int) Libc.check("socket(" + familyName + ")", cap -> (int) SOCKET.invokeExact(cap, family, type, 0)));
+    }
+
+    /** A close-on-exec datagram socket of {@code family} ({@code familyName} for the message). */
+    static Fd datagram(int family, String familyName) throws NativeException {
+        int type = SOCK_DGRAM | SOCK_CLOEXEC;
+        return Fd.adopt((int) Libc.check("socket(" + familyName + ", SOCK_DGRAM)",
+                cap -> (int) SOCKET.invokeExact(cap, family, type, 0)));
     }
 
     /** bind(2) only. */

@@ -39,9 +39,19 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
         this(maxPorts, ports, ConsoleDevice::endpointFor);
     }
 
+    /** With the device name and journal socket port logs use. */
+    public ConsoleDevice(int maxPorts, List<PortConfig> ports, PortLogContext logContext) throws IOException {
+        this(maxPorts, ports, ConsoleDevice::endpointFor, logContext);
+    }
+
     /** With another way to make endpoints (tests hand in PTY-backed ones). */
     ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints)
             throws IOException {
+        this(maxPorts, ports, endpoints, PortLogContext.DEFAULT);
+    }
+
+    private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
+                          PortLogContext logContext) throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -53,7 +63,7 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
                 break;
             }
         }
-        this.dataPlane = new DataPlane(map, ports, endpoints);
+        this.dataPlane = new DataPlane(map, ports, endpoints, logContext);
         dataPlane.start();
     }
 

@@ -16,6 +16,8 @@ import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
+import io.vportd.console.portlog.LogFollower;
+import io.vportd.console.portlog.LogWriter;
 
 /**
  * The port table and everything that changes it: ports added and removed on the host side (with
@@ -55,8 +57,11 @@ final class PortManagement implements ControlListener {
     private long lastTick;
     private long nextSizeCheck;
 
+    private final PortLogContext logContext;
+
     PortManagement(QueueMap map, PortRuntime[] ports, DirtySet work, DeviceCounters deviceCounters,
-                   Function<PortConfig, Endpoint> endpointFactory) {
+                   Function<PortConfig, Endpoint> endpointFactory, PortLogContext logContext) {
+        this.logContext = logContext;
         this.map = map;
         this.ports = ports;
         this.work = work;
@@ -90,9 +95,12 @@ final class PortManagement implements ControlListener {
 
     private void registerEndpointCounters(PortRuntime p) {
         io.vportd.telemetry.MetricSet set = p.endpoint.metrics();
+        String name = p.config.name() == null ? "" : p.config.name();
         if (registry != null && set != null) {
-            p.endpointMetrics = registry.register(set, "port", Integer.toString(p.config.id()),
-                    "name", p.config.name() == null ? "" : p.config.name());
+            p.endpointMetrics = registry.register(set, "port", Integer.toString(p.config.id()), "name", name);
+        }
+        if (registry != null && p.tap != null && p.tap.writer != null) {
+            p.logMetrics = registry.register(p.tap.writer.metrics(), "port", Integer.toString(p.config.id()), "name", name);
         }
     }
 
@@ -101,18 +109,72 @@ final class PortManagement implements ControlListener {
             registry.unregister(p.endpointMetrics);
             p.endpointMetrics = null;
         }
+        if (registry != null && p.logMetrics != null) {
+            registry.unregister(p.logMetrics);
+            p.logMetrics = null;
+        }
+    }
+
+    /**
+     * Opens the port's log (file or journal socket) on the calling thread, the one adding the port;
+     * null when the port logs nothing. A refusal names the key and the reason.
+     */
+    LogWriter openLog(PortConfig c) {
+        try {
+            return PortTap.openWriter(c, logContext.device(), logContext.journalSocket());
+        } catch (IOException | RuntimeException ex) {
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
+                    PortRuntime.labelOf(c) + ": cannot open its log: " + ex.getMessage(), ex);
+        }
+    }
+
+    /**
+     * Starts a follower of port {@code id} (see {@link DataPlane#followLog}), or none when
+     * {@code f} is null; returns the replay ring's copy.
+     */
+    byte[] follow(int id, LogFollower f) {
+        PortRuntime p = id >= 0 && id < ports.length ? ports[id] : null;
+        if (p == null) {
+            throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
+        }
+        if (f == null) {
+            return p.tap == null ? new byte[0] : p.tap.snapshot();
+        }
+        if (p.tap == null) {
+            p.tap = new PortTap(p.counters, null, 0); // the first follower of a port without log or replay
+        }
+        if (!p.tap.follow(f)) {
+            throw new PortRequestException(PortRequestException.Reason.INVALID,
+                    p.label + " already has " + PortTap.MAX_FOLLOWERS + " log followers");
+        }
+        return p.tap.snapshot();
     }
 
     /** A port configured at start-up (before the data-plane thread runs). */
     void install(PortConfig c) throws IOException {
-        Endpoint e = endpointFactory.apply(c);
+        LogWriter log = PortTap.openWriter(c, logContext.device(), logContext.journalSocket());
+        Endpoint e;
+        try {
+            e = endpointFactory.apply(c);
+        } catch (RuntimeException ex) {
+            if (log != null) {
+                log.close();
+            }
+            throw ex;
+        }
         try {
             e.open();
         } catch (IOException | RuntimeException ex) {
             e.close();
+            if (log != null) {
+                log.close();
+            }
             throw ex;
         }
-        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG, log);
+        if (p.tap != null) {
+            p.tap.start();
+        }
         p.added = true; // start-up ports have no port-added event
         ports[c.id()] = p;
         control.addPort(c);
@@ -127,6 +189,7 @@ final class PortManagement implements ControlListener {
         PortRuntime p = ports[port];
         p.hostReadable = true;
         p.hostWritable = true;
+        p.replayToNewClient();
         work.mark(port);
         control.hostConnected(port);
         if (p.added) {
@@ -260,13 +323,21 @@ final class PortManagement implements ControlListener {
 
     /** Adds a port whose endpoint is already open; the endpoint is this table's from now on (closed on refusal). */
     PortStatus add(PortConfig c, Endpoint e) {
+        return add(c, e, null);
+    }
+
+    /** The same with the port's opened log writer (null for none), closed on refusal too. */
+    PortStatus add(PortConfig c, Endpoint e, LogWriter log) {
         try {
             check(c);
         } catch (PortRequestException refused) {
             e.close();
+            if (log != null) {
+                log.close();
+            }
             throw refused;
         }
-        return addChecked(c, e);
+        return addChecked(c, e, log);
     }
 
     /** The refusals the port table gives by itself: id range, id and name taken. */
@@ -290,19 +361,22 @@ final class PortManagement implements ControlListener {
         }
     }
 
-    private PortStatus addChecked(PortConfig c, Endpoint e) {
+    private PortStatus addChecked(PortConfig c, Endpoint e, LogWriter log) {
         int id = c.id();
         if (removing[id] != null && c.console() != removing[id].console()) {
             // The guest keeps its hvc set-up per id until it has seen PORT_REMOVE; keep it simple.
             LOG.log(Level.DEBUG, "port {0} re-added with a different console flag while its removal is pending", id);
         }
-        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG, log);
         try {
             control.addPort(c); // first: the endpoint may report its host connected while it starts
         } catch (IllegalArgumentException ex) {
             e.close();
             if (p.consoleBacklog != null) {
                 p.consoleBacklog.close();
+            }
+            if (p.tap != null) {
+                p.tap.close();
             }
             throw new PortRequestException(ex.getMessage().contains("name") ? PortRequestException.Reason.NAME_TAKEN
                     : PortRequestException.Reason.ID_TAKEN, ex.getMessage(), ex);
@@ -321,10 +395,16 @@ final class PortManagement implements ControlListener {
             if (p.consoleBacklog != null) {
                 p.consoleBacklog.close();
             }
+            if (p.tap != null) {
+                p.tap.close();
+            }
             throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
                     p.label + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
         }
         queues.attachRunning(p);
+        if (p.tap != null) {
+            p.tap.start();
+        }
         registerEndpointCounters(p);
         work.mark(id);
         anyTicking |= e.wantsTicks();
@@ -378,6 +458,9 @@ final class PortManagement implements ControlListener {
         if (p.consoleBacklog != null) {
             p.consoleBacklog.close();
         }
+        if (p.tap != null) {
+            p.tap.close(); // the writer finishes what it holds, then closes the file
+        }
         if (moved[1] > 0) {
             deviceCounters.removedUndeliveredBytes.add(moved[1]);
             LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
@@ -419,6 +502,9 @@ final class PortManagement implements ControlListener {
             }
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());
+                if (p.tap != null) {
+                    p.tap.fromChain(c, c.transferred(), c.remaining());
+                }
             } else {
                 while (canWrite && c.remaining() > 0) {
                     long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), PortPump.IOV_MAX));
@@ -428,6 +514,9 @@ final class PortManagement implements ControlListener {
                     }
                     delivered += n;
                     p.counters.add(PortCounters.BYTES_TO_HOST, n);
+                    if (p.tap != null) {
+                        p.tap.fromChain(c, c.transferred(), n);
+                    }
                     c.advance(n);
                 }
                 if (c.remaining() > 0) {
@@ -462,7 +551,8 @@ final class PortManagement implements ControlListener {
     PortStatus statusOf(PortRuntime p) {
         int id = p.config.id();
         return new PortStatus(id, p.config.name(), p.config.console(), p.endpoint.describe(),
-                control.isGuestOpen(id), control.isHostConnected(id), p.transmitHeld, p.counters);
+                control.isGuestOpen(id), control.isHostConnected(id), p.transmitHeld, p.counters,
+                p.config.log().describe());
     }
 
     List<PortStatus> snapshot() {
@@ -502,7 +592,11 @@ final class PortManagement implements ControlListener {
     void emergencyWrite(int character) {
         for (PortRuntime p : ports) {
             if (p != null && p.isConsole()) {
-                p.keepConsoleOutput(new byte[] {(byte) character}, 0, 1);
+                byte[] one = {(byte) character};
+                if (p.tap != null) {
+                    p.tap.bytes(one, 0, 1);
+                }
+                p.keepConsoleOutput(one, 0, 1);
                 work.mark(p.config.id());
                 deviceCounters.emergencyWrites.increment();
                 pump.flushConsoleBacklog(p);
@@ -561,6 +655,9 @@ final class PortManagement implements ControlListener {
                     p.endpoint.close();
                     if (p.consoleBacklog != null) {
                         p.consoleBacklog.close();
+                    }
+                    if (p.tap != null) {
+                        p.tap.close();
                     }
                 } catch (RuntimeException e) {
                     errors.add(e);
