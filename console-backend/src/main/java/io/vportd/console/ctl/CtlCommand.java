@@ -368,7 +368,7 @@ public final class CtlCommand implements Callable<Integer> {
     // ------------------------------------------------------------------ tables
 
     void portTable(List<JsonNode> ports) {
-        String[] head = {"NR", "NAME", "CONSOLE", "ENDPOINT", "GUEST", "HOST", "TO-HOST", "TO-GUEST", "HELD", "DROPPED", "LOG"};
+        String[] head = {"NR", "NAME", "CONSOLE", "ENDPOINT", "GUEST", "HOST", "TO-HOST", "TO-GUEST", "HELD", "DROPPED"};
         List<String[]> rows = new ArrayList<>();
         rows.add(head);
         for (JsonNode p : ports) {
@@ -383,7 +383,6 @@ public final class CtlCommand implements Callable<Integer> {
                 p.path("to-guest").path("bytes").asText() + "B/" + p.path("to-guest").path("chains").asText(),
                 p.path("held-waits").asText() + (p.path("holding-guest-data").asBoolean() ? "*" : ""),
                 Long.toString(p.path("console-dropped-bytes").asLong() + p.path("host-write-errors").asLong()),
-                p.path("log").isTextual() ? p.path("log").asText() : "-",
             });
         }
         int[] width = new int[head.length];

@@ -78,8 +78,9 @@ public final class FileLogTarget implements LogTarget {
     @Override
     public void write(byte[] b, int off, int len, long epochMillis) throws IOException {
         int end = off + len;
-        if (!timestamps) {
+        if (!timestamps && len > 0) {
             put(b, off, len);
+            lineStart = b[end - 1] == '\n'; // a drop marker starts on a line of its own
         }
         for (int i = off; timestamps && i < end; ) {
             if (lineStart) {
