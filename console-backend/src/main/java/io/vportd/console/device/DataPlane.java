@@ -5,6 +5,8 @@ import io.vportd.console.control.ControlStats;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
+import io.vportd.console.portlog.LogFollower;
+import io.vportd.console.portlog.LogWriter;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
@@ -29,8 +31,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
-import io.vportd.console.portlog.LogFollower;
-import io.vportd.console.portlog.LogWriter;
 import java.util.function.Supplier;
 import org.jctools.queues.atomic.MpscAtomicArrayQueue;
 

@@ -5,6 +5,8 @@ import io.vportd.console.control.ControlMachine;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
+import io.vportd.console.portlog.LogFollower;
+import io.vportd.console.portlog.LogWriter;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Io;
 import io.vportd.sys.Terminal;
@@ -16,8 +18,6 @@ import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
-import io.vportd.console.portlog.LogFollower;
-import io.vportd.console.portlog.LogWriter;
 
 /**
  * The port table and everything that changes it: ports added and removed on the host side (with
@@ -25,9 +25,9 @@ import io.vportd.console.portlog.LogWriter;
  * port events for the management API, endpoint ticks and terminal sizes. Refusals are
  * {@link PortRequestException}s. Confined to the data-plane thread.
  *
- * <p>Size: somewhat over 500 lines: add, remove (with its transmit drain), the endpoint life
+ * <p>Size: over 500 lines: add, remove (with its transmit drain), the endpoint and port-log life
  * cycle, events and listings share the port table and its invariants; the hot paths are in
- * {@link PortPump}, the rings in {@link QueueTable}.
+ * {@link PortPump}, the rings in {@link QueueTable}, the log tap in {@link PortTap}.
  */
 final class PortManagement implements ControlListener {
 
