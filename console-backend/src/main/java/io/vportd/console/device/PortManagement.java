@@ -664,5 +664,22 @@ final class PortManagement implements ControlListener {
                 }
             }
         }
+        // Shutdown runs off the data plane: let each log writer write what it still holds.
+        long deadline = System.nanoTime() + LOG_FLUSH_NANOS;
+        for (PortRuntime p : ports) {
+            if (p != null && p.tap != null && p.tap.writer != null) {
+                try {
+                    if (!p.tap.writer.awaitClosed(Math.max(1, (deadline - System.nanoTime()) / 1_000_000))) {
+                        LOG.log(Level.WARNING, "{0}: its log writer did not finish within the shutdown grace", p.label);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
+
+    /** How long shutdown waits for the log writers in all. */
+    private static final long LOG_FLUSH_NANOS = 3_000_000_000L;
 }

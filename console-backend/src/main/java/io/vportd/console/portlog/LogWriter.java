@@ -170,13 +170,13 @@ public final class LogWriter implements AutoCloseable {
                 } else {
                     get(h, scratch, 0, len);
                     h += len;
+                    pendingWrite = len; // lost if the marker or the write fails
                 }
                 if (failedBytes > 0) {
                     target.dropped(failedBytes, System.currentTimeMillis());
                     failedBytes = 0;
                 }
                 if (len >= 0) {
-                    pendingWrite = len;
                     target.write(scratch, 0, len, value);
                     pendingWrite = 0;
                     bytesWritten.add(len);
@@ -245,6 +245,9 @@ public final class LogWriter implements AutoCloseable {
 
     /** Waits up to {@code millis} for the writer thread to finish after {@link #close()}; true when it has. */
     public boolean awaitClosed(long millis) throws InterruptedException {
+        if (thread.getState() == Thread.State.NEW) {
+            return true; // never started: close() closed the target itself
+        }
         return thread.join(java.time.Duration.ofMillis(millis));
     }
 

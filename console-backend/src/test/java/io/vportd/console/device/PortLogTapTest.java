@@ -307,6 +307,24 @@ class PortLogTapTest {
             assertEquals(0, code, err.toString());
             assertEquals("seq 000008\nseq 000009\n", out.toString());
 
+            // The keys through add-port, the settings in list-ports.
+            Path added = dir.resolve("added.log");
+            assertEquals(0, io.vportd.console.ctl.CtlCommand.run(new String[] {"--api-socket", api.toString(), "add-port",
+                    "nr=1,name=added,null,log=" + added + ",log-max=64K,log-keep=2,log-timestamps,replay=2K"},
+                    new java.io.PrintWriter(new java.io.StringWriter()), new java.io.PrintWriter(err)), err.toString());
+            assertTrue(Files.exists(added), "the log is opened when the port is added");
+            java.io.StringWriter list = new java.io.StringWriter();
+            assertEquals(0, io.vportd.console.ctl.CtlCommand.run(new String[] {"--api-socket", api.toString(), "--json",
+                    "list-ports"}, new java.io.PrintWriter(list), new java.io.PrintWriter(err)));
+            assertTrue(list.toString().contains("\"log\" : \"log=" + added + ",log-max=65536,log-keep=2,log-timestamps,replay=2048\""),
+                    list.toString());
+            assertTrue(list.toString().contains("\"log\" : \"replay=65536\""), "the console's default: " + list);
+            java.io.StringWriter refused = new java.io.StringWriter();
+            assertEquals(1, io.vportd.console.ctl.CtlCommand.run(new String[] {"--api-socket", api.toString(), "add-port",
+                    "nr=1,null,replay=4M"}, new java.io.PrintWriter(new java.io.StringWriter()), new java.io.PrintWriter(refused)));
+            assertTrue(refused.toString().contains("bad-spec") && refused.toString().contains("replay must be at most"),
+                    refused.toString());
+
             try (io.vportd.console.ctl.ApiClient c = io.vportd.console.ctl.ApiClient.connect(api)) {
                 com.fasterxml.jackson.databind.node.ObjectNode r = c.request("log");
                 r.put("nr", 0);

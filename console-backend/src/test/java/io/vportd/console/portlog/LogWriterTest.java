@@ -120,4 +120,58 @@ class LogWriterTest {
             b[i] = (byte) (seq * 7 + i);
         }
     }
+
+    /** Fails its first {@code failures} writes (a full disk), then records like a working one. */
+    static final class FailingSink implements LogTarget {
+        int failures;
+        final List<String> events = new ArrayList<>();
+        final CountDownLatch closed = new CountDownLatch(1);
+
+        FailingSink(int failures) {
+            this.failures = failures;
+        }
+
+        @Override
+        public synchronized void write(byte[] b, int off, int len, long epochMillis) throws java.io.IOException {
+            if (failures > 0) {
+                failures--;
+                throw new java.io.IOException("No space left on device");
+            }
+            events.add("data " + len);
+        }
+
+        @Override
+        public synchronized void dropped(long bytes, long epochMillis) throws java.io.IOException {
+            if (failures > 0) {
+                failures--;
+                throw new java.io.IOException("No space left on device");
+            }
+            events.add("dropped " + bytes);
+        }
+
+        @Override
+        public String describe() {
+            return "failing sink";
+        }
+
+        @Override
+        public void close() {
+            closed.countDown();
+        }
+    }
+
+    @Test
+    void bytesOfFailedWritesAreCountedAndMarkedOnceWritingWorksAgain() throws InterruptedException {
+        FailingSink sink = new FailingSink(3); // the write of 100, then the marker attempt with 200, fail; then 300's marker too
+        LogWriter w = new LogWriter(sink, "port 3", 64 * 1024);
+        for (int len : new int[] {100, 200, 300, 400}) {
+            assertEquals(0, w.offer(new byte[len], 0, len, 1));
+        }
+        w.drainOnce(new byte[64 * 1024]); // on this thread: the writer thread is not started
+        assertEquals(List.of("dropped 600", "data 400"), sink.events,
+                "100 failed; 200 lost with the failed marker; 300 lost with the next failed marker; then the marker");
+        w.close();
+        assertTrue(w.awaitClosed(1000));
+        assertEquals(0, sink.closed.getCount());
+    }
 }
