@@ -99,7 +99,7 @@ final class PortPump {
         if (!discard && (!e.connected() || e.outputFd() < 0)) {
             return; // no host peer: hold, the guest writer waits
         }
-        if (p.consoleBacklog != null && !p.consoleBacklog.isEmpty()) {
+        if (!discard && p.consoleBacklog != null && !p.consoleBacklog.isEmpty()) {
             flushConsoleBacklog(p); // a replay for a newly connected client goes first
             if (!p.consoleBacklog.isEmpty()) {
                 return;

@@ -64,31 +64,6 @@ public record LogSpec(Path path, boolean journal, long maxBytes, int keep, boole
         return logs() || replayBytes > 0;
     }
 
-    /** The port-spec spelling of the non-default parts, each with a leading comma ("" when nothing). */
-    public String toSpec(boolean console) {
-        StringBuilder b = new StringBuilder();
-        if (journal) {
-            b.append(",log=journal");
-        } else if (path != null) {
-            b.append(",log=").append(path.toString().replace(",", ",,"));
-        }
-        if (path != null) {
-            if (maxBytes != DEFAULT_LOG_MAX) {
-                b.append(",log-max=").append(maxBytes);
-            }
-            if (keep != DEFAULT_KEEP) {
-                b.append(",log-keep=").append(keep);
-            }
-        }
-        if (timestamps) {
-            b.append(",log-timestamps");
-        }
-        if (replayBytes != defaults(console).replayBytes) {
-            b.append(",replay=").append(replayBytes);
-        }
-        return b.toString();
-    }
-
     /**
      * The effective settings as port-spec items, for listings: {@code log=PATH,log-max=..,log-keep=..}
      * (with {@code log-timestamps}), {@code log=journal}, {@code replay=N}; null when nothing is recorded.
