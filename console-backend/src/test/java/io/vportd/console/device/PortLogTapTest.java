@@ -59,7 +59,11 @@ class PortLogTapTest {
     private final Fd[] calls = new Fd[rings.length];
 
     private void boot(PortConfig port) throws IOException {
-        device = new ConsoleDevice(MAX_PORTS, List.of(port));
+        boot(port, PortLogContext.DEFAULT);
+    }
+
+    private void boot(PortConfig port, PortLogContext context) throws IOException {
+        device = new ConsoleDevice(MAX_PORTS, List.of(port), context);
         ram = new GuestRam(32L << 20, 1);
         device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
         device.setFeatures(ConsoleDevice.FEATURES);
@@ -349,6 +353,35 @@ class PortLogTapTest {
                     expected.append(new String(line(seq), StandardCharsets.US_ASCII));
                 }
                 assertEquals(expected.toString(), live.toString());
+            }
+        }
+    }
+
+    @Test
+    void journalEntriesCarryTheDeviceAndPortAndAnAbsentJournalStopsStartUp() throws IOException {
+        Path journal = dir.resolve("journal.sock");
+        IOException absent = assertThrows(IOException.class, () -> new ConsoleDevice(MAX_PORTS,
+                List.of(PortSpecParser.parse("nr=1,name=agent,null,log=journal")),
+                new PortLogContext("/run/vm9/vportd.sock", journal)));
+        assertTrue(absent.getMessage().contains("log=journal: the journal socket " + journal + " is absent"),
+                absent.getMessage());
+
+        try (Fd listener = io.vportd.sys.UnixSockets.bindDatagram(journal);
+             java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            boot(PortSpecParser.parse("nr=1,name=agent,null,log=journal"),
+                    new PortLogContext("/run/vm9/vportd.sock", journal));
+            int tx1 = new QueueMap(MAX_PORTS).transmitQueue(1);
+            guestSays(1, ControlMessage.PORT_OPEN, 1);
+            guestWrites(tx1, "first line\nsecond".getBytes(StandardCharsets.US_ASCII));
+            guestWrites(tx1, " line\n".getBytes(StandardCharsets.US_ASCII));
+            java.lang.foreign.MemorySegment buf = arena.allocate(65536);
+            for (String expected : List.of("first line", "second line")) {
+                long n = io.vportd.sys.Io.read(listener.fd(), buf.address(), buf.byteSize());
+                String entry = new String(buf.asSlice(0, n).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE),
+                        StandardCharsets.UTF_8);
+                assertEquals(List.of("MESSAGE=" + expected, "PRIORITY=6", "SYSLOG_IDENTIFIER=vportd",
+                        "VPORTD_DEVICE=/run/vm9/vportd.sock", "VPORTD_PORT=1", "VPORTD_PORT_NAME=agent"),
+                        List.of(entry.split("\n")), entry);
             }
         }
     }
