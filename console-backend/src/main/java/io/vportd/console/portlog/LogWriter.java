@@ -19,6 +19,10 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Records in the buffer: a 12-byte header ({@code int length} then {@code long value}) and,
  * for data, {@code length} bytes; {@code value} is the arrival time in epoch milliseconds.
  * {@code length == -1} is a drop record whose {@code value} is the dropped byte count.
+ *
+ * <p>Wake-ups: the producer publishes with a release store and unparks the writer only when it
+ * saw it asleep, so no fence is paid per offer; a wake-up lost to that race costs latency, not
+ * bytes, because the writer never parks longer than {@link #IDLE_PARK_NANOS}.
  */
 public final class LogWriter implements AutoCloseable {
 
