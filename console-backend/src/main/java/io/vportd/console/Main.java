@@ -32,6 +32,17 @@ public final class Main {
     private Main() {
     }
 
+    /**
+     * Port logs name the device by its vhost-user socket; the journal socket is journald's unless
+     * {@code VPORTD_JOURNAL_SOCKET} points elsewhere (tests run a listener of their own).
+     */
+    static io.vportd.console.device.PortLogContext logContext(io.vportd.console.cli.DaemonConfig config) {
+        String journal = System.getenv("VPORTD_JOURNAL_SOCKET");
+        return new io.vportd.console.device.PortLogContext(config.socketPath().toString(),
+                journal == null || journal.isEmpty() ? io.vportd.console.portlog.JournalLogTarget.DEFAULT_SOCKET
+                        : java.nio.file.Path.of(journal));
+    }
+
     /** Puts the daemon's own counters (vhost-user sessions, the logger) beside the device's, so metrics exports them. */
     static void registerCounters(MetricRegistry registry, MetricSet vhost, MetricSet log) {
         registry.register(vhost);
@@ -66,7 +77,7 @@ public final class Main {
         ConsoleDevice device;
         VhostUserServer server;
         try {
-            device = new ConsoleDevice(config.maxPorts(), config.ports());
+            device = new ConsoleDevice(config.maxPorts(), config.ports(), logContext(config));
         } catch (Exception e) {
             System.err.println("vportd: cannot set up the ports: " + e.getMessage());
             System.exit(1);
@@ -102,7 +113,7 @@ public final class Main {
         }
         Restored r;
         try {
-            r = Restored.from(link, config.socketPath());
+            r = Restored.from(link, config.socketPath(), logContext(config));
         } catch (java.io.IOException | RuntimeException e) {
             // Nothing shared with the running daemon may be closed in a way it would notice: no
             // cleanup, no shutdown hooks (they remove socket files). It resumes on its own.

@@ -54,6 +54,28 @@ class MetricsCoverageTest {
         @Override public String metrics() { return ""; }
     };
 
+    private static final io.vportd.console.portlog.LogTarget NO_TARGET = new io.vportd.console.portlog.LogTarget() {
+        @Override public void write(byte[] b, int off, int len, long epochMillis) { }
+        @Override public void dropped(long bytes, long epochMillis) { }
+        @Override public String describe() { return "nowhere"; }
+        @Override public void close() { }
+    };
+
+    @Test
+    void aPortLogsOwnCountersAreExportedWithThePortsLabels() throws IOException {
+        ConsoleDevice device = new ConsoleDevice(4, List.of(
+                PortSpecParser.parse("nr=1,name=logged,null,log=" + dir.resolve("logged.log"))));
+        try {
+            String text = new DataPlanePorts(device.dataPlane()).metrics();
+            for (String name : List.of("vportd_port_log_bytes_written_total", "vportd_port_log_write_errors_total",
+                    "vportd_port_log_dropped_bytes_total", "vportd_port_log_followers_dropped_total")) {
+                assertTrue(text.contains("\n" + name + "{port=\"1\",name=\"logged\"} "), () -> name + " not exported:\n" + text);
+            }
+        } finally {
+            device.close();
+        }
+    }
+
     /** Each object that keeps counters, with the set it exports them through. */
     private static List<Object[]> counterHolders(NonBlockingLogHandler log, ManagementServer api) {
         QueueStats q = new QueueStats();
@@ -62,9 +84,10 @@ class MetricsCoverageTest {
         ControlStats c = new ControlStats();
         VhostStats v = new VhostStats();
         io.vportd.console.handover.HandoverStats h = new io.vportd.console.handover.HandoverStats();
+        io.vportd.console.portlog.LogWriter w = new io.vportd.console.portlog.LogWriter(NO_TARGET, "port 0", 4096);
         return List.of(new Object[] {q, q.metrics()}, new Object[] {p, p.metrics()}, new Object[] {d, d.metrics()},
                 new Object[] {c, c.metrics()}, new Object[] {v, v.metrics()}, new Object[] {log, log.metrics()},
-                new Object[] {api, api.metrics()}, new Object[] {h, h.metrics()});
+                new Object[] {api, api.metrics()}, new Object[] {h, h.metrics()}, new Object[] {w, w.metrics()});
     }
 
     private static List<LongSupplier> counterFields(Object o) throws IllegalAccessException {

@@ -99,7 +99,7 @@ class VportdHandoverIT {
         Path vhost = dir.resolve("vportd.sock");
         VportdProcess first = VportdProcess.start("ho-0", vhost, List.of("--max-ports", Integer.toString(MAX_PORTS),
                 "--api-socket", api.toString(),
-                "--port", "nr=0,console,socket=" + sock("con"),
+                "--port", "nr=0,console,log=" + dir.resolve("con.log") + ",log-max=4K,log-keep=200,socket=" + sock("con"),
                 "--port", "nr=1,name=stream.out,socket=" + sock("out"),
                 "--port", "nr=2,name=stream.in,socket=" + sock("in"),
                 "--port", "nr=3,name=agent,socket=" + sock("agent")), Duration.ofSeconds(30));
@@ -214,6 +214,20 @@ class VportdHandoverIT {
         for (int i = 0; i < n; i++) {
             assertEquals("tick " + i, ticks.get(i), "console lines in order, none lost or repeated");
         }
+        // The console's log went on across the hand-overs too: every line once, in order, over the rotated files.
+        List<String> logged = new ArrayList<>();
+        for (int i = 200; i >= 0; i--) {
+            Path f = dir.resolve(i == 0 ? "con.log" : "con.log." + i);
+            if (Files.exists(f)) {
+                for (String line : Files.readString(f, StandardCharsets.ISO_8859_1).split("\n")) {
+                    String l = line.replace("\r", "");
+                    if (l.startsWith("tick")) {
+                        logged.add(l);
+                    }
+                }
+            }
+        }
+        assertEquals(ticks, logged, "the console log holds every line exactly once, in order, across five hand-overs");
         String output = guest.output();
         for (String bad : List.of("Unexpected end-of-file", "Failed to set msg fds", "ring restore failed", "vhost VQ",
                 "soft lockup", "rcu_sched detected stall", "rcu: INFO", "self-detected stall")) {

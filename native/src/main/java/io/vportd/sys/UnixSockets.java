@@ -169,6 +169,40 @@ public final class UnixSockets {
         }
     }
 
+    /**
+     * A blocking AF_UNIX datagram socket connected to {@code path} (the systemd journal's native
+     * socket, for one); {@link Io#write} then sends one datagram. Fails with ENOENT or
+     * ECONNREFUSED when nothing is bound there.
+     */
+    public static Fd connectDatagram(Path path) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, path, "connect");
+            Fd fd = Sockets.datagram(AF_UNIX, "AF_UNIX");
+            try {
+                Sockets.connect(fd, sa, path.toString());
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
+    }
+
+    /** A blocking AF_UNIX datagram socket bound at {@code path}; {@link Io#read} receives one datagram. */
+    public static Fd bindDatagram(Path path) throws NativeException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment sa = sockaddrUn(arena, path, "bind");
+            Fd fd = Sockets.datagram(AF_UNIX, "AF_UNIX");
+            try {
+                Sockets.bind(fd, sa, path.toString());
+                return fd;
+            } catch (NativeException | RuntimeException e) {
+                fd.closeQuietly();
+                throw e;
+            }
+        }
+    }
+
     /** A connected pair of AF_UNIX stream sockets (close-on-exec). */
     public static Fd[] pair() throws NativeException {
         try (Arena arena = Arena.ofConfined()) {

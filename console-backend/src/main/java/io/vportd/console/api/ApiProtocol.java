@@ -18,6 +18,8 @@ import io.vportd.console.device.PortRequestException;
 import io.vportd.console.device.PortStatus;
 import io.vportd.console.device.RemovalReport;
 import java.lang.System.Logger.Level;
+import io.vportd.console.portlog.LogFollower;
+import java.util.Base64;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
@@ -41,6 +43,9 @@ import java.util.Set;
  * <li>{@code subscribe} / {@code unsubscribe}: port events on this connection, as lines
  *     {@code {"event": TYPE, "data": {...}, "timestamp": {"seconds": S, "microseconds": U}}}.</li>
  * <li>{@code metrics}: answers {@code metrics}, the Prometheus text format.</li>
+ * <li>{@code log}: {@code nr} or {@code name}, optionally {@code tail} (lines) and {@code follow};
+ *     answers {@code data} (base64), the port's replay ring or its last lines; with follow, live
+ *     output follows as {@code log} events and a {@code log-end} event says why it stopped.</li>
  * </ul>
  */
 public final class ApiProtocol {
@@ -51,6 +56,15 @@ public final class ApiProtocol {
     public interface Session {
         /** Starts (true) or stops (false) event delivery to this connection. */
         void subscribe(boolean on);
+
+        /**
+         * Forwards {@code follower}'s bytes of port {@code nr} to this connection as {@code log}
+         * events, after the response to the current request. Connections that cannot refuse.
+         */
+        default void follow(int nr, LogFollower follower) {
+            follower.cancel();
+            throw new ApiException(INVALID_REQUEST, "this connection cannot follow a port's output");
+        }
     }
 
     // Error codes on the wire.
@@ -62,7 +76,7 @@ public final class ApiProtocol {
     public static final String INTERNAL_ERROR = "internal-error";
 
     public static final List<String> OPS =
-            List.of("add-port", "remove-port", "list-ports", "resize", "subscribe", "unsubscribe", "metrics");
+            List.of("add-port", "remove-port", "list-ports", "resize", "subscribe", "unsubscribe", "metrics", "log");
 
     static final ObjectMapper JSON = JsonMapper.builder()
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
@@ -178,9 +192,59 @@ public final class ApiProtocol {
                 allowOnly(req, Set.of("id", "op"));
                 out.put("metrics", ports.metrics());
             }
+            case "log" -> {
+                allowOnly(req, Set.of("id", "op", "nr", "name", "tail", "follow"));
+                int nr = portByNrOrName(req);
+                int tail = req.has("tail") ? integer(req, "tail", true, 0, MAX_TAIL_LINES) : -1;
+                JsonNode follow = req.get("follow");
+                if (follow != null && !follow.isBoolean()) {
+                    throw new ApiException(INVALID_REQUEST, "\"follow\" must be true or false");
+                }
+                LogFollower follower = follow != null && follow.booleanValue()
+                        ? new LogFollower(LogFollower.DEFAULT_CAPACITY) : null;
+                byte[] ring;
+                try {
+                    ring = ports.readLog(nr, follower);
+                } catch (RuntimeException e) {
+                    if (follower != null) {
+                        follower.cancel();
+                    }
+                    throw e;
+                }
+                byte[] shown = tail < 0 ? ring : lastLines(ring, tail);
+                out.put("nr", nr);
+                out.put("bytes", shown.length);
+                out.put("data", Base64.getEncoder().encodeToString(shown));
+                out.put("following", follower != null);
+                if (follower != null) {
+                    session.follow(nr, follower);
+                }
+            }
             default -> throw new ApiException(UNKNOWN_OP, "unknown op '" + op + "' (known: " + String.join(", ", OPS) + ")");
         }
         return out;
+    }
+
+    /** Most lines {@code log} may ask for with {@code tail}. */
+    public static final int MAX_TAIL_LINES = 1_000_000;
+
+    /** The last {@code n} lines of {@code b} (a partial last line counts as one). */
+    static byte[] lastLines(byte[] b, int n) {
+        if (n == 0) {
+            return new byte[0];
+        }
+        int end = b.length;
+        int i = end - 1;
+        if (i >= 0 && b[i] == '\n') {
+            i--; // the newline ending the last line
+        }
+        int lines = 0;
+        for (; i >= 0; i--) {
+            if (b[i] == '\n' && ++lines == n) {
+                return java.util.Arrays.copyOfRange(b, i + 1, end);
+            }
+        }
+        return b;
     }
 
     /** Longest wait a remove-port may ask for the host to take the guest's pending output. */
@@ -365,6 +429,13 @@ public final class ApiProtocol {
         o.put("console-dropped-bytes", c.get(PortCounters.CONSOLE_DROPPED_BYTES));
         o.put("discarded-bytes", c.get(PortCounters.DISCARDED_BYTES));
         o.put("host-write-errors", c.get(PortCounters.HOST_WRITE_ERRORS));
+        if (p.log() == null) {
+            o.putNull("log");
+        } else {
+            o.put("log", p.log());
+        }
+        o.put("log-dropped-bytes", c.get(PortCounters.LOG_DROPPED_BYTES));
+        o.put("log-followers-dropped", c.get(PortCounters.LOG_FOLLOWERS_DROPPED));
         return o;
     }
 

@@ -50,6 +50,14 @@ public final class DataPlanePorts implements PortManager {
         return Metrics.render(unwrap(dataPlane::ports), dataPlane.metrics());
     }
 
+    @Override
+    public byte[] readLog(int id, io.vportd.console.portlog.LogFollower follower) {
+        if (id < 0 || id >= dataPlane.maxPorts()) {
+            throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
+        }
+        return unwrap(() -> dataPlane.followLog(id, follower));
+    }
+
     /** The data plane wraps what its thread threw; give the caller the refusal itself. */
     private static <T> T unwrap(Supplier<T> action) {
         try {

@@ -2,7 +2,9 @@ package io.vportd.console.api;
 
 import io.vportd.console.device.PortEvent;
 import io.vportd.console.device.PortEventListener;
+import io.vportd.console.device.PortRequestException;
 import io.vportd.console.endpoint.SocketFiles;
+import io.vportd.console.portlog.LogFollower;
 import io.vportd.telemetry.LogLimiter;
 import io.vportd.telemetry.MetricSet;
 import io.vportd.telemetry.SharedCounter;
@@ -20,6 +22,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
+import java.util.Base64;
 import java.time.temporal.ChronoUnit;
 import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -44,6 +47,8 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
     public static final int MAX_CLIENTS = 16;
     public static final int MAX_LINE = 64 * 1024;
     static final int OUTBOX = 1024;
+    /** Bytes of port output per log event line (base64 makes it a third longer). */
+    static final int FOLLOW_CHUNK = 16 * 1024;
 
     private final Path path;
     private final ApiProtocol protocol;
@@ -240,6 +245,67 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
             subscribed = on;
         }
 
+        /** A follow asked for by the request being handled: started once its response is queued. */
+        private LogFollower pendingFollower;
+        private int pendingFollowNr;
+        private volatile LogFollower follower;
+
+        @Override
+        public void follow(int nr, LogFollower f) {
+            LogFollower current = follower;
+            if (current != null && !current.cancelled() && !current.overflowed()) {
+                f.cancel();
+                throw new PortRequestException(PortRequestException.Reason.INVALID,
+                        "this connection already follows a port; open another connection");
+            }
+            pendingFollower = f;
+            pendingFollowNr = nr;
+        }
+
+        private void startPendingFollow() {
+            LogFollower f = pendingFollower;
+            if (f == null) {
+                return;
+            }
+            pendingFollower = null;
+            follower = f;
+            int nr = pendingFollowNr;
+            Thread.ofPlatform().daemon().name("vportd-api-follow").start(() -> forward(nr, f));
+        }
+
+        /** Turns a follower's bytes into log events on this connection until it ends or the client leaves. */
+        private void forward(int nr, LogFollower f) {
+            byte[] chunk = new byte[FOLLOW_CHUNK];
+            try {
+                while (channel.isOpen()) {
+                    int n = f.read(chunk, 500_000_000L);
+                    if (n < 0) {
+                        String why = f.overflowed() ? "too-slow" : "port-removed";
+                        if (f.overflowed()) {
+                            clientLog.log(Level.WARNING, "management client following port {0} fell behind; dropped", nr);
+                        }
+                        queue("{\"event\":\"log-end\",\"data\":{\"nr\":" + nr + ",\"reason\":\"" + why + "\"}}");
+                        return;
+                    }
+                    if (n > 0) {
+                        queue("{\"event\":\"log\",\"data\":{\"nr\":" + nr + ",\"data\":\""
+                                + Base64.getEncoder().encodeToString(java.util.Arrays.copyOf(chunk, n)) + "\"}}");
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                f.cancel();
+            }
+        }
+
+        /** Queues a line, waiting while the client reads slowly (the follower's buffer absorbs it, or overflows). */
+        private void queue(String line) throws InterruptedException {
+            while (channel.isOpen() && !outbox.offer(line, 200, TimeUnit.MILLISECONDS)) {
+                // the writer thread is behind; the data plane is not waiting for us
+            }
+        }
+
         synchronized void offerEvent(String line) {
             if (dropped > 0 && outbox.remainingCapacity() > 1) {
                 outbox.offer("{\"event\":\"events-dropped\",\"data\":{\"count\":" + dropped + "}}");
@@ -272,6 +338,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
                             start = i + 1;
                             if (!line.isBlank()) {
                                 respond(protocol.handle(line, this));
+                                startPendingFollow();
                             }
                         }
                     }
@@ -326,6 +393,10 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
 
         void close() {
             subscribed = false;
+            LogFollower f = follower;
+            if (f != null) {
+                f.cancel();
+            }
             clients.remove(this);
             try {
                 channel.close();

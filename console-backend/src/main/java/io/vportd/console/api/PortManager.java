@@ -25,4 +25,12 @@ public interface PortManager {
 
     /** Every counter in the Prometheus text exposition format. */
     String metrics();
+
+    /**
+     * The port's replay ring (oldest byte first) and, when {@code follower} is not null, the
+     * follower registered for the live output that comes after it, with no gap and no repeat.
+     */
+    default byte[] readLog(int id, io.vportd.console.portlog.LogFollower follower) {
+        throw new PortRequestException(PortRequestException.Reason.INVALID, "this daemon keeps no port logs");
+    }
 }

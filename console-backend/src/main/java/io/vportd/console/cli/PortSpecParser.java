@@ -3,6 +3,7 @@ package io.vportd.console.cli;
 import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
+import io.vportd.console.portlog.LogSpec;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.InvalidPathException;
@@ -20,7 +21,9 @@ import java.util.Map;
  * <p>Keys: {@code nr=N} (required), {@code name=NAME}, {@code console}, {@code cols=N},
  * {@code rows=N}, {@code resize-order=cols-rows|rows-cols}, and exactly one endpoint:
  * {@code stdio}, {@code null}, {@code pty[=LINK]}, {@code socket=PATH}, {@code unix-client=PATH},
- * {@code file=PATH}, {@code tcp=[HOST:]PORT}.
+ * {@code file=PATH}, {@code tcp=[HOST:]PORT}; and what is recorded of the guest output:
+ * {@code log=PATH|journal}, {@code log-max=SIZE}, {@code log-keep=N}, {@code log-timestamps},
+ * {@code replay=SIZE} (see {@link LogSpec}).
  *
  * <p>Every problem is an {@link IllegalArgumentException} whose message quotes the spec.
  */
@@ -50,12 +53,25 @@ public final class PortSpecParser {
               pty[=LINK]            a pseudo terminal, optionally symlinked at LINK
               file=PATH             append guest output to PATH; nothing goes to the guest
               null                  discard guest output
+             guest output recorded besides the endpoint (docs/logging.md):
+              log=PATH              also write the port's guest output to PATH (0600), off the
+                                    data plane: a log that cannot keep up drops (counted, and a
+                                    line in the log says how many bytes) instead of slowing anything
+              log-max=SIZE          rotate PATH at SIZE bytes (default 16M, at least 4096; K, M, G)
+              log-keep=N            rotated files kept, PATH.1 .. PATH.N (default 4, at most 1000)
+              log-timestamps        start each line of PATH with an RFC 3339 UTC time
+              log=journal           send each line to the systemd journal (native socket), with
+                                    VPORTD_DEVICE, VPORTD_PORT and VPORTD_PORT_NAME fields
+              replay=SIZE           keep the last SIZE bytes of guest output and send them first to
+                                    each host client that connects (consoles: 64K unless given;
+                                    0 turns it off; at most 1M)
              A literal comma inside a value is written as two commas (,,).""";
 
     private static final List<String> ENDPOINT_KEYS =
             List.of("stdio", "null", "pty", "socket", "unix-client", "file", "tcp");
     private static final List<String> OTHER_KEYS =
-            List.of("nr", "name", "console", "cols", "rows", "resize-order");
+            List.of("nr", "name", "console", "cols", "rows", "resize-order", "log", "log-max", "log-keep",
+                    "log-timestamps", "replay");
 
     private PortSpecParser() {
     }
@@ -78,7 +94,21 @@ public final class PortSpecParser {
                 b.append(",resize-order=").append(c.resizeOrder().specName());
             }
         }
-        return b.append(',').append(c.endpoint().toSpec().replace(",", ",,")).toString();
+        b.append(',').append(c.endpoint().toSpec().replace(",", ",,"));
+        LogSpec log = c.log();
+        if (log.journal()) {
+            b.append(",log=journal");
+        } else if (log.path() != null) {
+            b.append(",log=").append(log.path().toString().replace(",", ",,")).append(",log-max=").append(log.maxBytes())
+                    .append(",log-keep=").append(log.keep());
+            if (log.timestamps()) {
+                b.append(",log-timestamps");
+            }
+        }
+        if (log.replayBytes() != LogSpec.defaults(c.console()).replayBytes()) {
+            b.append(",replay=").append(log.replayBytes());
+        }
+        return b.toString();
     }
 
     /**
@@ -148,7 +178,52 @@ public final class PortSpecParser {
         }
 
         EndpointSpec endpoint = endpoint(spec, items);
-        return new PortConfig(id, name, console, cols, rows, order, endpoint);
+        return new PortConfig(id, name, console, cols, rows, order, endpoint, logSpec(spec, items, console));
+    }
+
+    private static LogSpec logSpec(String spec, Map<String, String> items, boolean console) {
+        Path path = null;
+        boolean journal = false;
+        if (items.containsKey("log")) {
+            String v = needValue(spec, "log", items, "log=PATH or log=journal");
+            if (v.equals("journal")) {
+                journal = true;
+            } else {
+                path = path(spec, "log", v, false);
+            }
+        }
+        if (path == null && (items.containsKey("log-max") || items.containsKey("log-keep")
+                || items.containsKey("log-timestamps"))) {
+            throw fail(spec, "log-max, log-keep and log-timestamps apply to a log file (add log=PATH)"
+                    + (journal ? "; the journal rotates and stamps entries itself" : ""));
+        }
+        long max = LogSpec.DEFAULT_LOG_MAX;
+        if (items.containsKey("log-max")) {
+            String v = needValue(spec, "log-max", items, "log-max=SIZE");
+            max = LogSpec.parseSize(v, Long.MAX_VALUE);
+            if (max < 0) {
+                throw fail(spec, "log-max: '" + v + "' is not a size (digits with an optional K, M or G)");
+            }
+            if (max < LogSpec.MIN_LOG_MAX) {
+                throw fail(spec, "log-max must be at least " + LogSpec.MIN_LOG_MAX + " bytes, got " + max);
+            }
+        }
+        int keep = items.containsKey("log-keep") ? number(spec, "log-keep", items, 1, LogSpec.MAX_KEEP)
+                : LogSpec.DEFAULT_KEEP;
+        boolean timestamps = flag(spec, "log-timestamps", items);
+        int replay = LogSpec.defaults(console).replayBytes();
+        if (items.containsKey("replay")) {
+            String v = needValue(spec, "replay", items, "replay=SIZE");
+            long r = LogSpec.parseSize(v, Long.MAX_VALUE);
+            if (r < 0) {
+                throw fail(spec, "replay: '" + v + "' is not a size (digits with an optional K, M or G)");
+            }
+            if (r > LogSpec.MAX_REPLAY) {
+                throw fail(spec, "replay must be at most " + LogSpec.MAX_REPLAY + " bytes (1M), got " + r);
+            }
+            replay = (int) r;
+        }
+        return new LogSpec(path, journal, max, keep, timestamps, replay);
     }
 
     private static EndpointSpec endpoint(String spec, Map<String, String> items) {

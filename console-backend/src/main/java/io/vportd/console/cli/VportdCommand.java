@@ -111,6 +111,12 @@ public final class VportdCommand {
                      --port nr=3,name=org.qemu.clipboard,socket=/run/vm1/clip.sock \\
                      --port nr=4,name=org.example.log,file=/var/log/x.log
 
+              An interactive console that is also logged, rotated and replayed to late clients:
+                     --port nr=0,console,socket=/run/vm1/con.sock,log=/var/log/vm1/console.log,log-max=8M,log-keep=3,log-timestamps
+              then: socat -,raw,echo=0 UNIX-CONNECT:/run/vm1/con.sock (it first gets the last 64K
+              of output), or vportd ctl --api-socket API log 0 --follow (read-only).
+              Environment: VPORTD_JOURNAL_SOCKET replaces /run/systemd/journal/socket for log=journal.
+
               qemu-system-x86_64 -machine q35,memory-backend=mem \\
                 -object memory-backend-memfd,id=mem,size=1G,share=on \\
                 -chardev socket,id=vp,path=/run/vm1/vportd.sock \\

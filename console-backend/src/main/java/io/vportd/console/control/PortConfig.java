@@ -1,6 +1,7 @@
 package io.vportd.console.control;
 
 import io.vportd.console.endpoint.EndpointSpec;
+import io.vportd.console.portlog.LogSpec;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Objects;
@@ -15,9 +16,17 @@ import java.util.Objects;
  * @param rows        initial rows, 0 = unknown
  * @param resizeOrder field order of RESIZE for this port (see {@link ResizeOrder})
  * @param endpoint    where the host side of the port lives
+ * @param log         what is recorded of the guest output besides the endpoint (log file or
+ *                    journal, replay ring); null means {@link LogSpec#defaults(boolean)}
  */
 public record PortConfig(int id, String name, boolean console, int cols, int rows,
-                         ResizeOrder resizeOrder, EndpointSpec endpoint) {
+                         ResizeOrder resizeOrder, EndpointSpec endpoint, LogSpec log) {
+
+    /** A port with the default log settings (consoles keep a replay ring, nothing is logged). */
+    public PortConfig(int id, String name, boolean console, int cols, int rows, ResizeOrder resizeOrder,
+                      EndpointSpec endpoint) {
+        this(id, name, console, cols, rows, resizeOrder, endpoint, null);
+    }
 
     /**
      * The RESIZE field order used unless a port says otherwise: the virtio specification's
@@ -45,6 +54,7 @@ public record PortConfig(int id, String name, boolean console, int cols, int row
         }
         resizeOrder = resizeOrder == null ? DEFAULT_RESIZE_ORDER : resizeOrder;
         Objects.requireNonNull(endpoint, "endpoint");
+        log = log == null ? LogSpec.defaults(console) : log;
     }
 
     /** A plain generic port: no name, not a console, default resize order. */

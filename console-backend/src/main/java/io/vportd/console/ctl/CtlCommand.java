@@ -25,12 +25,13 @@ import picocli.CommandLine.ParentCommand;
 @Command(name = "vportd ctl", mixinStandardHelpOptions = true, version = "vportd ctl",
         description = "Manage the ports of a running vportd through its --api-socket.",
         subcommands = {CtlCommand.AddPort.class, CtlCommand.RemovePort.class, CtlCommand.ListPorts.class,
-                CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class},
+                CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class, CtlCommand.Log.class},
         footer = {"", "Examples:",
                 "  vportd ctl --api-socket /run/vm1/api.sock add-port nr=5,name=org.example.log,socket=/run/vm1/log.sock",
                 "  vportd ctl --api-socket /run/vm1/api.sock list-ports",
                 "  vportd ctl --api-socket /run/vm1/api.sock remove-port 5",
-                "  vportd ctl --api-socket /run/vm1/api.sock events --count 3"})
+                "  vportd ctl --api-socket /run/vm1/api.sock events --count 3",
+                "  vportd ctl --api-socket /run/vm1/api.sock log 0 --tail 20 --follow"})
 public final class CtlCommand implements Callable<Integer> {
 
     static final int OK = 0;
@@ -52,7 +53,7 @@ public final class CtlCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events); see --help");
+        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events, log); see --help");
         return USAGE;
     }
 
@@ -273,6 +274,94 @@ public final class CtlCommand implements Callable<Integer> {
                 top.err.println("vportd ctl: " + e.getMessage());
                 return UNREACHABLE;
             }
+        }
+    }
+
+    @Command(name = "log", description = {
+            "Print a port's recent guest output (its replay ring, replay=SIZE) and, with --follow, its live output.",
+            "Read-only: the port's endpoint keeps its interactive client. A follower that cannot keep up is dropped",
+            "(exit status 1). Output is printed as UTF-8 text; --json gives the exact bytes (base64).",
+            "There is one device per daemon today, so there is no --device option."})
+    static final class Log implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Parameters(index = "0", paramLabel = "NR|name=NAME")
+        String port;
+        @Option(names = "--tail", paramLabel = "N", description = "only the last N lines of the replay ring (default: all of it)")
+        int tail = -1;
+        @Option(names = "--follow", description = "go on printing the port's output as it comes, until interrupted")
+        boolean follow;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("log");
+            try {
+                portRef(r, port);
+            } catch (IllegalArgumentException e) {
+                top.err.println("vportd ctl: " + e.getMessage());
+                return USAGE;
+            }
+            if (tail >= 0) {
+                r.put("tail", tail);
+            }
+            if (follow) {
+                r.put("follow", true);
+            }
+            java.nio.charset.CharsetDecoder utf8 = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPLACE)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPLACE);
+            java.nio.ByteBuffer pending = java.nio.ByteBuffer.allocate(8);
+            try (ApiClient c = ApiClient.connect(top.apiSocket)) {
+                ObjectNode req = c.request("log");
+                r.fieldNames().forEachRemaining(f -> {
+                    if (!f.equals("op")) {
+                        req.set(f, r.get(f));
+                    }
+                });
+                JsonNode resp = c.call(req);
+                if (resp.has("error")) {
+                    return top.print(resp, x -> { });
+                }
+                if (top.json) {
+                    top.out.println(COMPACT.writeValueAsString(resp));
+                } else {
+                    printText(utf8, pending, java.util.Base64.getDecoder().decode(resp.path("data").asText()));
+                }
+                top.out.flush();
+                while (follow) {
+                    JsonNode e = c.nextEvent();
+                    String type = e.path("event").asText();
+                    if (top.json && (type.equals("log") || type.equals("log-end"))) {
+                        top.out.println(COMPACT.writeValueAsString(e));
+                    } else if (type.equals("log")) {
+                        printText(utf8, pending, java.util.Base64.getDecoder().decode(e.path("data").path("data").asText()));
+                    }
+                    top.out.flush();
+                    if (type.equals("log-end")) {
+                        String why = e.path("data").path("reason").asText();
+                        top.err.println("vportd ctl: the daemon ended the follow: " + why);
+                        return why.equals("too-slow") ? REFUSED : OK;
+                    }
+                }
+                return OK;
+            } catch (IOException e) {
+                top.err.println("vportd ctl: " + e.getMessage());
+                return UNREACHABLE;
+            }
+        }
+
+        /** Decodes a chunk, carrying an incomplete UTF-8 sequence over to the next one. */
+        private void printText(java.nio.charset.CharsetDecoder utf8, java.nio.ByteBuffer pending, byte[] bytes) {
+            java.nio.ByteBuffer in = java.nio.ByteBuffer.allocate(pending.position() + bytes.length);
+            pending.flip();
+            in.put(pending).put(bytes).flip();
+            pending.clear();
+            java.nio.CharBuffer chars = java.nio.CharBuffer.allocate(in.remaining() + 1);
+            utf8.decode(in, chars, false);
+            if (in.remaining() <= pending.capacity()) {
+                pending.put(in);
+            }
+            chars.flip();
+            top.out.print(chars);
         }
     }
 

@@ -39,10 +39,20 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
         this(maxPorts, ports, ConsoleDevice::endpointFor);
     }
 
+    /** With the device name and journal socket port logs use. */
+    public ConsoleDevice(int maxPorts, List<PortConfig> ports, PortLogContext logContext) throws IOException {
+        this(maxPorts, ports, ConsoleDevice::endpointFor, logContext);
+    }
+
     /** With another way to make endpoints (tests hand in PTY-backed ones). */
     ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints)
             throws IOException {
-        this(maxPorts, ports, endpoints, null, null);
+        this(maxPorts, ports, endpoints, PortLogContext.DEFAULT);
+    }
+
+    private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
+                          PortLogContext logContext) throws IOException {
+        this(maxPorts, ports, endpoints, logContext, null, null);
     }
 
     /**
@@ -50,15 +60,15 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
      * {@code snapshot} (endpoints rebuilt by {@code adopt} around the handed descriptors). The data
      * plane runs but stays frozen until {@link DataPlane#thaw}.
      */
-    public ConsoleDevice(DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt)
-            throws IOException {
+    public ConsoleDevice(DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt,
+                         PortLogContext logContext) throws IOException {
         this(snapshot.maxPorts(), snapshot.ports().stream().map(DeviceSnapshot.Port::config).toList(),
-                ConsoleDevice::endpointFor, snapshot, adopt);
+                ConsoleDevice::endpointFor, logContext, snapshot, adopt);
     }
 
     private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
-                          DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt)
-            throws IOException {
+                          PortLogContext logContext, DeviceSnapshot snapshot,
+                          java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt) throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -71,9 +81,9 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
             }
         }
         if (snapshot == null) {
-            this.dataPlane = new DataPlane(map, ports, endpoints);
+            this.dataPlane = new DataPlane(map, ports, endpoints, logContext);
         } else {
-            this.dataPlane = new DataPlane(map, List.of(), endpoints);
+            this.dataPlane = new DataPlane(map, List.of(), endpoints, logContext);
             dataPlane.restore(snapshot, adopt);
         }
         dataPlane.start();

@@ -5,6 +5,8 @@ import io.vportd.console.control.ControlStats;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
+import io.vportd.console.portlog.LogFollower;
+import io.vportd.console.portlog.LogWriter;
 import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.NativeException;
@@ -93,11 +95,16 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints)
             throws IOException {
+        this(map, configs, endpoints, PortLogContext.DEFAULT);
+    }
+
+    public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints,
+                     PortLogContext logContext) throws IOException {
         this.map = map;
         this.ports = new PortRuntime[map.maxPorts()];
         this.controlBit = ports.length;
         this.work = new DirtySet(ports.length + 1);
-        this.management = new PortManagement(map, ports, work, deviceCounters, endpoints);
+        this.management = new PortManagement(map, ports, work, deviceCounters, endpoints, logContext);
         this.control = new ControlMachine(map.maxPorts(), management);
         this.controlQueues = new ControlQueues(control, deviceCounters);
         this.epoll = Epoll.create();
@@ -336,19 +343,40 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             return null;
         });
         Endpoint e;
+        LogWriter log;
         try {
-            e = management.openEndpoint(config); // may block: here, not on the data-plane thread
+            log = management.openLog(config); // may block too; refused before the endpoint opens
+            try {
+                e = management.openEndpoint(config); // may block: here, not on the data-plane thread
+            } catch (PortRequestException refused) {
+                if (log != null) {
+                    log.close();
+                }
+                throw refused;
+            }
         } catch (PortRequestException refused) {
             throw new IllegalStateException(refused.getMessage(), refused); // as call() reports refusals
         }
         try {
-            return call(() -> management.add(config, e));
+            return call(() -> management.add(config, e, log));
         } catch (IllegalStateException notRun) {
             if (!running) {
                 e.close(); // the command never ran: nobody else will close it
+                if (log != null) {
+                    log.close();
+                }
             }
             throw notRun;
         }
+    }
+
+    /**
+     * Starts following port {@code id}'s guest output: on the data-plane thread, the port's replay
+     * ring is copied and {@code follower} registered in one step, so the copy and the live bytes
+     * after it meet without a gap or a repeat. Returns the copy (empty without a replay ring).
+     */
+    public byte[] followLog(int id, LogFollower follower) {
+        return call(() -> management.follow(id, follower));
     }
 
     /**

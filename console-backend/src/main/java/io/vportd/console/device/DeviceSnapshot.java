@@ -36,8 +36,9 @@ public record DeviceSnapshot(int maxPorts, MachineState control, boolean deviceR
      * @param terminalSize   last terminal size seen (cols << 16 | rows), 0 if none
      * @param endpoint       the endpoint's descriptors and facts
      * @param counters       the port's counters, in {@link PortCounters} index order
+     * @param replay         the port's replay ring (the last guest output), empty without one
      */
     public record Port(PortConfig config, boolean added, int carriedHead, int carriedAvail, long carriedTaken,
-                       byte[] consoleBacklog, int terminalSize, Handed endpoint, long[] counters) {
+                       byte[] consoleBacklog, int terminalSize, Handed endpoint, long[] counters, byte[] replay) {
     }
 }

@@ -18,7 +18,9 @@ public final class PortCounters {
     public static final int DISCARDED_BYTES = 5;
     public static final int HOST_WRITE_ERRORS = 6;
     public static final int HELD_WAITS = 7;
-    private static final int COUNT = 8;
+    public static final int LOG_DROPPED_BYTES = 8;
+    public static final int LOG_FOLLOWERS_DROPPED = 9;
+    private static final int COUNT = 10;
 
     private final MetricSet metrics = new MetricSet();
     private final Counter[] values = new Counter[COUNT];
@@ -34,6 +36,10 @@ public final class PortCounters {
         values[CONSOLE_DROPPED_BYTES] = metrics.counter("vportd_port_console_dropped_bytes_total",
                 "Console output dropped because the host was too slow and the backlog was full.");
         values[DISCARDED_BYTES] = metrics.counter("vportd_port_discarded_bytes_total", "Guest output thrown away by a null endpoint.");
+        values[LOG_DROPPED_BYTES] = metrics.counter("vportd_port_log_dropped_bytes_total",
+                "Guest output not written to the port's log because its writer fell behind (a marker line says how much).");
+        values[LOG_FOLLOWERS_DROPPED] = metrics.counter("vportd_port_log_followers_dropped_total",
+                "ctl log --follow clients dropped because they did not keep up with the port's output.");
         values[HOST_WRITE_ERRORS] = metrics.counter("vportd_port_host_write_errors_total", "Failed writes to the host endpoint.");
     }
 

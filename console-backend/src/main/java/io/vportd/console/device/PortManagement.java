@@ -5,6 +5,8 @@ import io.vportd.console.control.ControlMachine;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
+import io.vportd.console.portlog.LogFollower;
+import io.vportd.console.portlog.LogWriter;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Io;
 import io.vportd.sys.Terminal;
@@ -23,9 +25,9 @@ import java.util.function.Function;
  * port events for the management API, endpoint ticks and terminal sizes. Refusals are
  * {@link PortRequestException}s. Confined to the data-plane thread.
  *
- * <p>Size: somewhat over 500 lines: add, remove (with its transmit drain), the endpoint life
+ * <p>Size: over 500 lines: add, remove (with its transmit drain), the endpoint and port-log life
  * cycle, events and listings share the port table and its invariants; the hot paths are in
- * {@link PortPump}, the rings in {@link QueueTable}.
+ * {@link PortPump}, the rings in {@link QueueTable}, the log tap in {@link PortTap}.
  */
 final class PortManagement implements ControlListener {
 
@@ -55,8 +57,11 @@ final class PortManagement implements ControlListener {
     private long lastTick;
     private long nextSizeCheck;
 
+    private final PortLogContext logContext;
+
     PortManagement(QueueMap map, PortRuntime[] ports, DirtySet work, DeviceCounters deviceCounters,
-                   Function<PortConfig, Endpoint> endpointFactory) {
+                   Function<PortConfig, Endpoint> endpointFactory, PortLogContext logContext) {
+        this.logContext = logContext;
         this.map = map;
         this.ports = ports;
         this.work = work;
@@ -90,9 +95,12 @@ final class PortManagement implements ControlListener {
 
     private void registerEndpointCounters(PortRuntime p) {
         io.vportd.telemetry.MetricSet set = p.endpoint.metrics();
+        String name = p.config.name() == null ? "" : p.config.name();
         if (registry != null && set != null) {
-            p.endpointMetrics = registry.register(set, "port", Integer.toString(p.config.id()),
-                    "name", p.config.name() == null ? "" : p.config.name());
+            p.endpointMetrics = registry.register(set, "port", Integer.toString(p.config.id()), "name", name);
+        }
+        if (registry != null && p.tap != null && p.tap.writer != null) {
+            p.logMetrics = registry.register(p.tap.writer.metrics(), "port", Integer.toString(p.config.id()), "name", name);
         }
     }
 
@@ -101,18 +109,72 @@ final class PortManagement implements ControlListener {
             registry.unregister(p.endpointMetrics);
             p.endpointMetrics = null;
         }
+        if (registry != null && p.logMetrics != null) {
+            registry.unregister(p.logMetrics);
+            p.logMetrics = null;
+        }
+    }
+
+    /**
+     * Opens the port's log (file or journal socket) on the calling thread, the one adding the port;
+     * null when the port logs nothing. A refusal names the key and the reason.
+     */
+    LogWriter openLog(PortConfig c) {
+        try {
+            return PortTap.openWriter(c, logContext.device(), logContext.journalSocket());
+        } catch (IOException | RuntimeException ex) {
+            throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
+                    PortRuntime.labelOf(c) + ": cannot open its log: " + ex.getMessage(), ex);
+        }
+    }
+
+    /**
+     * Starts a follower of port {@code id} (see {@link DataPlane#followLog}), or none when
+     * {@code f} is null; returns the replay ring's copy.
+     */
+    byte[] follow(int id, LogFollower f) {
+        PortRuntime p = id >= 0 && id < ports.length ? ports[id] : null;
+        if (p == null) {
+            throw new PortRequestException(PortRequestException.Reason.NO_SUCH_PORT, "there is no port " + id);
+        }
+        if (f == null) {
+            return p.tap == null ? new byte[0] : p.tap.snapshot();
+        }
+        if (p.tap == null) {
+            p.tap = new PortTap(p.counters, null, 0); // the first follower of a port without log or replay
+        }
+        if (!p.tap.follow(f)) {
+            throw new PortRequestException(PortRequestException.Reason.INVALID,
+                    p.label + " already has " + PortTap.MAX_FOLLOWERS + " log followers");
+        }
+        return p.tap.snapshot();
     }
 
     /** A port configured at start-up (before the data-plane thread runs). */
     void install(PortConfig c) throws IOException {
-        Endpoint e = endpointFactory.apply(c);
+        LogWriter log = PortTap.openWriter(c, logContext.device(), logContext.journalSocket());
+        Endpoint e;
+        try {
+            e = endpointFactory.apply(c);
+        } catch (RuntimeException ex) {
+            if (log != null) {
+                log.close();
+            }
+            throw ex;
+        }
         try {
             e.open();
         } catch (IOException | RuntimeException ex) {
             e.close();
+            if (log != null) {
+                log.close();
+            }
             throw ex;
         }
-        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG, log);
+        if (p.tap != null) {
+            p.tap.start();
+        }
         p.added = true; // start-up ports have no port-added event
         ports[c.id()] = p;
         control.addPort(c);
@@ -136,11 +198,15 @@ final class PortManagement implements ControlListener {
                     continue;
                 }
                 asked.add(p);
+                if (p.tap != null && p.tap.writer != null && !p.tap.writer.awaitDrained(LOG_DRAIN_MS)) {
+                    throw new IOException(p.label + ": its log has not caught up within " + LOG_DRAIN_MS
+                            + " ms (a slow disk?); cannot hand over now");
+                }
                 io.vportd.console.endpoint.Handed h = p.endpoint.handover();
                 long[] carried = p.carried();
                 out.add(new DeviceSnapshot.Port(p.config, p.added, (int) carried[0], (int) carried[1], carried[2],
                         p.consoleBacklog == null ? new byte[0] : p.consoleBacklog.copyAll(), p.terminalSize, h,
-                        p.counters.values()));
+                        p.counters.values(), p.tap == null || p.tap.replay == null ? new byte[0] : p.tap.replay.snapshot()));
             }
         } catch (IOException | RuntimeException e) {
             handoverAbandoned(asked);
@@ -179,7 +245,20 @@ final class PortManagement implements ControlListener {
      */
     void installHandedOver(DeviceSnapshot.Port s, Endpoint e) throws IOException {
         PortConfig c = s.config();
-        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        LogWriter log;
+        try {
+            log = PortTap.openWriter(c, logContext.device(), logContext.journalSocket());
+        } catch (IOException | RuntimeException ex) {
+            e.close();
+            throw ex;
+        }
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG, log);
+        if (p.tap != null) {
+            if (p.tap.replay != null && s.replay().length > 0) {
+                p.tap.replay.append(s.replay(), 0, s.replay().length);
+            }
+            p.tap.start();
+        }
         p.added = s.added();
         p.terminalSize = s.terminalSize();
         p.carry(s.carriedHead(), s.carriedAvail(), s.carriedTaken());
@@ -199,6 +278,9 @@ final class PortManagement implements ControlListener {
         work.mark(c.id());
     }
 
+    /** How long a hand-over waits for a port's log writer to write what it holds. */
+    private static final long LOG_DRAIN_MS = 2000;
+
     /** A port removed on the host side whose PORT_REMOVE the previous process had not sent yet. */
     void restoreRemoving(PortConfig c) {
         removing[c.id()] = c;
@@ -211,6 +293,7 @@ final class PortManagement implements ControlListener {
         PortRuntime p = ports[port];
         p.hostReadable = true;
         p.hostWritable = true;
+        p.replayToNewClient();
         work.mark(port);
         control.hostConnected(port);
         if (p.added) {
@@ -344,13 +427,21 @@ final class PortManagement implements ControlListener {
 
     /** Adds a port whose endpoint is already open; the endpoint is this table's from now on (closed on refusal). */
     PortStatus add(PortConfig c, Endpoint e) {
+        return add(c, e, null);
+    }
+
+    /** The same with the port's opened log writer (null for none), closed on refusal too. */
+    PortStatus add(PortConfig c, Endpoint e, LogWriter log) {
         try {
             check(c);
         } catch (PortRequestException refused) {
             e.close();
+            if (log != null) {
+                log.close();
+            }
             throw refused;
         }
-        return addChecked(c, e);
+        return addChecked(c, e, log);
     }
 
     /** The refusals the port table gives by itself: id range, id and name taken. */
@@ -374,19 +465,22 @@ final class PortManagement implements ControlListener {
         }
     }
 
-    private PortStatus addChecked(PortConfig c, Endpoint e) {
+    private PortStatus addChecked(PortConfig c, Endpoint e, LogWriter log) {
         int id = c.id();
         if (removing[id] != null && c.console() != removing[id].console()) {
             // The guest keeps its hvc set-up per id until it has seen PORT_REMOVE; keep it simple.
             LOG.log(Level.DEBUG, "port {0} re-added with a different console flag while its removal is pending", id);
         }
-        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG);
+        PortRuntime p = new PortRuntime(c, e, CONSOLE_BACKLOG, log);
         try {
             control.addPort(c); // first: the endpoint may report its host connected while it starts
         } catch (IllegalArgumentException ex) {
             e.close();
             if (p.consoleBacklog != null) {
                 p.consoleBacklog.close();
+            }
+            if (p.tap != null) {
+                p.tap.close();
             }
             throw new PortRequestException(ex.getMessage().contains("name") ? PortRequestException.Reason.NAME_TAKEN
                     : PortRequestException.Reason.ID_TAKEN, ex.getMessage(), ex);
@@ -405,10 +499,16 @@ final class PortManagement implements ControlListener {
             if (p.consoleBacklog != null) {
                 p.consoleBacklog.close();
             }
+            if (p.tap != null) {
+                p.tap.close();
+            }
             throw new PortRequestException(PortRequestException.Reason.ENDPOINT_FAILED,
                     p.label + ": cannot start endpoint " + c.endpoint().toSpec() + ": " + ex.getMessage(), ex);
         }
         queues.attachRunning(p);
+        if (p.tap != null) {
+            p.tap.start();
+        }
         registerEndpointCounters(p);
         work.mark(id);
         anyTicking |= e.wantsTicks();
@@ -462,6 +562,9 @@ final class PortManagement implements ControlListener {
         if (p.consoleBacklog != null) {
             p.consoleBacklog.close();
         }
+        if (p.tap != null) {
+            p.tap.close(); // the writer finishes what it holds, then closes the file
+        }
         if (moved[1] > 0) {
             deviceCounters.removedUndeliveredBytes.add(moved[1]);
             LOG.log(Level.WARNING, "{0}: removed with {1} bytes of guest output in {2} buffers the host did not take",
@@ -503,6 +606,9 @@ final class PortManagement implements ControlListener {
             }
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.remaining());
+                if (p.tap != null) {
+                    p.tap.fromChain(c, c.transferred(), c.remaining());
+                }
             } else {
                 while (canWrite && c.remaining() > 0) {
                     long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), PortPump.IOV_MAX));
@@ -512,6 +618,9 @@ final class PortManagement implements ControlListener {
                     }
                     delivered += n;
                     p.counters.add(PortCounters.BYTES_TO_HOST, n);
+                    if (p.tap != null) {
+                        p.tap.fromChain(c, c.transferred(), n);
+                    }
                     c.advance(n);
                 }
                 if (c.remaining() > 0) {
@@ -546,7 +655,8 @@ final class PortManagement implements ControlListener {
     PortStatus statusOf(PortRuntime p) {
         int id = p.config.id();
         return new PortStatus(id, p.config.name(), p.config.console(), p.endpoint.describe(),
-                control.isGuestOpen(id), control.isHostConnected(id), p.transmitHeld, p.counters);
+                control.isGuestOpen(id), control.isHostConnected(id), p.transmitHeld, p.counters,
+                p.config.log().describe());
     }
 
     List<PortStatus> snapshot() {
@@ -586,7 +696,11 @@ final class PortManagement implements ControlListener {
     void emergencyWrite(int character) {
         for (PortRuntime p : ports) {
             if (p != null && p.isConsole()) {
-                p.keepConsoleOutput(new byte[] {(byte) character}, 0, 1);
+                byte[] one = {(byte) character};
+                if (p.tap != null) {
+                    p.tap.bytes(one, 0, 1);
+                }
+                p.keepConsoleOutput(one, 0, 1);
                 work.mark(p.config.id());
                 deviceCounters.emergencyWrites.increment();
                 pump.flushConsoleBacklog(p);
@@ -646,10 +760,30 @@ final class PortManagement implements ControlListener {
                     if (p.consoleBacklog != null) {
                         p.consoleBacklog.close();
                     }
+                    if (p.tap != null) {
+                        p.tap.close();
+                    }
                 } catch (RuntimeException e) {
                     errors.add(e);
                 }
             }
         }
+        // Shutdown runs off the data plane: let each log writer write what it still holds.
+        long deadline = System.nanoTime() + LOG_FLUSH_NANOS;
+        for (PortRuntime p : ports) {
+            if (p != null && p.tap != null && p.tap.writer != null) {
+                try {
+                    if (!p.tap.writer.awaitClosed(Math.max(1, (deadline - System.nanoTime()) / 1_000_000))) {
+                        LOG.log(Level.WARNING, "{0}: its log writer did not finish within the shutdown grace", p.label);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
+
+    /** How long shutdown waits for the log writers in all. */
+    private static final long LOG_FLUSH_NANOS = 3_000_000_000L;
 }

@@ -99,6 +99,12 @@ final class PortPump {
         if (!discard && (!e.connected() || e.outputFd() < 0)) {
             return; // no host peer: hold, the guest writer waits
         }
+        if (!discard && p.consoleBacklog != null && !p.consoleBacklog.isEmpty()) {
+            flushConsoleBacklog(p); // a replay for a newly connected client goes first
+            if (!p.consoleBacklog.isEmpty()) {
+                return;
+            }
+        }
         int txq = map.transmitQueue(p.config.id());
         for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
             int held = holdTransmit(p, q, queues, txq, true);
@@ -111,6 +117,9 @@ final class PortPump {
             Chain c = p.transmitChain;
             if (discard) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.totalLength());
+                if (p.tap != null) {
+                    p.tap.fromChain(c, c.transferred(), c.remaining());
+                }
             } else {
                 if (!p.hostWritable) {
                     return; // EPOLLOUT brings us back
@@ -129,6 +138,9 @@ final class PortPump {
                     return;
                 }
                 p.counters.add(PortCounters.BYTES_TO_HOST, n);
+                if (p.tap != null) {
+                    p.tap.fromChain(c, c.transferred(), n); // what the host took, once
+                }
                 if (c.advance(n) > 0) {
                     continue; // partly taken: try the rest (usually EAGAIN next)
                 }
@@ -155,6 +167,9 @@ final class PortPump {
                 continue;
             }
             long total = c.totalLength();
+            if (p.tap != null) {
+                p.tap.fromChain(c, 0, total); // a console's log has all the guest wrote
+            }
             Endpoint e = p.endpoint;
             if (e.discardsOutput()) {
                 p.counters.add(PortCounters.DISCARDED_BYTES, total);

@@ -49,11 +49,43 @@ final class PortRuntime {
     /** Last window size seen on a terminal endpoint (packed cols<<16|rows), 0 before the first look. */
     int terminalSize;
 
+    /**
+     * Copy of the guest output for the log, the replay ring and followers, or null. Set by the
+     * data-plane thread (also later, when a first follower comes).
+     */
+    PortTap tap;
+
     PortRuntime(PortConfig config, Endpoint endpoint, int consoleBacklogBytes) {
+        this(config, endpoint, consoleBacklogBytes, null);
+    }
+
+    /**
+     * With the port's log writer (opened, not started; null for none). A console's backlog is at
+     * least its replay ring, so a replay fits it; a generic port with a replay ring gets a backlog
+     * for the replay only (its guest output is never kept there).
+     */
+    PortRuntime(PortConfig config, Endpoint endpoint, int consoleBacklogBytes, io.vportd.console.portlog.LogWriter writer) {
         this.config = config;
         this.endpoint = endpoint;
         this.label = labelOf(config);
-        this.consoleBacklog = config.console() ? new ConsoleOutputBuffer(consoleBacklogBytes) : null;
+        int replay = config.log().replayBytes();
+        this.consoleBacklog = config.console() ? new ConsoleOutputBuffer(Math.max(consoleBacklogBytes, replay))
+                : replay > 0 ? new ConsoleOutputBuffer(replay) : null;
+        this.tap = writer != null || replay > 0 ? new PortTap(counters, writer, replay) : null;
+    }
+
+    /**
+     * A host client connected: with a replay ring, the client's first bytes are the ring (the
+     * last guest output, which includes anything a console backlog held), and live output
+     * follows through the backlog, so the seam has neither a gap nor a repeat.
+     */
+    void replayToNewClient() {
+        if (tap == null || tap.replay == null || consoleBacklog == null) {
+            return;
+        }
+        consoleBacklog.consumed(consoleBacklog.size());
+        byte[] r = tap.snapshot();
+        consoleBacklog.append(r, 0, r.length);
     }
 
     /** Attaches a started queue of this port (direction from the queue). */
@@ -138,6 +170,8 @@ final class PortRuntime {
 
     /** The endpoint's own counters as registered for export, or null. */
     io.vportd.telemetry.MetricRegistry.Entry endpointMetrics;
+    /** The log writer's own counters as registered for export, or null. */
+    io.vportd.telemetry.MetricRegistry.Entry logMetrics;
 
     static String labelOf(PortConfig c) {
         return c.name() == null ? "port " + c.id() : "port " + c.id() + " (" + c.name() + ")";

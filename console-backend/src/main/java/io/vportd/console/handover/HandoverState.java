@@ -109,6 +109,7 @@ final class HandoverState {
             o.put("carriedTaken", p.carriedTaken());
             o.put("consoleBacklog", Base64.getEncoder().encodeToString(p.consoleBacklog()));
             o.put("terminalSize", p.terminalSize());
+            o.put("replay", Base64.getEncoder().encodeToString(p.replay()));
             ArrayNode pc = o.putArray("counters");
             for (long v : p.counters()) {
                 pc.add(v);
@@ -206,7 +207,8 @@ final class HandoverState {
                         o.required("added").asBoolean(), o.required("carriedHead").asInt(),
                         o.required("carriedAvail").asInt(), o.required("carriedTaken").asLong(),
                         Base64.getDecoder().decode(o.required("consoleBacklog").asText()),
-                        o.required("terminalSize").asInt(), h, portCounters));
+                        o.required("terminalSize").asInt(), h, portCounters,
+                        Base64.getDecoder().decode(o.path("replay").asText(""))));
             }
             List<PortConfig> removing = new ArrayList<>();
             for (JsonNode r : dev.required("removing")) {

@@ -69,7 +69,7 @@ final class Rehearsal {
                 h.fd("listener", pair[0].fd()).fd("peer", pair[1].fd());
             }
             machine.addPort(c);
-            ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}));
+            ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}, new byte[] {'x'}));
         }
         DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), 0);
         HandoverState.Encoded e = HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd.sock", null, null,
@@ -81,7 +81,8 @@ final class Rehearsal {
         standIns.forEach(Fd::closeQuietly);
         HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), dups);
         long size = 1 << 20;
-        try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
+        try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint,
+                io.vportd.console.device.PortLogContext.DEFAULT);
              Fd mem = MemFd.create("vportd-rehearsal");
              Fd kick = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
              Fd call = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC)) {

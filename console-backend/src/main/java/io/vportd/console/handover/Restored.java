@@ -24,14 +24,15 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
      * Receives the running daemon's state over {@code link} and rebuilds it. On failure the
      * running daemon is told why (it resumes) and the exception says what went wrong.
      */
-    public static Restored from(TakeOver link, Path socketPath) throws IOException {
+    public static Restored from(TakeOver link, Path socketPath, io.vportd.console.device.PortLogContext logContext)
+            throws IOException {
         HandoverState.Daemon d = link.receive();
         long received = System.nanoTime();
         try {
             if (!Path.of(d.socketPath()).equals(socketPath)) {
                 throw new IOException("the daemon on the hand-over socket serves " + d.socketPath() + ", not " + socketPath);
             }
-            ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint);
+            ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint, logContext);
             long built = System.nanoTime();
             List<Session.Message> replay = new ArrayList<>();
             for (Session.Replay r : d.replay()) {

@@ -100,7 +100,7 @@ class HandoverServerTest {
                     () -> device.dataPlane().ports().stream().anyMatch(p -> p.id() == 2 && p.hostConnected()));
             Restored r;
             try (TakeOver link = TakeOver.connect(socket)) {
-                r = Restored.from(link, socket);
+                r = Restored.from(link, socket, io.vportd.console.device.PortLogContext.DEFAULT);
                 link.ready();
             }
             try {
@@ -163,7 +163,7 @@ class HandoverServerTest {
     void aPortThatCannotBeHandedOverRefusesTheHandOverWithTheReason() throws Exception {
         start("nr=0,console,socket=" + dir.resolve("con.sock"), "nr=1,stdio");
         try (TakeOver link = TakeOver.connect(socket)) {
-            IOException e = assertThrows(IOException.class, () -> Restored.from(link, socket));
+            IOException e = assertThrows(IOException.class, () -> Restored.from(link, socket, io.vportd.console.device.PortLogContext.DEFAULT));
             assertTrue(e.getMessage().contains("refused") && e.getMessage().contains("cannot be handed over"), e.getMessage());
         }
         Await.until("the running daemon to resume", WAIT, () -> handover.failedHandovers() == 1);

@@ -30,9 +30,10 @@ class HandoverStateTest {
         m.removePort(3);
         DeviceSnapshot.Port con = new DeviceSnapshot.Port(m.portConfig(0), true, 17, 65535, 4096,
                 "boot log\n".getBytes(StandardCharsets.UTF_8), 100 << 16 | 30, new Handed().fd("listener", 40).fd("peer", 41),
-                new long[] {5, 6, 7});
+                new long[] {5, 6, 7}, "last lines\n".getBytes(StandardCharsets.UTF_8));
         DeviceSnapshot.Port pty = new DeviceSnapshot.Port(PortSpecParser.parse("nr=5,pty=/tmp/link"), false, 0, 0, 0,
-                new byte[0], 0, new Handed().fd("master", 50).fd("slave", 51).fact("slave-path", "/dev/pts/7"), new long[8]);
+                new byte[0], 0, new Handed().fd("master", 50).fd("slave", 51).fact("slave-path", "/dev/pts/7"), new long[8],
+                new byte[0]);
         DeviceSnapshot device = new DeviceSnapshot(8, m.snapshot(), true, List.of(con, pty),
                 List.of(PortSpecParser.parse("nr=3,name=agent,,x,socket=/tmp/agent.sock")), 123456789L);
         List<Session.Replay> replay = List.of(new Session.Replay(5, new byte[] {1, 2, 3}, new int[] {60, 61}),
@@ -79,6 +80,7 @@ class HandoverStateTest {
             assertArrayEquals(a.consoleBacklog(), b.consoleBacklog());
             assertEquals(a.terminalSize(), b.terminalSize());
             assertArrayEquals(a.counters(), b.counters());
+            assertArrayEquals(a.replay(), b.replay());
             assertEquals(a.endpoint().facts(), b.endpoint().facts());
             a.endpoint().fds().forEach((role, fd) -> assertEquals(1000 + fd, b.endpoint().fds().get(role), role));
         }
