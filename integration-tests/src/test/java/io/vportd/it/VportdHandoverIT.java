@@ -192,18 +192,18 @@ class VportdHandoverIT {
 
         String inSha = get(toGuest);
         assertEquals(outSha, get(fromGuest), "guest->host stream: every byte once, in order, across the hand-overs");
-        // Counters went on across the hand-overs: the last daemon counts every byte of both streams.
-        try (ApiClient last = ApiClient.connect(api)) {
-            java.util.Map<Integer, JsonNode> ports = VportdHotplugIT.listPorts(last);
-            assertTrue(ports.get(1).path("to-host").path("bytes").asLong() >= STREAM, () -> "port 1: " + ports.get(1));
-            assertTrue(ports.get(2).path("to-guest").path("bytes").asLong() >= STREAM, () -> "port 2: " + ports.get(2));
-        }
         hot.write("hot-ping", STEP);
         assertEquals("hot-pong", hot.readString(8, STEP), "the port hot-added before the hand-overs still works");
         out.write("done", STEP);
         GuestResult r = guest.awaitExit().assertSucceeded();
         assertEquals(Integer.toString(STREAM), r.mark("in-bytes").strip());
         assertEquals(inSha, r.mark("in-sha"), "host->guest stream: every byte once, in order, across the hand-overs");
+        // Counters went on across the hand-overs: the last daemon counts every byte of both streams.
+        try (ApiClient last = ApiClient.connect(api)) {
+            java.util.Map<Integer, JsonNode> ports = VportdHotplugIT.listPorts(last);
+            assertTrue(ports.get(1).path("to-host").path("bytes").asLong() >= STREAM, () -> "port 1: " + ports.get(1));
+            assertTrue(ports.get(2).path("to-guest").path("bytes").asLong() >= STREAM, () -> "port 2: " + ports.get(2));
+        }
 
         consoleReader.get();
         assertTrue(ticks.size() > 10, "console lines arrived: " + ticks.size());
