@@ -46,13 +46,6 @@ public final class Sockets {
         return Fd.adopt((int) Libc.check("socket(" + familyName + ")", cap -> (int) SOCKET.invokeExact(cap, family, t, 0)));
     }
 
-    /** A close-on-exec datagram socket of {@code family} ({@code familyName} for the message). */
-    static Fd datagram(int family, String familyName) throws NativeException {
-        int type = SOCK_DGRAM | SOCK_CLOEXEC;
-        return Fd.adopt((int) Libc.check("socket(" + familyName + ", SOCK_DGRAM)",
-                cap -> (int) SOCKET.invokeExact(cap, family, type, 0)));
-    }
-
     /** bind(2) only. */
     static void bind(Fd fd, MemorySegment address, String where) throws NativeException {
         int s = fd.fd();

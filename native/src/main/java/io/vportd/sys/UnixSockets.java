@@ -175,32 +175,12 @@ public final class UnixSockets {
      * ECONNREFUSED when nothing is bound there.
      */
     public static Fd connectDatagram(Path path) throws NativeException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment sa = sockaddrUn(arena, path, "connect");
-            Fd fd = Sockets.datagram(AF_UNIX, "AF_UNIX");
-            try {
-                Sockets.connect(fd, sa, path.toString());
-                return fd;
-            } catch (NativeException | RuntimeException e) {
-                fd.closeQuietly();
-                throw e;
-            }
-        }
+        return connectDatagram(path.toString());
     }
 
-    /** A blocking AF_UNIX datagram socket bound at {@code path}; {@link Io#read} receives one datagram. */
+    /** A blocking AF_UNIX datagram socket bound at {@code path} (0600); {@link Io#read} receives one datagram. */
     public static Fd bindDatagram(Path path) throws NativeException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment sa = sockaddrUn(arena, path, "bind");
-            Fd fd = Sockets.datagram(AF_UNIX, "AF_UNIX");
-            try {
-                Sockets.bind(fd, sa, path.toString());
-                return fd;
-            } catch (NativeException | RuntimeException e) {
-                fd.closeQuietly();
-                throw e;
-            }
-        }
+        return bindDatagram(path.toString());
     }
 
     /** A connected pair of AF_UNIX stream sockets (close-on-exec). */
