@@ -267,12 +267,15 @@ final class PortManagement implements ControlListener {
             p.consoleBacklog.append(s.consoleBacklog(), 0, s.consoleBacklog().length);
         }
         ports[c.id()] = p;
+        p.handingOver = true;
         try {
             e.start(host, c.id());
         } catch (IOException | RuntimeException ex) {
             ports[c.id()] = null;
             e.close();
             throw ex;
+        } finally {
+            p.handingOver = false;
         }
         registerEndpointCounters(p);
         work.mark(c.id());
@@ -293,7 +296,9 @@ final class PortManagement implements ControlListener {
         PortRuntime p = ports[port];
         p.hostReadable = true;
         p.hostWritable = true;
-        p.replayToNewClient();
+        if (!p.handingOver) {
+            p.replayToNewClient(); // a client handed over with its port has seen the ring already
+        }
         work.mark(port);
         control.hostConnected(port);
         if (p.added) {

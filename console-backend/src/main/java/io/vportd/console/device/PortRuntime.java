@@ -32,6 +32,8 @@ final class PortRuntime {
      * is the control machine's alone: see {@link io.vportd.console.control.PortView}.
      */
     boolean added;
+    /** The endpoint is being rebuilt from a live hand-over: its host peer is not a new client. */
+    boolean handingOver;
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;

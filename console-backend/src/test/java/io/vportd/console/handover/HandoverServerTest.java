@@ -79,6 +79,16 @@ class HandoverServerTest {
         return c;
     }
 
+    private static String read(SocketChannel c, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (c.read(b) < 0) {
+                throw new IOException("end of file");
+            }
+        }
+        return new String(b.array(), java.nio.charset.StandardCharsets.ISO_8859_1);
+    }
+
     /** The running daemon still serves: it answers listings and a new frontend negotiates. */
     private void assertServesOn() throws IOException {
         assertFalse(exited.get(), "the running daemon did not exit");
@@ -93,11 +103,14 @@ class HandoverServerTest {
     void aFullHandOverRebuildsTheDeviceKeepsTheHostClientAndServesTheFrontend() throws Exception {
         start("nr=0,console,cols=100,rows=40,socket=" + dir.resolve("con.sock"), "nr=2,name=agent,socket=" + dir.resolve("a.sock"));
         try (SocketChannel agent = client("a.sock");
+             SocketChannel con = client("con.sock");
              TestFrontend fe = TestFrontend.connect(socket, QUEUES, 12)) {
             fe.startQueue(0, 0x1000, 0x2000, 0x3000, 64);
             fe.startQueue(5, 0x5000, 0x6000, 0x7000, 64);
-            Await.until("the agent client connected", WAIT,
-                    () -> device.dataPlane().ports().stream().anyMatch(p -> p.id() == 2 && p.hostConnected()));
+            Await.until("both clients connected", WAIT,
+                    () -> device.dataPlane().ports().stream().filter(PortStatus::hostConnected).count() == 2);
+            device.dataPlane().emergencyWrite('X'); // console output: to the client, and into the replay ring
+            assertEquals("X", read(con, 1));
             Restored r;
             try (TakeOver link = TakeOver.connect(socket)) {
                 r = Restored.from(link, socket, io.vportd.console.device.PortLogContext.DEFAULT);
@@ -113,6 +126,8 @@ class HandoverServerTest {
                 assertTrue(ports.get(0).console());
                 assertTrue(ports.get(1).hostConnected(), "the connected host client came along");
                 assertEquals(0, fe.stopQueue(5), "the frontend is answered by the new server");
+                r.device().dataPlane().emergencyWrite('Y');
+                assertEquals("Y", read(con, 1), "the console client is not sent the replay ring again");
                 agent.configureBlocking(false);
                 assertEquals(0, agent.read(ByteBuffer.allocate(16)), "the host client saw no end of file");
             } finally {
