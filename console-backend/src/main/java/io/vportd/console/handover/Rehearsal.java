@@ -33,7 +33,7 @@ final class Rehearsal {
     private static final System.Logger LOG = System.getLogger("vportd.handover");
     /** The default device size: rounds this big make the per-port and per-ring code compiled. */
     static final int PORTS = 31;
-    static final int ROUNDS = 4;
+    static final int ROUNDS = 10;
 
     private Rehearsal() {
     }
