@@ -157,29 +157,50 @@ public final class Main {
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
             registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
-            if (apiSocket != null) {
-                api = handedListener != null ? ManagementServer.replacing(apiSocket, ports)
-                        : ManagementServer.start(apiSocket, ports);
-                device.dataPlane().metrics().register(api.metrics());
-                device.dataPlane().setEventListener(api);
-            }
-            if (metricsListen != null) {
-                metrics = handedListener != null ? MetricsHttpServer.startRetrying(metricsListen, ports::metrics)
-                        : MetricsHttpServer.start(metricsListen, ports::metrics);
-            }
             HandoverServer.Context context = new HandoverServer.Context(socketPath, apiSocket,
                     metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
                     device.dataPlane(), Main::exitAfterHandover);
-            handover = handedListener != null ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
+            boolean tookOver = handedListener != null;
+            handover = tookOver ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
             device.dataPlane().metrics().register(handover.stats().metrics());
-            if (handedListener != null) {
+            if (tookOver) {
                 handover.stats().tookOver();
+            }
+            // After a take-over the guest is served already: a management API or metrics listener
+            // that cannot start is an error to log, not a reason to drop the guest's device.
+            if (apiSocket != null) {
+                try {
+                    api = tookOver ? ManagementServer.replacing(apiSocket, ports) : ManagementServer.start(apiSocket, ports);
+                    device.dataPlane().metrics().register(api.metrics());
+                    device.dataPlane().setEventListener(api);
+                } catch (Exception e) {
+                    if (!tookOver) {
+                        throw e;
+                    }
+                    LOG.log(Level.ERROR, "the management API could not start on {0}: {1}; serving on without it",
+                            apiSocket, e.getMessage());
+                }
+            }
+            if (metricsListen != null) {
+                try {
+                    metrics = tookOver ? MetricsHttpServer.startRetrying(metricsListen, ports::metrics)
+                            : MetricsHttpServer.start(metricsListen, ports::metrics);
+                } catch (Exception e) {
+                    if (!tookOver) {
+                        throw e;
+                    }
+                    LOG.log(Level.ERROR, "metrics could not be served on {0}: {1}; serving on without them",
+                            metricsListen, e.getMessage());
+                }
             }
             if (!carriedCounters.isEmpty()) {
                 int n = device.dataPlane().carryCounters(carriedCounters);
                 LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);
             }
         } catch (Exception e) {
+            if (handover != null) {
+                handover.close();
+            }
             if (api != null) {
                 api.close();
             }
