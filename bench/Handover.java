@@ -33,8 +33,10 @@ public final class Handover {
         Path jar = null;
         int count = 20;
         Path out = null;
+        List<String> takeOverArgs = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
+                case "--take-over-arg" -> takeOverArgs.add(args[++i]);
                 case "--jar" -> jar = Path.of(args[++i]);
                 case "--count" -> count = Integer.parseInt(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
@@ -70,8 +72,10 @@ public final class Handover {
                 Thread.sleep(500); // every client accepted
                 for (int i = 0; i < count; i++) {
                     Path log = dir.resolve("vportd-" + (i + 1) + ".log");
-                    Process next = start(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
-                            "--take-over", "--socket-path", vhost.toString()), log);
+                    List<String> takeOver = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar",
+                            jar.toString(), "--take-over", "--socket-path", vhost.toString()));
+                    takeOver.addAll(takeOverArgs);
+                    Process next = start(takeOver, log);
                     daemons.add(next);
                     Process old = daemons.get(daemons.size() - 2);
                     if (!old.waitFor(60, TimeUnit.SECONDS) || old.exitValue() != 0) {

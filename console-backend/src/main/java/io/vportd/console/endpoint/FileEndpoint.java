@@ -48,6 +48,8 @@ public final class FileEndpoint implements Endpoint {
         }
     }
 
+    /** Rebuilt from a live hand-over: its start logs at DEBUG. */
+    private boolean handedOver;
     /** The file descriptor, kept for a live hand-over (the pump owns and closes it). */
     private int fileFd = -1;
     /** How long a hand-over waits for the pump to finish its current write (a stalled disk refuses it). */
@@ -71,6 +73,7 @@ public final class FileEndpoint implements Endpoint {
         }
         int fd = file.fd();
         e.fileFd = fd;
+        e.handedOver = true;
         e.bridge = BlockingFdBridge.adoptSink(near, far, file, (addr, len) -> Io.write(fd, addr, len), label,
                 "file " + path, e.metrics);
         return e;
@@ -107,7 +110,7 @@ public final class FileEndpoint implements Endpoint {
             bridge = null;
             throw e;
         }
-        LOG.log(Level.INFO, "{0}: appending guest output to {1}", label, path);
+        LOG.log(handedOver ? Level.DEBUG : Level.INFO, "{0}: appending guest output to {1}", label, path);
         host.hostConnected(port);
     }
 

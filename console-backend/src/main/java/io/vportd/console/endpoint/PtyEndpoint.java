@@ -28,6 +28,8 @@ public final class PtyEndpoint implements Endpoint {
     private Fd slave;
     private String slavePath;
     private boolean linked;
+    /** Rebuilt from a live hand-over: its start logs at DEBUG (the hand-over logs one line for all ports). */
+    private boolean handedOver;
 
     public PtyEndpoint(Path link, String portLabel) {
         this.link = link;
@@ -66,6 +68,7 @@ public final class PtyEndpoint implements Endpoint {
         e.slave = handed.take("slave");
         e.slavePath = handed.facts().get("slave-path");
         e.linked = link != null;
+        e.handedOver = true;
         return e;
     }
 
@@ -79,7 +82,8 @@ public final class PtyEndpoint implements Endpoint {
     public void start(EndpointHost host, int port) throws IOException {
         this.host = host;
         host.watch(master.fd(), Epoll.EPOLLIN | Epoll.EPOLLOUT | Epoll.EPOLLET, port, EndpointHost.ROLE_CONNECTION);
-        LOG.log(Level.INFO, "{0}: pty {1}{2}", label, slavePath, link == null ? "" : " (link " + link + ")");
+        LOG.log(handedOver ? Level.DEBUG : Level.INFO, "{0}: pty {1}{2}", label, slavePath,
+                link == null ? "" : " (link " + link + ")");
         host.hostConnected(port);
     }
 

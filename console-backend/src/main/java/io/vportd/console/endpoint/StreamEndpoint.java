@@ -47,6 +47,16 @@ abstract class StreamEndpoint implements Endpoint {
 
     /** A connected host client handed over by the previous process, adopted in {@link #attach}. */
     Fd handedPeer;
+    /**
+     * Rebuilt from a live hand-over: its start is not news (the hand-over logs one line for all
+     * ports), so it logs at DEBUG, which also keeps the guest's pause short.
+     */
+    boolean handedOver;
+
+    /** INFO for a fresh endpoint, DEBUG for one rebuilt from a hand-over. */
+    final Level startLevel() {
+        return handedOver ? Level.DEBUG : Level.INFO;
+    }
 
     /**
      * Remembers the data plane and the port id; call first in {@link #start}. A host client
@@ -60,6 +70,7 @@ abstract class StreamEndpoint implements Endpoint {
             handedPeer = null;
             adopt(c, "host client (handed over)");
         }
+        handedOver = false; // from here on, events are news again
     }
 
     /** The connected peer for a live hand-over (role {@code peer}), if any. */
@@ -80,7 +91,11 @@ abstract class StreamEndpoint implements Endpoint {
             return false;
         }
         peer = c;
-        peerLog.log(Level.INFO, "{0}: {1} connected", label, who);
+        if (handedOver) {
+            LOG.log(Level.DEBUG, "{0}: {1} connected", label, who);
+        } else {
+            peerLog.log(Level.INFO, "{0}: {1} connected", label, who);
+        }
         host.hostConnected(port);
         return true;
     }

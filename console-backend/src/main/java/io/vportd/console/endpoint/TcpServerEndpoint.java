@@ -45,6 +45,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
         TcpServerEndpoint e = new TcpServerEndpoint(address, tcpPort, label);
         e.listener = Endpoints.required(handed, "listener", label);
         e.handedPeer = handed.take("peer");
+        e.handedOver = true;
         int bound = Inet.localPort(e.listener.fd());
         e.boundPort = bound > 0 ? bound : tcpPort;
         try {
@@ -63,6 +64,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
 
     @Override
     public void start(EndpointHost host, int port) throws IOException {
+        Level level = startLevel();
         attach(host, port);
         host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
         InetAddress inet = boundAddress;
@@ -70,7 +72,7 @@ public final class TcpServerEndpoint extends StreamEndpoint {
             LOG.log(Level.WARNING, "{0}: TCP endpoint listens on {1}, reachable from other hosts; the port has no "
                     + "authentication", label, inet.getHostAddress());
         }
-        LOG.log(Level.INFO, "{0}: listening on tcp {1}:{2}", label, inet.getHostAddress(), Integer.toString(boundPort));
+        LOG.log(level, "{0}: listening on tcp {1}:{2}", label, inet.getHostAddress(), Integer.toString(boundPort));
     }
 
     /** The TCP port actually bound. */

@@ -32,6 +32,7 @@ public final class UnixClientEndpoint extends StreamEndpoint {
     static UnixClientEndpoint adopted(Path path, String label, Handed handed) {
         UnixClientEndpoint e = new UnixClientEndpoint(path, label);
         e.handedPeer = handed.take("peer");
+        e.handedOver = true;
         return e;
     }
 

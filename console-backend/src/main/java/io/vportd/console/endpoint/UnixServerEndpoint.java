@@ -42,6 +42,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
         UnixServerEndpoint e = new UnixServerEndpoint(path, label);
         e.listener = Endpoints.required(handed, "listener", label);
         e.handedPeer = handed.take("peer");
+        e.handedOver = true;
         return e;
     }
 
@@ -52,9 +53,10 @@ public final class UnixServerEndpoint extends StreamEndpoint {
 
     @Override
     public void start(EndpointHost host, int port) throws IOException {
+        Level level = startLevel();
         attach(host, port);
         host.watch(listener.fd(), Epoll.EPOLLIN, port, EndpointHost.ROLE_LISTEN);
-        LOG.log(Level.INFO, "{0}: listening on {1}", label, path);
+        LOG.log(level, "{0}: listening on {1}", label, path);
     }
 
     @Override
