@@ -254,6 +254,16 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return callToCompletion(() -> queues.stop(index));
     }
 
+    /** Starts several queues in one hand-off to the data-plane thread (a replayed hand-over session). */
+    public void startQueues(List<QueueSetup> setups) {
+        callToCompletion(() -> {
+            for (QueueSetup s : setups) {
+                queues.start(s.index(), s);
+            }
+            return null;
+        });
+    }
+
     /** Stops several queues in one hand-off to the data-plane thread; next available indexes in order. */
     public int[] stopQueues(int[] indexes) {
         return callToCompletion(() -> {

@@ -89,7 +89,8 @@ final class Rehearsal {
             MemFd.truncate(mem.fd(), size);
             MemFd.addSeals(mem.fd(), MemFd.F_SEAL_SHRINK);
             long user = 0x7000_0000_0000L;
-            Session session = new Session(device, reply -> { }, new io.vportd.vhost.VhostStats(), false);
+            DeferredStarts backend = new DeferredStarts(device);
+            Session session = new Session(backend, reply -> { }, new io.vportd.vhost.VhostStats(), false);
             send(session, Request.SET_PROTOCOL_FEATURES, Codec.u64(Session.PROTOCOL_FEATURES_OFFERED));
             send(session, Request.SET_OWNER, new byte[0]);
             send(session, Request.SET_FEATURES, Codec.u64(device.deviceFeatures()));
@@ -103,6 +104,7 @@ final class Rehearsal {
                 send(session, Request.SET_VRING_ENABLE, Codec.vringState(q, 1));
                 send(session, Request.SET_VRING_KICK, Codec.u64(q), kick.fd());
             }
+            backend.flush();
             device.dataPlane().thaw();
             session.suspendForHandover();
             device.dataPlane().freezeForHandover();

@@ -43,10 +43,12 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
                 replay.add(new Session.Message(new Codec.Header(r.request(), Codec.VERSION, r.payload().length),
                         r.payload(), fds));
             }
-            VhostUserServer vhost = VhostUserServer.adopt(socketPath, device,
+            DeferredStarts backend = new DeferredStarts(device);
+            VhostUserServer vhost = VhostUserServer.adopt(socketPath, backend,
                     new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
                     Fd.adopt(d.vhostListenerFd()), d.vhostConnectionFd() < 0 ? null : Fd.adopt(d.vhostConnectionFd()),
                     replay);
+            backend.flush();
             System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
                     "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
                     HandoverServer.ms(received - d.device().frozenAtNanos()), HandoverServer.ms(built - received),

@@ -1,0 +1,103 @@
+package io.vportd.console.handover;
+
+import io.vportd.console.device.ConsoleDevice;
+import io.vportd.vhost.MemoryTable;
+import io.vportd.vhost.QueueSetup;
+import io.vportd.vhost.VhostUserBackend;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The device as the replayed session of a hand-over sees it: while the session is replayed, ring
+ * starts are collected instead of each making its own round trip to the data-plane thread, then
+ * {@link #flush} starts them all in one (a replay ends every ring's messages with its kick, so
+ * nothing stops a ring it started). Afterwards every call goes straight to the device.
+ */
+final class DeferredStarts implements VhostUserBackend {
+
+    private final ConsoleDevice device;
+    private List<QueueSetup> pending = new ArrayList<>();
+
+    DeferredStarts(ConsoleDevice device) {
+        this.device = device;
+    }
+
+    /** Starts the collected rings (one hand-off) and passes every later call straight through. */
+    void flush() {
+        List<QueueSetup> starts = pending;
+        pending = null;
+        if (!starts.isEmpty()) {
+            device.dataPlane().startQueues(starts);
+        }
+    }
+
+    @Override
+    public void startQueue(int index, QueueSetup setup) {
+        if (pending != null) {
+            pending.add(setup);
+        } else {
+            device.startQueue(index, setup);
+        }
+    }
+
+    @Override
+    public int stopQueue(int index) {
+        if (pending != null) {
+            throw new IllegalStateException("a replayed session stopped queue " + index + " while starts were deferred");
+        }
+        return device.stopQueue(index);
+    }
+
+    @Override
+    public int[] stopQueues(int[] indexes) {
+        if (pending != null) {
+            throw new IllegalStateException("a replayed session stopped queues while starts were deferred");
+        }
+        return device.stopQueues(indexes);
+    }
+
+    @Override
+    public long deviceFeatures() {
+        return device.deviceFeatures();
+    }
+
+    @Override
+    public int queueCount() {
+        return device.queueCount();
+    }
+
+    @Override
+    public int configSize() {
+        return device.configSize();
+    }
+
+    @Override
+    public void getConfig(int offset, byte[] dst) {
+        device.getConfig(offset, dst);
+    }
+
+    @Override
+    public void setConfig(int offset, byte[] src) {
+        device.setConfig(offset, src);
+    }
+
+    @Override
+    public void setFeatures(long acked) {
+        device.setFeatures(acked);
+    }
+
+    @Override
+    public void setMemory(MemoryTable table) {
+        device.setMemory(table);
+    }
+
+    @Override
+    public void reset() {
+        device.reset();
+    }
+
+    @Override
+    public void bind(SessionControl control) {
+        device.bind(control);
+    }
+}
