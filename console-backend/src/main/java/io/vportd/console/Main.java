@@ -157,15 +157,7 @@ public final class Main {
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
             registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
-            HandoverServer.Context context = new HandoverServer.Context(socketPath, apiSocket,
-                    metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
-                    device.dataPlane(), Main::exitAfterHandover);
             boolean tookOver = handedListener != null;
-            handover = tookOver ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
-            device.dataPlane().metrics().register(handover.stats().metrics());
-            if (tookOver) {
-                handover.stats().tookOver();
-            }
             // After a take-over the guest is served already: a management API or metrics listener
             // that cannot start is an error to log, not a reason to drop the guest's device.
             if (apiSocket != null) {
@@ -192,6 +184,16 @@ public final class Main {
                     LOG.log(Level.ERROR, "metrics could not be served on {0}: {1}; serving on without them",
                             metricsListen, e.getMessage());
                 }
+            }
+            // The hand-over socket last: the management API is up as soon as possible after the
+            // vhost-user socket (clients that see one expect the other).
+            HandoverServer.Context context = new HandoverServer.Context(socketPath, apiSocket,
+                    metricsListen == null ? null : metricsListen.toString(), allowUnsealedMemory, server,
+                    device.dataPlane(), Main::exitAfterHandover);
+            handover = tookOver ? HandoverServer.adopt(context, handedListener) : HandoverServer.start(context);
+            device.dataPlane().metrics().register(handover.stats().metrics());
+            if (tookOver) {
+                handover.stats().tookOver();
             }
             if (!carriedCounters.isEmpty()) {
                 int n = device.dataPlane().carryCounters(carriedCounters);
