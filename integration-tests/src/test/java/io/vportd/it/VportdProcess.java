@@ -39,16 +39,21 @@ public final class VportdProcess implements AutoCloseable {
         return jar;
     }
 
-    /** Starts vportd with these arguments and waits until its vhost-user socket exists. */
+    /**
+     * Starts vportd with these arguments and waits until its vhost-user socket exists, and its
+     * management socket too when {@code --api-socket} is given (it comes up just after).
+     */
     public static VportdProcess start(String name, Path socket, List<String> args, Duration within) throws IOException {
         VportdProcess v = launch(name, socket, args);
         Process p = v.process;
+        int api = args.indexOf("--api-socket");
+        Path apiSocket = api >= 0 && api + 1 < args.size() ? Path.of(args.get(api + 1)) : null;
         try {
             Await.until("vportd to listen on " + socket, within, () -> {
                 if (!p.isAlive()) {
                     throw new IllegalStateException("vportd exited with " + p.exitValue() + " before listening:\n" + v.log());
                 }
-                return Files.exists(socket);
+                return Files.exists(socket) && (apiSocket == null || Files.exists(apiSocket));
             });
         } catch (RuntimeException | Error e) {
             v.close();
