@@ -27,6 +27,8 @@ import java.util.Set;
 public final class FileLogTarget implements LogTarget {
 
     private static final Set<PosixFilePermission> OWNER_RW = PosixFilePermissions.fromString("rw-------");
+    /** Why bytes are missing, in a drop marker: the writer fell behind, or the file could not take them. */
+    public static final String DROP_REASON = "the log fell behind or could not be written";
 
     private final Path path;
     private final long maxBytes;
@@ -37,6 +39,8 @@ public final class FileLogTarget implements LogTarget {
     private FileChannel file;
     private long size;
     private boolean lineStart = true;
+    /** Rotations so far: a failed write can be undone only within one file. */
+    private long rotations;
 
     private FileLogTarget(Path path, long maxBytes, int keep, boolean timestamps) {
         this.path = path;
@@ -75,8 +79,42 @@ public final class FileLogTarget implements LogTarget {
         }
     }
 
+    /**
+     * Writes one record of guest output. All or nothing: when the file cannot take it (a full
+     * disk), the file is cut back to where it was before the record, so the caller counts exactly
+     * the record as lost and its marker says so (unless the failing record had crossed a
+     * rotation: the part in the rotated file stays, and is counted as lost too).
+     */
     @Override
     public void write(byte[] b, int off, int len, long epochMillis) throws IOException {
+        long sizeBefore = size;
+        long rotationsBefore = rotations;
+        boolean lineBefore = lineStart;
+        try {
+            append(b, off, len, epochMillis);
+        } catch (IOException | RuntimeException e) {
+            undo(sizeBefore, rotationsBefore, lineBefore);
+            throw e;
+        }
+    }
+
+    /** Cuts the current file back to {@code sizeBefore} after a failed record (see {@link #write}). */
+    private void undo(long sizeBefore, long rotationsBefore, boolean lineBefore) {
+        out.clear();
+        if (rotations != rotationsBefore || file == null || !file.isOpen()) {
+            lineStart = true;
+            return;
+        }
+        try {
+            file.truncate(sizeBefore);
+            size = sizeBefore;
+            lineStart = lineBefore;
+        } catch (IOException e) {
+            lineStart = true; // what is in the file is unknown: start the next record on a new line
+        }
+    }
+
+    private void append(byte[] b, int off, int len, long epochMillis) throws IOException {
         int end = off + len;
         if (!timestamps && len > 0) {
             put(b, off, len);
@@ -101,13 +139,25 @@ public final class FileLogTarget implements LogTarget {
 
     @Override
     public void dropped(long bytes, long epochMillis) throws IOException {
+        long sizeBefore = size;
+        long rotationsBefore = rotations;
+        boolean lineBefore = lineStart;
+        try {
+            marker(bytes, epochMillis);
+        } catch (IOException | RuntimeException e) {
+            undo(sizeBefore, rotationsBefore, lineBefore); // no half marker: it is written whole later
+            throw e;
+        }
+    }
+
+    private void marker(long bytes, long epochMillis) throws IOException {
         if (!lineStart) {
             put(new byte[] {'\n'});
         }
         if (timestamps) {
             put(clock.stamp(epochMillis));
         }
-        put(("[vportd: " + bytes + " bytes of guest output dropped: the log writer fell behind]\n")
+        put(("[vportd: " + bytes + " bytes of guest output dropped: " + DROP_REASON + "]\n")
                 .getBytes(StandardCharsets.UTF_8));
         lineStart = true;
         flush();
@@ -151,6 +201,7 @@ public final class FileLogTarget implements LogTarget {
     }
 
     private void rotate() throws IOException {
+        rotations++;
         file.close();
         for (int k = keep - 1; k >= 1; k--) {
             Path from = rotated(k);

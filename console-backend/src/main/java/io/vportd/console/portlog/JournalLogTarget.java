@@ -113,7 +113,7 @@ public final class JournalLogTarget implements LogTarget {
     @Override
     public void dropped(long bytes, long epochMillis) throws IOException {
         sendLine();
-        byte[] msg = ("vportd: " + bytes + " bytes of guest output dropped: the log writer fell behind")
+        byte[] msg = ("vportd: " + bytes + " bytes of guest output dropped: " + FileLogTarget.DROP_REASON)
                 .getBytes(StandardCharsets.UTF_8);
         send(msg, msg.length, PRIORITY_WARNING);
     }

@@ -148,7 +148,7 @@ class FileLogTargetTest {
             t.dropped(12345, 0);
             write(t, "def\n", 0);
         }
-        assertEquals("abc\n[vportd: 12345 bytes of guest output dropped: the log writer fell behind]\ndef\n",
+        assertEquals("abc\n[vportd: 12345 bytes of guest output dropped: the log fell behind or could not be written]\ndef\n",
                 Files.readString(log));
     }
 }
