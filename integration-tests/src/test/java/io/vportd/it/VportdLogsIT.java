@@ -65,9 +65,14 @@ class VportdLogsIT {
 
     private Guest boot(String name, String body, String... portSpecs) throws IOException {
         List<String> args = new ArrayList<>(List.of("--max-ports", Integer.toString(MAX_PORTS)));
-        for (String spec : portSpecs) {
-            args.add("--port");
-            args.add(spec);
+        for (int k = 0; k < portSpecs.length; k++) {
+            if (portSpecs[k].startsWith("--")) { // a daemon option and its value
+                args.add(portSpecs[k]);
+                args.add(portSpecs[++k]);
+            } else {
+                args.add("--port");
+                args.add(portSpecs[k]);
+            }
         }
         Path vhost = dir.resolve("vportd.sock");
         daemon = VportdProcess.start(name, vhost, args, Duration.ofSeconds(30));
@@ -224,5 +229,100 @@ class VportdLogsIT {
         assertEquals(expected, got, "the last " + replay + " bytes of the boot output, then the live output");
         g.awaitMark("done", STEP);
         g.awaitExit().assertSucceeded();
+    }
+
+    /**
+     * The log's disk fills up (a real 96 KiB tmpfs, most of it taken by a ballast file) while the
+     * guest writes numbered lines to a logged console: the guest goes on, the host client gets all
+     * its output, and once the ballast is removed the log holds the guest's stream with exactly the
+     * bytes that did not fit left out, each gap marked with its exact count where it happened.
+     */
+    @Test
+    @Timeout(300)
+    void aFullDiskLeavesExactDropMarkersAndTheGuestGoesOn() throws Exception {
+        Path tiny = dir.resolve("tiny");
+        Files.createDirectories(tiny);
+        Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=96k,mode=0700", "tmpfs", tiny.toString())
+                .redirectErrorStream(true).start();
+        assertEquals(0, mount.waitFor(), "mounting a tmpfs (the tests run as root)");
+        try {
+            Path ballast = tiny.resolve("ballast");
+            Files.write(ballast, new byte[40 * 1024]);
+            Path log = tiny.resolve("console.log");
+            Path api = dir.resolve("api.sock");
+            int first = 2000; // 92,000 bytes: more than the ~56 KiB the disk has left
+            int total = 2200;
+            Guest g = boot("logs-full", """
+                    exec 3<>/dev/hvc0 || fail "open hvc0"
+                    stty -F /dev/hvc0 raw -echo || fail "stty"
+                    """ + AWK_LINES.formatted(0, first) + """
+                     >&3 || fail "writing hvc0"
+                    mark first
+                    read -r go <&3 || fail "no go from the host"
+                    """ + AWK_LINES.formatted(first, total) + """
+                     >&3 || fail "writing hvc0"
+                    mark done
+                    """,
+                    "nr=0,console,replay=0,socket=" + dir.resolve("con.sock") + ",log=" + log, "--api-socket", api.toString());
+            HostPort console = HostPort.connect(dir.resolve("con.sock"), STEP);
+            hosts.add(console);
+            byte[] expected = numberedLines(0, total);
+            java.util.concurrent.CompletableFuture<byte[]> seen = java.util.concurrent.CompletableFuture.supplyAsync(
+                    () -> console.readExactly(first * 46, Duration.ofSeconds(200)));
+            g.awaitMark("first", STEP);
+            assertArrayEquals(Arrays.copyOf(expected, first * 46), seen.get(), "the host client got all of it");
+            try (io.vportd.console.ctl.ApiClient ctl = io.vportd.console.ctl.ApiClient.connect(api)) {
+                java.util.regex.Pattern failed = java.util.regex.Pattern.compile(
+                        "vportd_port_log_write_errors_total\\{[^}]*port=\"0\"[^}]*\\} [1-9]");
+                Await.until("the log to hit the full disk", STEP, () -> {
+                    try {
+                        return failed.matcher(ctl.call(ctl.request("metrics")).path("metrics").asText()).find();
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                });
+            }
+            Files.delete(ballast); // the operator makes room
+            console.write("go\n", STEP);
+            assertArrayEquals(Arrays.copyOfRange(expected, first * 46, total * 46),
+                    console.readExactly((total - first) * 46, STEP), "the rest reached the host client");
+            g.awaitMark("done", STEP);
+            g.awaitExit().assertSucceeded();
+            // The log: the guest's stream, with each marker standing for exactly the bytes it names.
+            java.util.regex.Pattern marker = java.util.regex.Pattern.compile(
+                    "\\[vportd: (\\d+) bytes of guest output dropped: [^\\]]*\\]\\n");
+            long[] check = new long[2]; // {position in the guest's stream, bytes marked missing}
+            Await.until("the log to hold the guest's last line", STEP, () -> {
+                try {
+                    String text = Files.readString(log, StandardCharsets.ISO_8859_1);
+                    return text.endsWith(new String(Arrays.copyOfRange(expected, expected.length - 46, expected.length),
+                            StandardCharsets.ISO_8859_1));
+                } catch (IOException e) {
+                    return false;
+                }
+            });
+            String text = Files.readString(log, StandardCharsets.ISO_8859_1);
+            java.util.regex.Matcher m = marker.matcher(text);
+            int at = 0;
+            while (true) {
+                boolean found = m.find();
+                int end = found ? m.start() : text.length();
+                byte[] part = text.substring(at, end).getBytes(StandardCharsets.ISO_8859_1);
+                assertArrayEquals(Arrays.copyOfRange(expected, (int) check[0], (int) check[0] + part.length), part,
+                        "log bytes at stream position " + check[0]);
+                check[0] += part.length;
+                if (!found) {
+                    break;
+                }
+                long gap = Long.parseLong(m.group(1));
+                check[0] += gap;
+                check[1] += gap;
+                at = m.end();
+            }
+            assertEquals(expected.length, check[0], "the log and its markers account for every byte the guest wrote");
+            assertTrue(check[1] > 0, "some output did not fit the disk and is marked: " + check[1]);
+        } finally {
+            new ProcessBuilder("umount", "-l", tiny.toString()).redirectErrorStream(true).start().waitFor();
+        }
     }
 }
