@@ -215,16 +215,19 @@ class VportdHandoverIT {
             assertEquals("tick " + i, ticks.get(i), "console lines in order, none lost or repeated");
         }
         // The console's log went on across the hand-overs too: every line once, in order, over the rotated files.
-        List<String> logged = new ArrayList<>();
+        // (Files are filled to exactly log-max, so a line may straddle two: join them first.)
+        StringBuilder joined = new StringBuilder();
         for (int i = 200; i >= 0; i--) {
             Path f = dir.resolve(i == 0 ? "con.log" : "con.log." + i);
             if (Files.exists(f)) {
-                for (String line : Files.readString(f, StandardCharsets.ISO_8859_1).split("\n")) {
-                    String l = line.replace("\r", "");
-                    if (l.startsWith("tick")) {
-                        logged.add(l);
-                    }
-                }
+                joined.append(Files.readString(f, StandardCharsets.ISO_8859_1));
+            }
+        }
+        List<String> logged = new ArrayList<>();
+        for (String line : joined.toString().split("\n")) {
+            String l = line.replace("\r", "");
+            if (l.startsWith("tick")) {
+                logged.add(l);
             }
         }
         assertEquals(ticks, logged, "the console log holds every line exactly once, in order, across five hand-overs");
