@@ -38,6 +38,8 @@ class VportdLogsIT {
      * issue would take some 8 minutes; {@code -Dvportd.it.logLines=N} asks for more.
      */
     static final int LOG_LINES = Integer.getInteger("vportd.it.logLines", 100_000);
+    /** How long a guest may run: 400 s, or more for more lines (about 100 KB/s under TCG, with room). */
+    static final Duration GUEST_TIME = Duration.ofSeconds(Math.max(400, LOG_LINES / 1000L * 46 / 40));
 
     private Path dir;
     private VportdProcess daemon;
@@ -82,7 +84,7 @@ class VportdLogsIT {
                 .qemuArgs(VportdDevice.qemuArgs(vhost, MAX_PORTS))
                 .socketDir(dir)
                 .memoryMiB(256)
-                .timeout(Duration.ofSeconds(400))
+                .timeout(GUEST_TIME)
                 .start();
         return guest;
     }
@@ -120,7 +122,7 @@ class VportdLogsIT {
      * are 0600, and the pty reader got the guest's last line too.
      */
     @Test
-    @Timeout(400)
+    @Timeout(3600) // the guest's own timeout (GUEST_TIME) ends it first
     void aConsoleOnAPtyIsLoggedWithRotationAndTheFilesAreExactlyWhatTheGuestWrote() throws Exception {
         Path log = dir.resolve("console.log");
         Path pty = dir.resolve("console.pty");
@@ -159,7 +161,7 @@ class VportdLogsIT {
                 // the test asserts on sawEnd
             }
         });
-        g.awaitMark("done", Duration.ofSeconds(380));
+        g.awaitMark("done", GUEST_TIME.minusSeconds(20));
         GuestResult r = g.awaitExit().assertSucceeded();
         long seconds = Long.parseLong(r.mark("written").strip()) - Long.parseLong(r.mark("start").strip());
         byte[] expected = new byte[0];
