@@ -146,6 +146,33 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     // ---------------------------------------------------------------- live hand-over
 
     /**
+     * Before {@link #freezeForHandover}, on the hand-over's thread (never the data plane's): waits,
+     * up to {@code millis} per port, until each port's log writer has written what it holds and
+     * each endpoint's helper thread has stopped where its descriptors can move. The rings must be
+     * stopped already, so no new guest output arrives meanwhile.
+     *
+     * @throws IOException a port did not get there in time (everything is released again)
+     */
+    public void prepareHandover(long millis) throws IOException {
+        List<PortManagement.Waitable> ports = call(management::handoverWaitables);
+        try {
+            for (PortManagement.Waitable w : ports) {
+                if (w.log() != null && !w.log().awaitDrained(millis)) {
+                    throw new IOException(w.label() + ": its log has not caught up within " + millis
+                            + " ms (a slow disk?); cannot hand over now");
+                }
+                w.endpoint().prepareHandover(millis);
+            }
+        } catch (IOException | RuntimeException e) {
+            call(() -> {
+                management.handoverAbandoned();
+                return null;
+            });
+            throw e;
+        }
+    }
+
+    /**
      * Freezes the data plane for a live hand-over and describes it. The vhost-user session must
      * have stopped every ring first (held chains handed back, partial ones carried). From here on
      * the loop touches no ring, endpoint or guest memory until {@link #thaw}.

@@ -198,10 +198,6 @@ final class PortManagement implements ControlListener {
                     continue;
                 }
                 asked.add(p);
-                if (p.tap != null && p.tap.writer != null && !p.tap.writer.awaitDrained(LOG_DRAIN_MS)) {
-                    throw new IOException(p.label + ": its log has not caught up within " + LOG_DRAIN_MS
-                            + " ms (a slow disk?); cannot hand over now");
-                }
                 io.vportd.console.endpoint.Handed h = p.endpoint.handover();
                 long[] carried = p.carried();
                 out.add(new DeviceSnapshot.Port(p.config, p.added, (int) carried[0], (int) carried[1], carried[2],
@@ -281,8 +277,22 @@ final class PortManagement implements ControlListener {
         work.mark(c.id());
     }
 
-    /** How long a hand-over waits for a port's log writer to write what it holds. */
-    private static final long LOG_DRAIN_MS = 2000;
+    /**
+     * What a hand-over waits for off the data-plane thread before freezing it: each port's
+     * endpoint (its {@link Endpoint#prepareHandover}) and log writer, or null for none.
+     */
+    record Waitable(String label, Endpoint endpoint, LogWriter log) {
+    }
+
+    List<Waitable> handoverWaitables() {
+        List<Waitable> out = new ArrayList<>();
+        for (PortRuntime p : ports) {
+            if (p != null) {
+                out.add(new Waitable(p.label, p.endpoint, p.tap == null ? null : p.tap.writer));
+            }
+        }
+        return out;
+    }
 
     /** A port removed on the host side whose PORT_REMOVE the previous process had not sent yet. */
     void restoreRemoving(PortConfig c) {

@@ -163,6 +163,12 @@ public final class BlockingFdBridge implements AutoCloseable {
         return false;
     }
 
+    /** True while a hand-over holds the pump (it stopped between two writes). */
+    boolean heldForHandover() {
+        java.util.concurrent.CountDownLatch stopped = stoppedForHandover;
+        return holdForHandover && stopped != null && stopped.getCount() == 0;
+    }
+
     /** The hand-over did not happen: the pump goes on. */
     void releaseHandoverHold() {
         holdForHandover = false;

@@ -83,6 +83,15 @@ public interface Endpoint extends AutoCloseable {
      * thread while it is frozen. Endpoints that cannot be handed over throw, naming why; the
      * hand-over is then refused and nothing changes.
      */
+    /**
+     * Before {@link #handover}, once the rings have stopped: lets a helper thread of the endpoint
+     * reach a point where its descriptors can move (a file's writer finishing its current write).
+     * The one method not run on the data-plane thread: it may wait, up to {@code millis}, so it
+     * runs on the hand-over's own thread. Throws when the helper did not get there in time.
+     */
+    default void prepareHandover(long millis) throws java.io.IOException {
+    }
+
     default Handed handover() throws java.io.IOException {
         throw new java.io.IOException(describe() + " cannot be handed over to another process");
     }

@@ -52,8 +52,6 @@ public final class FileEndpoint implements Endpoint {
     private boolean handedOver;
     /** The file descriptor, kept for a live hand-over (the pump owns and closes it). */
     private int fileFd = -1;
-    /** How long a hand-over waits for the pump to finish its current write (a stalled disk refuses it). */
-    static final long HANDOVER_HOLD_MS = 2000;
 
     /** Rebuilt around the file and the bridge (with whatever it still holds) handed over. */
     static FileEndpoint adopted(Path path, String label, Handed handed) throws IOException {
@@ -80,15 +78,22 @@ public final class FileEndpoint implements Endpoint {
     }
 
     @Override
-    public Handed handover() throws IOException {
+    public void prepareHandover(long millis) throws IOException {
         try {
-            if (!bridge.holdForHandover(HANDOVER_HOLD_MS)) {
-                throw new IOException(label + ": writing to " + path + " has not finished within " + HANDOVER_HOLD_MS
+            if (!bridge.holdForHandover(millis)) {
+                throw new IOException(label + ": writing to " + path + " has not finished within " + millis
                         + " ms (a stalled disk?); cannot hand over now");
             }
         } catch (InterruptedException x) {
             Thread.currentThread().interrupt();
             throw new IOException(label + ": interrupted while stopping the file pump", x);
+        }
+    }
+
+    @Override
+    public Handed handover() throws IOException {
+        if (!bridge.heldForHandover()) {
+            throw new IOException(label + ": the file pump was not stopped for the hand-over");
         }
         return new Handed().fd("bridge", bridge.fd()).fd("pump", bridge.farFd()).fd("file", fileFd);
     }

@@ -38,6 +38,8 @@ public final class HandoverServer implements AutoCloseable {
     static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
     /** How long the new process has to rebuild everything and answer ready. */
     static final Duration READY_TIMEOUT = Duration.ofSeconds(30);
+    /** How long each port's log writer and file pump may take to write what they hold. */
+    static final Duration PREPARE_TIMEOUT = Duration.ofSeconds(2);
     /** How long the vhost-user server may take to reach a message boundary. */
     static final Duration SUSPEND_TIMEOUT = Duration.ofSeconds(10);
 
@@ -166,6 +168,13 @@ public final class HandoverServer implements AutoCloseable {
             suspension = context.vhost().suspend(SUSPEND_TIMEOUT);
         } catch (IOException e) {
             refuse(link, "cannot stop the vhost-user session: " + e.getMessage());
+            return;
+        }
+        try {
+            context.dataPlane().prepareHandover(PREPARE_TIMEOUT.toMillis()); // waits here, not on the data plane
+        } catch (IOException | RuntimeException e) {
+            suspension.resume();
+            refuse(link, e.getMessage());
             return;
         }
         long suspended = System.nanoTime();

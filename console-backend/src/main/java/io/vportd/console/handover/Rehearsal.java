@@ -107,6 +107,7 @@ final class Rehearsal {
             backend.flush();
             device.dataPlane().thaw();
             session.suspendForHandover();
+            device.dataPlane().prepareHandover(1000);
             device.dataPlane().freezeForHandover();
             session.close();
         }
