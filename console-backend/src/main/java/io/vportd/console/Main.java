@@ -12,6 +12,9 @@ import io.vportd.console.device.ConsoleDevice;
 import io.vportd.console.handover.HandoverServer;
 import io.vportd.console.handover.TakeOver;
 import io.vportd.console.handover.Restored;
+import io.vportd.console.handover.Checkpointer;
+import io.vportd.console.handover.Recovery;
+import java.util.Map;
 import io.vportd.telemetry.MetricRegistry;
 import io.vportd.telemetry.MetricSet;
 import io.vportd.vhost.VhostUserServer;
@@ -74,6 +77,24 @@ public final class Main {
             takeOver(config);
             return;
         }
+        io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
+        Checkpointer checkpointer = null;
+        if (config.fdStore()) {
+            if (!manager.enabled()) {
+                LOG.log(Level.WARNING, "--fd-store: no $NOTIFY_SOCKET (not started by systemd with Type=notify): "
+                        + "crash recovery is off");
+            } else {
+                Map<String, io.vportd.sys.Fd> leftovers = new java.util.LinkedHashMap<>();
+                if (recover(config, manager, leftovers)) {
+                    return;
+                }
+                checkpointer = new Checkpointer(manager, new Checkpointer.Daemon(config.socketPath().toString(),
+                        config.apiSocket() == null ? null : config.apiSocket().toString(),
+                        config.metricsListen() == null ? null : config.metricsListen().toString(),
+                        config.allowUnsealedMemory()), 0);
+                checkpointer.adoptStore(leftovers); // stale descriptors: dropped from the store at the first checkpoint
+            }
+        }
         ConsoleDevice device;
         VhostUserServer server;
         try {
@@ -86,6 +107,9 @@ public final class Main {
         try {
             server = new VhostUserServer(config.socketPath(), device,
                     new VhostUserServer.Options(config.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT));
+            if (checkpointer != null) {
+                server.watchSessions(checkpointer::sessionChanged);
+            }
             server.start();
         } catch (Exception e) {
             device.close();
@@ -96,7 +120,66 @@ public final class Main {
         LOG.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",
                 config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
         serve(config.socketPath(), config.apiSocket(), config.metricsListen(), config.allowUnsealedMemory(), device,
-                server, null, java.util.Map.of());
+                server, null, java.util.Map.of(), false, checkpointer);
+    }
+
+    /**
+     * {@code --fd-store} under systemd: recovers the device from what the service manager passed
+     * back, if it holds a checkpoint, and serves it (true: the daemon ran and ended). False when
+     * there is nothing to recover, or recovery failed (logged: the guest's previous connection
+     * then ends); descriptors passed but not used are left in {@code leftovers}.
+     */
+    private static boolean recover(DaemonConfig config, io.vportd.sys.SdNotify manager, Map<String, io.vportd.sys.Fd> leftovers) {
+        io.vportd.sys.ListenFds passed;
+        try {
+            passed = io.vportd.sys.ListenFds.fromEnvironment();
+        } catch (java.io.IOException | RuntimeException e) {
+            LOG.log(Level.ERROR, "--fd-store: the descriptors systemd passed are unusable ({0}); starting afresh",
+                    e.getMessage());
+            return false;
+        }
+        java.util.Set<String> names = java.util.Set.copyOf(passed.names());
+        Recovery.Recovered r;
+        try {
+            r = Recovery.from(passed, config.socketPath(), logContext(config));
+        } catch (java.io.IOException | RuntimeException e) {
+            // The store still serves the old sockets (their listeners are in it): a fresh start
+            // here would find its paths busy. Empty the store and let the service manager start
+            // vportd again, afresh; the guest's previous connection ends with the store.
+            LOG.log(Level.ERROR, "--fd-store: cannot recover from the descriptor store ({0}); emptying the store and "
+                    + "exiting so that the next start is a fresh one (the guest''s previous connection ends)", e.getMessage());
+            passed.close();
+            Recovery.emptyStore(manager, names);
+            Logging.flush();
+            System.exit(1);
+            return true;
+        }
+        if (r == null) {
+            for (String n : java.util.List.copyOf(passed.names())) {
+                java.util.List<io.vportd.sys.Fd> fds = passed.take(n);
+                leftovers.put(n, fds.get(0));
+                fds.subList(1, fds.size()).forEach(io.vportd.sys.Fd::closeQuietly);
+            }
+            return false;
+        }
+        if (config.metricsListen() == null && r.metricsListen() != null) {
+            LOG.log(Level.DEBUG, "metrics listen address {0} comes from the checkpoint", r.metricsListen());
+        }
+        Checkpointer checkpointer = new Checkpointer(manager, new Checkpointer.Daemon(config.socketPath().toString(),
+                r.apiSocket() == null ? null : r.apiSocket().toString(), r.metricsListen(), r.allowUnsealedMemory()),
+                r.recoveries());
+        checkpointer.adoptStore(r.store());
+        r.vhost().watchSessions(checkpointer::sessionChanged);
+        r.device().dataPlane().thawAfterCrash();
+        r.vhost().start();
+        LOG.log(Level.WARNING, "recovered from the descriptor store (recovery {0}): serving {1} port(s) on {2}; bytes in "
+                + "flight when the previous process ended may be lost or repeated", r.recoveries(), r.portCount(),
+                config.socketPath());
+        HostPort metrics = config.metricsListen() != null ? config.metricsListen()
+                : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
+        serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(), null,
+                java.util.Map.of(), true, checkpointer);
+        return true;
     }
 
     /** {@code --take-over}: receive the running daemon's device, rebuild it, and serve once it lets go. */
@@ -139,13 +222,13 @@ public final class Main {
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()
                 : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(),
-                r.handoverListener(), r.counters());
+                r.handoverListener(), r.counters(), true, null);
     }
 
     /** Everything around a serving device: management API, metrics, the hand-over socket, shutdown. */
     private static void serve(Path socketPath, Path apiSocket, HostPort metricsListen, boolean allowUnsealedMemory,
                               ConsoleDevice device, VhostUserServer server, io.vportd.sys.Fd handedListener,
-                              java.util.Map<String, Long> carriedCounters) {
+                              java.util.Map<String, Long> carriedCounters, boolean continuing, Checkpointer checkpointer) {
         // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
         device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
             LOG.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
@@ -158,6 +241,11 @@ public final class Main {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
             registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
             boolean tookOver = handedListener != null;
+            if (checkpointer != null) {
+                device.dataPlane().metrics().register(checkpointer.metrics());
+                checkpointer.start();
+                device.dataPlane().checkpointTo(checkpointer::deviceChanged);
+            }
             // After a take-over the guest is served already: a management API or metrics listener
             // that cannot start is an error to log, not a reason to drop the guest's device.
             if (apiSocket != null) {
@@ -166,7 +254,7 @@ public final class Main {
                     device.dataPlane().metrics().register(api.metrics());
                     device.dataPlane().setEventListener(api);
                 } catch (Exception e) {
-                    if (!tookOver) {
+                    if (!continuing) {
                         throw e;
                     }
                     LOG.log(Level.ERROR, "the management API could not start on {0}: {1}; serving on without it",
@@ -175,10 +263,10 @@ public final class Main {
             }
             if (metricsListen != null) {
                 try {
-                    metrics = tookOver ? MetricsHttpServer.startRetrying(metricsListen, ports::metrics)
+                    metrics = continuing ? MetricsHttpServer.startRetrying(metricsListen, ports::metrics)
                             : MetricsHttpServer.start(metricsListen, ports::metrics);
                 } catch (Exception e) {
-                    if (!tookOver) {
+                    if (!continuing) {
                         throw e;
                     }
                     LOG.log(Level.ERROR, "metrics could not be served on {0}: {1}; serving on without them",
@@ -227,6 +315,17 @@ public final class Main {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             LOG.log(Level.INFO, "shutting down");
             tell(manager, "STOPPING=1");
+            if (checkpointer != null) {
+                // --fd-store: the store decides. A restart recovers from it (so nothing may be torn
+                // down: no socket file removed, no session reset); a stop empties it, which ends the
+                // guest's connection as any stop does.
+                if (!checkpointer.awaitIdle(2000)) {
+                    LOG.log(Level.WARNING, "the last checkpoint was not stored within 2 s; a restart recovers from the one before");
+                }
+                LOG.log(Level.INFO, "leaving the device to the descriptor store");
+                Logging.flush();
+                Runtime.getRuntime().halt(0);
+            }
             handoverServer.close();
             if (metricsServer != null) {
                 metricsServer.close();

@@ -167,4 +167,25 @@ public final class Io {
         return Fd.adopt((int) Libc.check("fcntl(" + fd + ", F_DUPFD_CLOEXEC)",
                 cap -> (int) FCNTL.invokeExact(cap, fd, F_DUPFD_CLOEXEC, 0)));
     }
+
+    /** kcmp(2) is linked on first use: only crash recovery needs it. */
+    private static final class Kcmp {
+        static final long SYS_KCMP = 312; // x86_64
+        static final int KCMP_FILE = 0;
+        static final MethodHandle SYSCALL = Libc.linkVariadic("syscall",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), 1);
+    }
+
+    /**
+     * True when descriptors {@code a} and {@code b} of this process refer to the same open file
+     * (kcmp(2) KCMP_FILE): what tells two eventfds apart, which fstat cannot (they share one
+     * anonymous inode).
+     *
+     * @throws NativeException the kernel cannot compare (no kcmp, or a bad descriptor)
+     */
+    public static boolean sameOpenFile(int a, int b) throws NativeException {
+        long pid = ProcessHandle.current().pid();
+        return Libc.check("kcmp(" + a + ", " + b + ")",
+                cap -> (long) Kcmp.SYSCALL.invokeExact(cap, Kcmp.SYS_KCMP, pid, pid, (long) Kcmp.KCMP_FILE, (long) a, (long) b)) == 0;
+    }
 }

@@ -43,6 +43,16 @@ class SysCallsTest {
     }
 
     @Test
+    void sameOpenFileTellsEventfdsApartWhereFstatCannot() throws Exception {
+        try (Fd a = EventFd.create(0, 0); Fd b = EventFd.create(0, 0); Fd aDup = Io.dup(a.fd())) {
+            assertEquals(Io.fileId(a.fd()), Io.fileId(b.fd()), "eventfds share one anonymous inode");
+            assertTrue(Io.sameOpenFile(a.fd(), aDup.fd()), "a duplicate is the same open file");
+            assertFalse(Io.sameOpenFile(a.fd(), b.fd()), "two eventfds are different open files");
+            assertThrows(NativeException.class, () -> Io.sameOpenFile(a.fd(), 1_000_000));
+        }
+    }
+
+    @Test
     void eventfdSignalAndDrain() throws Exception {
         try (Fd efd = EventFd.create(0, EventFd.EFD_NONBLOCK)) {
             assertEquals(-Errno.EAGAIN, EventFd.drain(efd.fd()));

@@ -463,6 +463,9 @@ public final class Session implements AutoCloseable {
             return;
         }
         MemorySegment[] ring = translate(r, q, q.descUser, q.availUser, q.usedUser, q.size);
+        if (basesFromUsedRings) {
+            q.base = Short.toUnsignedInt(ring[2].get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2));
+        }
         QueueSetup setup = new QueueSetup(q.index, q.size, ring[0], ring[1], ring[2], q.base,
                 q.kick.fd(), q.call != null ? q.call.fd() : -1,
                 (ackedFeatures & 1L << Codec.F_RING_EVENT_IDX) != 0, memory);
@@ -706,6 +709,37 @@ public final class Session implements AutoCloseable {
             q.base = next[i] & 0xffff;
         }
         suspended = stopped;
+        return replay();
+    }
+
+    /**
+     * Describes the session as {@link #suspendForHandover} does, but without stopping anything: for
+     * the crash-recovery checkpoint, taken after every message that changes the session. A running
+     * ring's base in it is stale; a process recovering from it takes each ring's position from its
+     * used ring instead ({@link #recoverRingBases}).
+     */
+    public List<Replay> describe() {
+        return replay();
+    }
+
+    /**
+     * From now until {@link #endRingRecovery}, a ring that starts takes its next available index
+     * from the index of its used ring in guest memory, not from SET_VRING_BASE: the crashed process
+     * completed every chain up to there (vportd completes each ring's chains in order) and nothing
+     * after it.
+     */
+    public void recoverRingBases() {
+        basesFromUsedRings = true;
+    }
+
+    /** Ends {@link #recoverRingBases}: later starts use SET_VRING_BASE again. */
+    public void endRingRecovery() {
+        basesFromUsedRings = false;
+    }
+
+    private boolean basesFromUsedRings;
+
+    private List<Replay> replay() {
         List<Replay> out = new ArrayList<>();
         if (protocolSet) {
             out.add(new Replay(Request.SET_PROTOCOL_FEATURES.code, Codec.u64(ackedProtocol), new int[0]));

@@ -120,6 +120,17 @@ public final class VhostUserServer implements AutoCloseable {
      */
     public static VhostUserServer adopt(Path socketPath, VhostUserBackend backend, Options options, Fd listener,
                                         Fd connection, List<Session.Message> replay) throws IOException {
+        return adopt(socketPath, backend, options, listener, connection, replay, false);
+    }
+
+    /**
+     * As {@link #adopt(Path, VhostUserBackend, Options, Fd, Fd, List)}; with {@code recovering} the
+     * rings the replay starts take their positions from their used rings
+     * ({@link Session#recoverRingBases}): the replay is a crash-recovery checkpoint, whose bases
+     * are stale.
+     */
+    public static VhostUserServer adopt(Path socketPath, VhostUserBackend backend, Options options, Fd listener,
+                                        Fd connection, List<Session.Message> replay, boolean recovering) throws IOException {
         VhostUserServer s = new VhostUserServer(socketPath, backend, options, listener);
         if (connection == null) {
             replay.forEach(m -> java.util.Arrays.stream(m.fds()).filter(Objects::nonNull).forEach(Fd::closeQuietly));
@@ -128,9 +139,13 @@ public final class VhostUserServer implements AutoCloseable {
         Wire wire = new Wire(connection.fd(), s.stats);
         Session session = new Session(backend, wire::send, s.stats, options.allowUnsealedMemory());
         try {
+            if (recovering) {
+                session.recoverRingBases();
+            }
             for (int i = 0; i < replay.size(); i++) {
                 session.handle(replay.get(i));
             }
+            session.endRingRecovery();
         } catch (IOException | RuntimeException e) {
             for (int i = 0; i < replay.size(); i++) {
                 java.util.Arrays.stream(replay.get(i).fds()).filter(Objects::nonNull).forEach(Fd::closeQuietly);
@@ -234,6 +249,9 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     private void run() {
+        if (adoptedConnection == null) {
+            tellWatcher(-1, null);
+        }
         if (adoptedConnection != null) {
             Fd conn = adoptedConnection;
             adoptedConnection = null;
@@ -348,6 +366,43 @@ public final class VhostUserServer implements AutoCloseable {
      * @param connectionFd the frontend's connection, or -1 when none is being served
      * @param replay       the session as messages (empty without a connection)
      */
+    /**
+     * Told, on the server thread, whenever what a restarted process would need to rebuild the
+     * session changes: the listener alone, a frontend connecting, every message that may change
+     * the session (not the pure queries), the session ending. The descriptors are the server's and
+     * the session's, valid only during the call: a watcher that keeps them must duplicate them.
+     */
+    @FunctionalInterface
+    public interface SessionWatcher {
+        void changed(int listenerFd, int connectionFd, List<Session.Replay> replay);
+    }
+
+    private volatile SessionWatcher watcher;
+
+    /** Sets the {@link SessionWatcher}; call before {@link #start}. */
+    public VhostUserServer watchSessions(SessionWatcher w) {
+        this.watcher = w;
+        return this;
+    }
+
+    private void tellWatcher(int connectionFd, Session session) {
+        SessionWatcher w = watcher;
+        if (w == null) {
+            return;
+        }
+        try {
+            w.changed(listener.fd(), connectionFd, session == null ? List.of() : session.describe());
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "vhost-user: the session watcher failed", e);
+        }
+    }
+
+    private static boolean changesSession(int code) {
+        return code != Request.GET_FEATURES.code && code != Request.GET_PROTOCOL_FEATURES.code
+                && code != Request.GET_QUEUE_NUM.code && code != Request.GET_CONFIG.code
+                && code != Request.GET_MAX_MEM_SLOTS.code;
+    }
+
     public record Suspension(int listenerFd, int connectionFd, List<Session.Replay> replay,
                              CompletableFuture<Boolean> decision) {
         /** The hand-over failed: the server starts the rings again and goes on serving. */
@@ -482,6 +537,7 @@ public final class VhostUserServer implements AutoCloseable {
                             socketPath, why);
                     return;
                 }
+                tellWatcher(conn.fd(), session);
                 Session.Message m;
                 while (true) {
                     if (await(conn.fd(), Long.MAX_VALUE) == SUSPEND) {
@@ -494,6 +550,9 @@ public final class VhostUserServer implements AutoCloseable {
                         break;
                     }
                     session.handle(m);
+                    if (changesSession(m.header().request())) {
+                        tellWatcher(conn.fd(), session);
+                    }
                 }
                 String requested = requestedEnd();
                 if (requested != null) {
@@ -522,6 +581,7 @@ public final class VhostUserServer implements AutoCloseable {
                 } catch (IOException | RuntimeException e) {
                     LOG.log(System.Logger.Level.ERROR, "vhost-user: errors while closing the session", e);
                 }
+                tellWatcher(-1, null);
             }
         } catch (RuntimeException e) {
             failed = true;

@@ -108,6 +108,97 @@ class VhostUserHandoverTest {
         }
     }
 
+    /** What a {@link VhostUserServer.SessionWatcher} was told last, its descriptors passed on as to another process. */
+    private static final class LastCheckpoint implements VhostUserServer.SessionWatcher {
+        volatile int calls;
+        volatile int[] sockets;
+        volatile List<Session.Message> replay;
+        volatile List<Session.Replay> described;
+
+        /** An adopting server owns what was passed last. */
+        synchronized void taken() {
+            sockets = null;
+            replay = null;
+        }
+
+        @Override
+        public synchronized void changed(int listenerFd, int connectionFd, List<Session.Replay> r) {
+            try {
+                if (replay != null) { // an adopting server took (and nulled) the descriptors it used
+                    replay.forEach(m -> java.util.Arrays.stream(m.fds()).filter(java.util.Objects::nonNull)
+                            .forEach(Fd::closeQuietly));
+                }
+                if (sockets != null) {
+                    java.util.Arrays.stream(sockets).forEach(io.vportd.sys.Io::close);
+                }
+                sockets = connectionFd < 0 ? pass(listenerFd) : pass(listenerFd, connectionFd);
+                replay = received(r);
+                described = r;
+                calls++;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    @Test
+    void aCheckpointRecoveryStartsEachRingAtItsUsedIndexNotAtItsStaleBase() throws Exception {
+        Path sock = dir.resolve("cp.sock");
+        RecordingBackend first = RecordingBackend.console(QUEUES);
+        LastCheckpoint cp = new LastCheckpoint();
+        VhostUserServer old = new VhostUserServer(sock, first).watchSessions(cp).start();
+        VhostUserServer recovered = null;
+        try (TestFrontend fe = TestFrontend.connect(sock, QUEUES, 12)) {
+            fe.startQueue(3, 0x5000, 0x6000, 0x7000, 128);
+            assertTrue(first.awaitEvent("startQueue 3", WAIT));
+            fe.getConfig(0, 4); // a round trip: every earlier message was handled and told
+            int told = cp.calls;
+            assertTrue(told >= 2, "told at connect and after the messages that built the session");
+            fe.getConfig(0, 4);
+            assertEquals(told, cp.calls, "a pure query changes nothing to checkpoint");
+            Session.Replay base = cp.described.stream().filter(r -> r.request() == Request.SET_VRING_BASE.code)
+                    .findFirst().orElseThrow();
+            assertEquals(0, Codec.vringState(base.payload()).num(), "the checkpoint's base is the one the ring started at");
+            // The device completed 9 chains (used index 9) and then its process died.
+            fe.guestRam().set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x7000 + 2, (short) 9);
+
+            RecordingBackend second = RecordingBackend.console(QUEUES);
+            recovered = VhostUserServer.adopt(sock, second, VhostUserServer.Options.defaults(), Fd.adopt(cp.sockets[0]),
+                    Fd.adopt(cp.sockets[1]), cp.replay, true);
+            cp.taken();
+            assertEquals(9, second.running(3).firstAvailIndex(), "the ring resumes after the last completed chain");
+            assertEquals(first.ackedFeatures(), second.ackedFeatures());
+        } finally {
+            if (recovered != null) {
+                recovered.close();
+            }
+            old.close();
+        }
+    }
+
+    @Test
+    void withoutRecoveryTheReplayedBaseIsUsed() throws Exception {
+        Path sock = dir.resolve("nr.sock");
+        LastCheckpoint cp = new LastCheckpoint();
+        VhostUserServer old = new VhostUserServer(sock, RecordingBackend.console(QUEUES)).watchSessions(cp).start();
+        VhostUserServer adopted = null;
+        try (TestFrontend fe = TestFrontend.connect(sock, QUEUES, 12)) {
+            fe.startQueue(1, 0x1000, 0x2000, 0x3000, 64, 5);
+            fe.guestRam().set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x3000 + 2, (short) 9);
+            RecordingBackend second = RecordingBackend.console(QUEUES);
+            fe.getConfig(0, 4); // a round trip: every earlier message was handled and told
+            adopted = VhostUserServer.adopt(sock, second, VhostUserServer.Options.defaults(), Fd.adopt(cp.sockets[0]),
+                    Fd.adopt(cp.sockets[1]), cp.replay, false);
+            cp.taken();
+            assertEquals(5, second.running(1).firstAvailIndex());
+        } finally {
+            if (adopted != null) {
+                adopted.close();
+            }
+            old.close();
+        }
+    }
+
     @Test
     void aResumedSuspensionRestartsTheRingsAndLosesNoMessage() throws Exception {
         Path sock = dir.resolve("re.sock");

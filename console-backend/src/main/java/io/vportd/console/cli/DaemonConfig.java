@@ -25,10 +25,19 @@ import java.util.Set;
  * @param allowUnsealedMemory accept guest memory files not sealed against shrinking (--allow-unsealed-memory)
  * @param takeOver      take the device over from the vportd serving {@code socketPath} (--take-over):
  *                      ports, max ports and the API socket then come from that daemon
+ * @param fdStore       keep systemd's file descriptor store ready for a crash, and recover from it at
+ *                      start (--fd-store)
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                            HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
-                           boolean takeOver) {
+                           boolean takeOver, boolean fdStore) {
+
+    /** Without --fd-store. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
+                        boolean takeOver) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, takeOver, false);
+    }
 
     /** Without --take-over. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,

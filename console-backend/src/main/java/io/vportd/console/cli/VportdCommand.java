@@ -86,6 +86,16 @@ public final class VportdCommand {
                     + "Fails at once, creating nothing, when nobody serves --socket-path. See docs/operations.md.")
     boolean takeOver;
 
+    @Option(names = "--fd-store", order = 9,
+            description = "Under systemd (Type=notify, FileDescriptorStoreMax= large enough): keep every descriptor "
+                    + "the guest's device needs (vhost-user connection, guest memory, eventfds, endpoint listeners and "
+                    + "connected clients) and a checkpoint of the device in the service's file descriptor store, and "
+                    + "at start recover from what the store passes back. A crashed or restarted vportd then serves the "
+                    + "same guest on, without QEMU reconnecting; bytes in flight at the crash may be lost or repeated. "
+                    + "A stop (SIGTERM) with it leaves everything to the store: no socket file is removed. Without "
+                    + "$NOTIFY_SOCKET it does nothing. Not with --take-over. See docs/operations.md.")
+    boolean fdStore;
+
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
@@ -169,6 +179,10 @@ public final class VportdCommand {
             throw UsageException.informational("vportd " + VERSION);
         }
         if (command.takeOver) {
+            if (command.fdStore) {
+                throw UsageException.error("--take-over and --fd-store do not go together: under systemd, restart the "
+                        + "service instead (it recovers from the store)\nTry 'vportd --help' for more information.");
+            }
             for (String refused : List.of("--port", "--max-ports", "--api-socket")) {
                 if (cl.getParseResult().hasMatchedOption(refused)) {
                     throw UsageException.error("--take-over: " + refused + " comes from the running daemon and may not be "
@@ -216,7 +230,7 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--port: " + e.getMessage());
             }
         }
-        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver);
+        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver, fdStore);
     }
 
     private static Path path(String option, String text) {

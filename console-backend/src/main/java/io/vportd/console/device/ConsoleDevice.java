@@ -98,6 +98,25 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
         }
     }
 
+    /**
+     * The endpoint of a port recovered after a crash: around its stored descriptors, or opened
+     * afresh from its spec when the checkpoint kept none ({@link io.vportd.console.endpoint.Handed#reopens}).
+     */
+    public static Endpoint recoverEndpoint(DeviceSnapshot.Port p) {
+        if (p.endpoint().reopens()) {
+            p.endpoint().closeRest();
+            Endpoint e = endpointFor(p.config());
+            try {
+                e.open(); // may wait on the disk: recovery runs before the device serves
+            } catch (IOException x) {
+                e.close();
+                throw new java.io.UncheckedIOException(x);
+            }
+            return e;
+        }
+        return adoptEndpoint(p);
+    }
+
     static Endpoint endpointFor(PortConfig p) {
         return Endpoints.create(p.endpoint(), PortRuntime.labelOf(p));
     }

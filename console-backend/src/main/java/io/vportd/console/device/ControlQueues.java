@@ -43,6 +43,15 @@ final class ControlQueues {
         this.deviceCounters = deviceCounters;
     }
 
+    /** A control message came from the guest or went to it since {@link #takeChanged} was last called. */
+    private boolean changed;
+
+    boolean takeChanged() {
+        boolean c = changed;
+        changed = false;
+        return c;
+    }
+
     void bind(QueueTable queues, DirtySet work, int workBit) {
         this.queues = queues;
         this.work = work;
@@ -131,6 +140,7 @@ final class ControlQueues {
             // Complete first: the guest spins until the buffer comes back.
             q.pushUsed(txChain.head(), 0);
             control.onGuestMessage(buffer, 0, got);
+            changed = true;
         }
         work.mark(workBit);
     }
@@ -176,6 +186,7 @@ final class ControlQueues {
             int wrote = rxChain.copyIn(buffer, 0, len);
             q.pushUsed(rxChain.head(), wrote);
             rxHeld = false;
+            changed = true;
             queues.completed(QueueMap.CONTROL_RX);
         }
     }

@@ -209,6 +209,65 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return callToCompletion(() -> metrics.carry(values));
     }
 
+    // ---------------------------------------------------------------- crash-recovery checkpoints
+
+    /** Where checkpoints go (data-plane thread only once set); null: none are taken. */
+    private java.util.function.Consumer<DeviceSnapshot> checkpointSink;
+    /** Something a checkpoint records changed since the last one (data-plane thread only). */
+    private boolean checkpointDue;
+    /** Checkpoints that could not be taken (a descriptor could not be duplicated); rate-limited lines. */
+    private final LogLimiter checkpointLog = new LogLimiter(LOG);
+
+    /**
+     * From now on, after every loop cycle in which something a crash-recovery checkpoint records
+     * changed (an endpoint descriptor watched or unwatched, a control message either way, a command
+     * such as a port added or a ring started), hands {@code sink} a {@link DeviceSnapshot} of the
+     * ports, taken on the data-plane thread without freezing anything: descriptors in it are
+     * duplicates the sink owns. The sink must not block. One is taken at once.
+     */
+    public void checkpointTo(java.util.function.Consumer<DeviceSnapshot> sink) {
+        callToCompletion(() -> {
+            checkpointSink = sink;
+            checkpointDue = true;
+            work.mark(controlBit);
+            return null;
+        });
+    }
+
+    private void checkpointIfDue() {
+        if (controlQueues.takeChanged()) {
+            checkpointDue = true;
+        }
+        if (!checkpointDue || checkpointSink == null || frozen) {
+            return;
+        }
+        checkpointDue = false;
+        List<DeviceSnapshot.Port> list;
+        try {
+            list = management.checkpointPorts();
+        } catch (NativeException e) {
+            deviceCounters.checkpointFailures.increment();
+            checkpointLog.log(Level.ERROR, "cannot take a crash-recovery checkpoint: {0}; the next change tries again",
+                    e.getMessage());
+            return;
+        }
+        checkpointSink.accept(new DeviceSnapshot(map.maxPorts(), control.snapshot(), controlQueues.isDeviceReadySeen(),
+                list, management.removingConfigs(), System.nanoTime()));
+    }
+
+    /**
+     * Ends the freeze of a device rebuilt from a crash-recovery checkpoint: like {@link #thaw}, and
+     * every running ring's call descriptor is signalled once, since the crashed process may have
+     * completed chains without telling the guest.
+     */
+    public void thawAfterCrash() {
+        thaw();
+        callToCompletion(() -> {
+            queues.signalAll();
+            return null;
+        });
+    }
+
     /** Ends a freeze: after a hand-over that did not happen, or in the new process once it may serve. */
     public void thaw() {
         callToCompletion(() -> {
@@ -395,7 +454,10 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             throw new IllegalStateException(refused.getMessage(), refused); // as call() reports refusals
         }
         try {
-            return call(() -> management.add(config, e, log));
+            return call(() -> {
+                checkpointDue = true;
+                return management.add(config, e, log);
+            });
         } catch (IllegalStateException notRun) {
             if (!running) {
                 e.close(); // the command never ran: nobody else will close it
@@ -423,12 +485,16 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
      * free again at once.
      */
     public RemovalReport removePort(int id) {
-        return call(() -> management.remove(id));
+        return call(() -> {
+            checkpointDue = true;
+            return management.remove(id);
+        });
     }
 
     /** New terminal size of a console port (RESIZE to the guest when F_SIZE was negotiated). */
     public void resize(int id, int cols, int rows) {
         call(() -> {
+            checkpointDue = true;
             management.resize(id, cols, rows);
             return null;
         });
@@ -535,6 +601,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
                     management.tickEndpoints();
                     service();
                     management.followTerminalSizes();
+                    checkpointIfDue();
                     consecutiveFailures = 0;
                 } catch (InternalError fault) {
                     guestMemoryFault(fault); // issue 11.3b: SIGBUS in guest memory ends that session only
@@ -678,15 +745,18 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         if (r < 0) {
             throw new NativeException("epoll_ctl(ADD fd " + fd + ")", -r);
         }
+        checkpointDue = true;
     }
 
     @Override
     public void unwatch(int fd) {
         Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, fd, 0, 0);
+        checkpointDue = true;
     }
 
     @Override
     public void hostConnected(int port) {
+        checkpointDue = true;
         management.hostConnected(port);
     }
 

@@ -15,6 +15,9 @@ public final class DeviceCounters {
     /** Guest output a port removal could not hand to the host (reported to the remover, logged). */
     final Counter removedUndeliveredBytes = metrics.counter("vportd_removed_undelivered_bytes_total",
             "Guest output a port removal could not hand to the host (reported to the remover).");
+    /** Crash-recovery checkpoints the data plane could not take (a descriptor could not be duplicated). */
+    final Counter checkpointFailures = metrics.counter("vportd_checkpoint_snapshot_failures_total",
+            "Crash-recovery checkpoints of the ports the data plane could not take (a descriptor could not be duplicated).");
     /** Faults (SIGBUS) in guest memory; each ended its session (issue 11.3). */
     final Counter guestMemoryFaults = metrics.counter("vportd_guest_memory_faults_total",
             "Faults in guest memory (a frontend truncated a memory file); each ended its vhost-user session.");

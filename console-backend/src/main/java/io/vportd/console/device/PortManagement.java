@@ -211,6 +211,47 @@ final class PortManagement implements ControlListener {
         return out;
     }
 
+    /**
+     * The ports as a crash-recovery checkpoint keeps them, on the data-plane thread while it runs:
+     * configuration, guest-visible facts and each endpoint's descriptors, duplicated here so that
+     * they stay valid while another thread stores them (the caller owns the duplicates). Nothing
+     * in flight: a crash loses carried chains, console backlogs and replay rings.
+     *
+     * @throws NativeException a descriptor could not be duplicated (those taken so far are closed)
+     */
+    List<DeviceSnapshot.Port> checkpointPorts() throws io.vportd.sys.NativeException {
+        List<DeviceSnapshot.Port> out = new ArrayList<>();
+        try {
+            for (PortRuntime p : ports) {
+                if (p == null) {
+                    continue;
+                }
+                io.vportd.console.endpoint.Handed h;
+                try {
+                    h = p.endpoint.checkpoint();
+                } catch (IOException e) {
+                    h = io.vportd.console.endpoint.Handed.reopen();
+                }
+                io.vportd.console.endpoint.Handed copy = new io.vportd.console.endpoint.Handed();
+                h.facts().forEach(copy::fact);
+                try {
+                    for (java.util.Map.Entry<String, Integer> e : h.fds().entrySet()) {
+                        copy.fd(e.getKey(), io.vportd.sys.Io.dup(e.getValue()).release());
+                    }
+                } catch (io.vportd.sys.NativeException | RuntimeException e) {
+                    copy.closeRest();
+                    throw e;
+                }
+                out.add(new DeviceSnapshot.Port(p.config, p.added, 0, 0, 0, new byte[0], p.terminalSize, copy,
+                        new long[0], new byte[0]));
+            }
+        } catch (io.vportd.sys.NativeException | RuntimeException e) {
+            out.forEach(x -> x.endpoint().closeRest());
+            throw e;
+        }
+        return out;
+    }
+
     /** The hand-over did not happen: endpoints that paused something go on. */
     void handoverAbandoned() {
         handoverAbandoned(java.util.Arrays.asList(ports));

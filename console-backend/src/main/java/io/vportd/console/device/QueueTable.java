@@ -164,6 +164,18 @@ final class QueueTable {
         }
     }
 
+    /**
+     * Signals every running ring's call descriptor once: after a crash recovery, the guest may be
+     * waiting for an interrupt the crashed process never sent (a spurious one is harmless).
+     */
+    void signalAll() {
+        for (int q = 0; q < queues.length; q++) {
+            if (queues[q] != null && callFds[q] >= 0) {
+                EventFd.signal(callFds[q]);
+            }
+        }
+    }
+
     void start(int index, QueueSetup s) {
         if (index < 0 || index >= queues.length) {
             throw new IllegalArgumentException("queue " + index + " is outside the device's " + queues.length);

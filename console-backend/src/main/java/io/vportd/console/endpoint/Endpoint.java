@@ -96,6 +96,16 @@ public interface Endpoint extends AutoCloseable {
         throw new java.io.IOException(describe() + " cannot be handed over to another process");
     }
 
+    /**
+     * What a crash-recovery checkpoint keeps of this endpoint, on the data-plane thread while it
+     * runs (so it must not wait): by default the descriptors a hand-over carries. An endpoint whose
+     * helper thread holds state that a crash loses anyway answers {@link Handed#reopen()}: the
+     * recovering process opens it afresh from its spec.
+     */
+    default Handed checkpoint() throws java.io.IOException {
+        return handover();
+    }
+
     /** The hand-over did not happen: carry on (endpoints that paused a helper thread restart it). */
     default void handoverAbandoned() {
     }

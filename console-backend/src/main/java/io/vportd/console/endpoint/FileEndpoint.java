@@ -144,6 +144,12 @@ public final class FileEndpoint implements Endpoint {
         // Write errors on the file are the pump's to retry; the bridge itself does not go away.
     }
 
+    /** Reopened after a crash: the file is appended to again: bytes its pump had not written yet are lost with the crashed process. */
+    @Override
+    public Handed checkpoint() {
+        return Handed.reopen();
+    }
+
     @Override
     public String describe() {
         return "file " + path;

@@ -15,6 +15,18 @@ public final class Handed {
     private final Map<String, Integer> fds = new LinkedHashMap<>();
     private final Map<String, String> facts = new LinkedHashMap<>();
 
+    /** The fact that marks an endpoint a recovering process opens afresh from its spec. */
+    public static final String REOPEN = "reopen";
+
+    /** An endpoint that keeps nothing across a crash: the recovering process opens it again. */
+    public static Handed reopen() {
+        return new Handed().fact(REOPEN, "yes");
+    }
+
+    public boolean reopens() {
+        return facts.containsKey(REOPEN);
+    }
+
     public Handed fd(String role, int fd) {
         if (fd >= 0) {
             fds.put(role, fd);

@@ -121,6 +121,12 @@ public final class StdioEndpoint implements Endpoint {
         }
     }
 
+    /** Reopened after a crash: the recovering process has stdio of its own. */
+    @Override
+    public Handed checkpoint() {
+        return Handed.reopen();
+    }
+
     @Override
     public String describe() {
         return "stdio";
