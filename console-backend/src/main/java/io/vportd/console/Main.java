@@ -172,9 +172,11 @@ public final class Main {
         r.vhost().watchSessions(checkpointer::sessionChanged);
         r.device().dataPlane().thawAfterCrash();
         r.vhost().start();
-        LOG.log(Level.WARNING, "recovered from the descriptor store (recovery {0}): serving {1} port(s) on {2}; bytes in "
-                + "flight when the previous process ended may be lost or repeated", r.recoveries(), r.portCount(),
-                config.socketPath());
+        long sinceStart = ProcessHandle.current().info().startInstant()
+                .map(t -> java.time.Duration.between(t, java.time.Instant.now()).toMillis()).orElse(-1L);
+        LOG.log(Level.WARNING, "recovered from the descriptor store (recovery {0}): serving {1} port(s) on {2}, {3} ms "
+                + "after this process started; bytes in flight when the previous process ended may be lost or repeated",
+                r.recoveries(), r.portCount(), config.socketPath(), sinceStart);
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()
                 : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(), null,

@@ -215,6 +215,9 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private java.util.function.Consumer<DeviceSnapshot> checkpointSink;
     /** Something a checkpoint records changed since the last one (data-plane thread only). */
     private boolean checkpointDue;
+    /** Checkpoints of the ports are at least this far apart (each duplicates every endpoint descriptor). */
+    static final int CHECKPOINT_SPACING_MS = 10;
+    private long lastCheckpointNanos = System.nanoTime() - CHECKPOINT_SPACING_MS * 1_000_000L;
     /** Checkpoints that could not be taken (a descriptor could not be duplicated); rate-limited lines. */
     private final LogLimiter checkpointLog = new LogLimiter(LOG);
 
@@ -241,6 +244,11 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         if (!checkpointDue || checkpointSink == null || frozen) {
             return;
         }
+        long now = System.nanoTime();
+        if (now - lastCheckpointNanos < CHECKPOINT_SPACING_MS * 1_000_000L) {
+            return; // a guest toggling ports as fast as it can gets a checkpoint per spacing, not per cycle
+        }
+        lastCheckpointNanos = now;
         checkpointDue = false;
         List<DeviceSnapshot.Port> list;
         try {
@@ -678,6 +686,9 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private int waitMillis() {
         if (!work.isEmpty() || controlQueues.wantsService()) {
             return 0;
+        }
+        if (checkpointDue && checkpointSink != null) {
+            return CHECKPOINT_SPACING_MS; // a checkpoint held back by the spacing below
         }
         return queues.lingering() ? 1 : management.anyTicking() ? PortManagement.TICK_MS : 1000;
     }
