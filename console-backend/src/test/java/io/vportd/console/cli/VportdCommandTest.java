@@ -58,6 +58,18 @@ class VportdCommandTest {
     }
 
     @Test
+    void fdStoreIsOffByDefaultDocumentedAndNotWithTakeOver() throws UsageException {
+        assertEquals(false, DaemonConfig.parse("--socket-path", "/s").fdStore());
+        assertEquals(true, DaemonConfig.parse("--socket-path", "/s", "--fd-store").fdStore());
+        UsageException help = assertThrows(UsageException.class, () -> DaemonConfig.parse("--help"));
+        assertTrue(help.getMessage().contains("--fd-store"), help.getMessage());
+        assertTrue(help.getMessage().contains("FileDescriptorStoreMax"), help.getMessage());
+        UsageException both = assertThrows(UsageException.class,
+                () -> DaemonConfig.parse("--socket-path", "/s", "--take-over", "--fd-store"));
+        assertTrue(both.getMessage().contains("--take-over and --fd-store"), both.getMessage());
+    }
+
+    @Test
     void allowUnsealedMemoryIsOffByDefaultAndDocumented() throws UsageException {
         assertEquals(false, DaemonConfig.parse("--socket-path", "/s").allowUnsealedMemory());
         assertEquals(true, DaemonConfig.parse("--socket-path", "/s", "--allow-unsealed-memory").allowUnsealedMemory());
