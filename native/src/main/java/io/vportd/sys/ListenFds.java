@@ -55,6 +55,16 @@ public final class ListenFds implements AutoCloseable {
         this.byName = byName;
     }
 
+    /**
+     * Descriptors passed some other way than the environment (an in-process test playing the
+     * service manager), by name; the result owns them.
+     */
+    public static ListenFds of(Map<String, List<Fd>> byName) {
+        LinkedHashMap<String, List<Fd>> copy = new LinkedHashMap<>();
+        byName.forEach((name, fds) -> copy.put(SdNotify.checkFdName(name), new ArrayList<>(fds)));
+        return new ListenFds(copy);
+    }
+
     /** No descriptors. */
     public static ListenFds none() {
         return new ListenFds(new LinkedHashMap<>());

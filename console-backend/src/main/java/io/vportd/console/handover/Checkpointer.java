@@ -299,6 +299,7 @@ public final class Checkpointer implements AutoCloseable {
             }
         }
         lastNames = fdNames;
+        storedNames = java.util.Set.copyOf(stored.keySet());
         written.incrementAndGet();
     }
 
@@ -370,10 +371,12 @@ public final class Checkpointer implements AutoCloseable {
         return true;
     }
 
-    /** Names of the descriptors in the store now, checkpoint excluded (checkpoint thread's view; tests). */
+    /** Names of the descriptors in the store after the last checkpoint, checkpoint excluded (tests). */
     java.util.Set<String> storedNames() {
-        return java.util.Set.copyOf(stored.keySet());
+        return storedNames;
     }
+
+    private volatile java.util.Set<String> storedNames = java.util.Set.of();
 
     long checkpointsWritten() {
         return written.get();
