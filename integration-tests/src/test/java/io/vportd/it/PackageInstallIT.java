@@ -75,7 +75,7 @@ class PackageInstallIT {
 
     private static void assertInstalledPackage(String out, String version) {
         for (String line : List.of("PKG no-java ok", "PKG dpkg-i ok vportd " + Packages.debVersion(version),
-                "PKG files ok", "PKG tarball ok: vportd " + version, "PKG tarball aot ok", "PKG guest exit 0",
+                "PKG files ok", "PKG units verify ok: systemd", "PKG tarball ok: vportd " + version, "PKG tarball aot ok", "PKG guest exit 0",
                 "PKG done")) {
             assertTrue(out.lines().anyMatch(l -> l.startsWith(line)), "no '" + line + "' in\n" + out);
         }
