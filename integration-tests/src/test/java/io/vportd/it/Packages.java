@@ -46,6 +46,17 @@ public record Packages(Path tarball, Path deb, String version) {
         assertTrue(Files.isRegularFile(tarball), "no " + tarball);
         assertTrue(Files.isRegularFile(deb), "no " + deb);
         built = new Packages(tarball, deb, version);
+        Path made = dist;
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            try (var files = Files.list(made)) {
+                for (Path f : files.toList()) {
+                    Files.deleteIfExists(f);
+                }
+                Files.deleteIfExists(made);
+            } catch (IOException e) {
+                System.err.println("cannot remove " + made + ": " + e);
+            }
+        }));
         return built;
     }
 
