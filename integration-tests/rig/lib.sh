@@ -10,6 +10,11 @@ ROOTFS_VERSION=1
 GUEST_VERSION=2
 ROOTFS_DIR="$RIG_CACHE/rootfs-v$ROOTFS_VERSION"
 GUEST_DIR="$RIG_CACHE/guest-v$GUEST_VERSION"
+# qemu-guest-agent from the trixie tree's apt, with its shared libraries, laid out to be
+# copied into a guest's initramfs (PackageInstallIT). Installed into a throwaway overlay of the
+# rootfs, so the rootfs itself (and its version) stays as it is.
+QGA_VERSION=1
+QGA_DIR="$RIG_CACHE/qga-v$QGA_VERSION"
 GUEST_SUITE=trixie
 GUEST_BACKPORTS=trixie-backports
 # The modules the guest needs (their dependencies are found through modules.dep).
@@ -62,6 +67,7 @@ safe_rm() {
 
 rootfs_ready() { [[ -f $ROOTFS_DIR/.vportd-rootfs-complete ]]; }
 guest_ready()  { [[ -f $GUEST_DIR/.vportd-guest-complete ]]; }
+qga_ready()    { [[ -f $QGA_DIR/.vportd-qga-complete ]]; }
 
 # Path (inside the rootfs) of the guest kernel image.
 guest_kernel_in_rootfs() {

@@ -37,8 +37,8 @@ import java.util.Locale;
         footer = {})
 public final class VportdCommand {
 
-    /** The version printed by --version. */
-    public static final String VERSION = "0.1.0-SNAPSHOT";
+    /** The version printed by --version (from the build; see {@link BuildInfo}). */
+    public static final String VERSION = BuildInfo.current().version();
 
     @Option(names = "--socket-path", paramLabel = "PATH", required = true, order = 1,
             description = "The vhost-user Unix socket QEMU connects to (QEMU's -chardev socket,path=PATH). "
@@ -100,7 +100,7 @@ public final class VportdCommand {
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            return new String[] {"vportd " + VERSION};
+            return BuildInfo.current().versionText().split("\n");
         }
     }
 
@@ -137,6 +137,11 @@ public final class VportdCommand {
             """.formatted(PortSpecParser.KEYS_HELP.indent(2).stripTrailing());
 
     private VportdCommand() {
+    }
+
+    /** The picocli model of the command line, with the --help footer: what the man page and completion are made from. */
+    public static CommandLine commandLine() {
+        return newCommandLine(new VportdCommand());
     }
 
     private static CommandLine newCommandLine(VportdCommand command) {
@@ -176,7 +181,7 @@ public final class VportdCommand {
             throw UsageException.informational(usage());
         }
         if (cl.isVersionHelpRequested()) {
-            throw UsageException.informational("vportd " + VERSION);
+            throw UsageException.informational(BuildInfo.current().versionText());
         }
         if (command.takeOver) {
             if (command.fdStore) {

@@ -128,7 +128,8 @@ class VportdCommandTest {
     void version() {
         UsageException e = assertThrows(UsageException.class, () -> DaemonConfig.parse("--version"));
         assertTrue(e.isInformational());
-        assertEquals("vportd " + VportdCommand.VERSION, e.getMessage());
+        assertEquals(BuildInfo.current().versionText(), e.getMessage());
+        assertTrue(e.getMessage().startsWith("vportd " + VportdCommand.VERSION + "\ncommit:  "), e.getMessage());
     }
 
     // ------------------------------------------------------------------ one test per error
