@@ -493,10 +493,18 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
      * free again at once.
      */
     public RemovalReport removePort(int id) {
-        return call(() -> {
+        RemovalReport r = call(() -> {
             checkpointDue = true;
             return management.remove(id);
         });
+        for (java.nio.file.Path f : r.files()) { // on the remover's thread: the file system may be slow
+            try {
+                java.nio.file.Files.deleteIfExists(f);
+            } catch (java.io.IOException e) {
+                LOG.log(Level.WARNING, "port {0}: cannot remove {1}: {2}", id, f, e.getMessage());
+            }
+        }
+        return r;
     }
 
     /** New terminal size of a console port (RESIZE to the guest when F_SIZE was negotiated). */

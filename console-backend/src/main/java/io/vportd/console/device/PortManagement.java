@@ -597,6 +597,7 @@ final class PortManagement implements ControlListener {
         removing[id] = p.config;
         Endpoint e = p.endpoint;
         boolean wasConnected = control.isHostConnected(id) && !e.discardsOutput();
+        java.util.List<java.nio.file.Path> files = e.detachFiles(); // deleted by the remover, not here
         try {
             e.close();
         } catch (RuntimeException ex) {
@@ -627,7 +628,7 @@ final class PortManagement implements ControlListener {
                     p.label, Long.toString(moved[1]), Long.toString(moved[2]));
         }
         LOG.log(Level.INFO, "{0}: removed on the host side ({1} bytes delivered during removal)", p.label, Long.toString(moved[0]));
-        return new RemovalReport(id, p.config.name(), moved[0], moved[1], moved[2], wasOpen);
+        return new RemovalReport(id, p.config.name(), moved[0], moved[1], moved[2], wasOpen, files);
     }
 
     /**

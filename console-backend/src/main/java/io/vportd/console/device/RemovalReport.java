@@ -11,7 +11,12 @@ package io.vportd.console.device;
  * @param undeliveredBytes   guest output that could not be written (completed to the guest unsent)
  * @param undeliveredChains  guest buffers completed unsent
  * @param guestWasOpen       the guest had the port open when it was removed
+ * @param files              files of the endpoint (socket file, pty link) the remover deletes, off the data-plane thread
  */
 public record RemovalReport(int id, String name, long deliveredBytes, long undeliveredBytes, long undeliveredChains,
-        boolean guestWasOpen) {
+        boolean guestWasOpen, java.util.List<java.nio.file.Path> files) {
+
+    public RemovalReport {
+        files = files == null ? java.util.List.of() : java.util.List.copyOf(files);
+    }
 }

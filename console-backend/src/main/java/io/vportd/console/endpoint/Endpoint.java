@@ -110,6 +110,15 @@ public interface Endpoint extends AutoCloseable {
     default void handoverAbandoned() {
     }
 
+    /**
+     * The files {@link #close} would remove (a socket file, a pty link), handed to the caller
+     * instead: from now on {@code close} leaves them, and the caller removes them on a thread that
+     * may wait on the file system (a port removal runs on the data-plane thread, which must not).
+     */
+    default java.util.List<java.nio.file.Path> detachFiles() {
+        return java.util.List.of();
+    }
+
     /** Human-readable description for logs and listings, e.g. {@code socket /run/vm1/clip.sock}. */
     String describe();
 

@@ -72,6 +72,14 @@ public final class PtyEndpoint implements Endpoint {
         return e;
     }
 
+    private boolean filesDetached;
+
+    @Override
+    public java.util.List<Path> detachFiles() {
+        filesDetached = true;
+        return linked ? java.util.List.of(link) : java.util.List.of();
+    }
+
     @Override
     public Handed handover() {
         return new Handed().fd("master", master.fd()).fd("slave", slave == null ? -1 : slave.fd())
@@ -137,7 +145,7 @@ public final class PtyEndpoint implements Endpoint {
             slave.closeQuietly();
             slave = null;
         }
-        if (linked) {
+        if (linked && !filesDetached) {
             try {
                 Files.deleteIfExists(link);
             } catch (IOException e) {

@@ -46,6 +46,14 @@ public final class UnixServerEndpoint extends StreamEndpoint {
         return e;
     }
 
+    private boolean filesDetached;
+
+    @Override
+    public java.util.List<Path> detachFiles() {
+        filesDetached = true;
+        return listener == null ? java.util.List.of() : java.util.List.of(path);
+    }
+
     @Override
     public Handed handover() {
         return handedPeer(new Handed().fd("listener", listener.fd()));
@@ -86,10 +94,12 @@ public final class UnixServerEndpoint extends StreamEndpoint {
             }
             listener.closeQuietly();
             listener = null;
-            try {
-                Files.deleteIfExists(path);
-            } catch (IOException e) {
-                LOG.log(Level.WARNING, "{0}: cannot remove {1}: {2}", label, path, e.getMessage());
+            if (!filesDetached) {
+                try {
+                    Files.deleteIfExists(path);
+                } catch (IOException e) {
+                    LOG.log(Level.WARNING, "{0}: cannot remove {1}: {2}", label, path, e.getMessage());
+                }
             }
         }
     }

@@ -75,7 +75,7 @@ final class FakePorts implements PortManager {
         if (c == null) {
             throw new PortRequestException(Reason.NO_SUCH_PORT, "there is no port " + id);
         }
-        return new RemovalReport(id, c.name(), 10, 0, 0, false);
+        return new RemovalReport(id, c.name(), 10, 0, 0, false, java.util.List.of());
     }
 
     @Override

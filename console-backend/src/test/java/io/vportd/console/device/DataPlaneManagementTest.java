@@ -46,6 +46,47 @@ class DataPlaneManagementTest {
     }
 
     /**
+     * The files of a removed port's endpoint (socket file, pty link) are removed by the thread that
+     * asked for the removal, after the endpoint closed on the data-plane thread: never by the
+     * data-plane thread, which must not wait on a file system.
+     */
+    @Test
+    void aRemovedPortsFilesAreDeletedByTheRemoverNotTheDataPlane() throws Exception {
+        Path file = Files.createFile(dir.resolve("left.sock"));
+        java.util.concurrent.atomic.AtomicReference<String> closedWith = new java.util.concurrent.atomic.AtomicReference<>();
+        DataPlane d = new DataPlane(new QueueMap(8), List.of(), c -> new io.vportd.console.endpoint.NullEndpoint() {
+            @Override
+            public List<Path> detachFiles() {
+                return List.of(file);
+            }
+
+            @Override
+            public void close() {
+                closedWith.set(Thread.currentThread().getName() + (Files.exists(file) ? " file still there" : " file gone"));
+            }
+        });
+        d.start();
+        try {
+            d.addPort(PortSpecParser.parse("nr=4,name=f,null"));
+            RemovalReport r = d.removePort(4);
+            assertEquals(List.of(file), r.files());
+            assertEquals("vportd-dataplane file still there", closedWith.get());
+            assertFalse(Files.exists(file), "removed by the remover once removePort returned");
+        } finally {
+            d.close();
+        }
+    }
+
+    @Test
+    void aRemovedSocketPortLeavesNoSocketFile() {
+        Path sock = dir.resolve("hot.sock");
+        dp.addPort(PortSpecParser.parse("nr=5,name=hot,socket=" + sock));
+        assertTrue(Files.exists(sock));
+        assertEquals(List.of(sock), dp.removePort(5).files());
+        assertFalse(Files.exists(sock));
+    }
+
+    /**
      * Endpoint set-up that blocks (a stalled file system, a slow name lookup) happens on the
      * thread that adds the port: the data plane keeps answering meanwhile (issue 11.9).
      */
@@ -104,7 +145,7 @@ class DataPlaneManagementTest {
         events.clear();
 
         RemovalReport r = dp.removePort(3);
-        assertEquals(new RemovalReport(3, "three", 0, 0, 0, false), r);
+        assertEquals(new RemovalReport(3, "three", 0, 0, 0, false, List.of()), r);
         assertEquals(List.of(0), dp.ports().stream().map(PortStatus::id).toList());
         // No guest ever heard of the port: it is gone at once.
         assertEquals(List.of("port-removed 3 three"), describe(events));
