@@ -121,7 +121,7 @@ class VportdCrashRecoveryIT {
             }
             HostPort hot = connect(hosts, share.resolve("hot.sock"));
             guest.awaitMark("hot-seen", STEP);
-            assertEquals("re:ping-0", ask(agent, "ping-0"));
+            assertEquals("re:ping-0", VportdHandoverIT.ask(agent, "ping-0"));
             Await.until("streams moving", STEP, () -> fromGuest.get() > 1 << 20 && toGuest.get() > 1 << 20);
             assertNotEquals("0", sys.property(UNIT, "NFileDescriptorStore"), () -> sys.diagnostics(UNIT));
 
@@ -135,7 +135,7 @@ class VportdCrashRecoveryIT {
                     return !now.equals(pid) && !now.equals("0") && sys.property(UNIT, "ActiveState").equals("active");
                 });
                 assertEquals(Integer.toString(crash), sys.property(UNIT, "NRestarts"));
-                assertEquals("re:ping-" + crash, ask(agent, "ping-" + crash),
+                assertEquals("re:ping-" + crash, VportdHandoverIT.ask(agent, "ping-" + crash),
                         () -> "the request port answers after crash " + n + "\n" + sys.diagnostics(UNIT));
                 System.out.printf("[crash-recovery] crash %d: SIGKILL to the guest's agent answering again: %d ms%n",
                         crash, (System.nanoTime() - t0) / 1_000_000);
@@ -149,7 +149,7 @@ class VportdCrashRecoveryIT {
             // everything to the store, the new process recovers from it.
             long t0 = System.nanoTime();
             sys.ok("systemctl", "restart", UNIT);
-            assertEquals("re:after-restart", ask(agent, "after-restart"), () -> sys.diagnostics(UNIT));
+            assertEquals("re:after-restart", VportdHandoverIT.ask(agent, "after-restart"), () -> sys.diagnostics(UNIT));
             System.out.printf("[crash-recovery] systemctl restart to the guest's agent answering again: %d ms%n",
                     (System.nanoTime() - t0) / 1_000_000);
             String journal = sys.ok("journalctl", "--no-pager", "-u", UNIT);
@@ -219,18 +219,6 @@ class VportdCrashRecoveryIT {
         return h;
     }
 
-    private static String ask(HostPort agent, String request) {
-        agent.write(request + "\n", STEP);
-        StringBuilder b = new StringBuilder();
-        while (true) {
-            String c = agent.readString(1, STEP);
-            if (c.equals("\n")) {
-                return b.toString();
-            }
-            b.append(c);
-        }
-    }
-
     /** Reads the guest's stream, counting, until told to stop; an end of file is recorded. */
     private static void drain(HostPort port, AtomicLong count, AtomicBoolean stop, List<String> eofs) {
         while (!stop.get()) {
@@ -263,27 +251,11 @@ class VportdCrashRecoveryIT {
 
     /** Reads console lines until "tick end N" arrives (lines around a crash may be lost or repeated). */
     private static void readLines(HostPort console, List<String> lines, List<String> eofs) {
-        StringBuilder b = new StringBuilder();
-        while (true) {
-            String c;
-            try {
-                c = console.readString(1, Duration.ofSeconds(800));
-            } catch (AssertionError e) {
-                eofs.add("console: " + e.getMessage());
-                throw e;
-            }
-            if (c.equals("\n")) {
-                String line = b.toString().replace("\r", "");
-                b.setLength(0);
-                if (line.startsWith("tick")) {
-                    lines.add(line);
-                    if (line.startsWith("tick end")) {
-                        return;
-                    }
-                }
-            } else {
-                b.append(c);
-            }
+        try {
+            VportdHandoverIT.readTicks(console, lines, Duration.ofSeconds(800));
+        } catch (AssertionError e) {
+            eofs.add("console: " + e.getMessage());
+            throw e;
         }
     }
 }

@@ -239,7 +239,7 @@ class VportdHandoverIT {
     }
 
     /** Sends a request line on the agent port and reads the guest's answer line. */
-    private static String ask(HostPort agent, String request) {
+    static String ask(HostPort agent, String request) {
         agent.write(request + "\n", STEP);
         StringBuilder b = new StringBuilder();
         while (true) {
@@ -253,9 +253,14 @@ class VportdHandoverIT {
 
     /** Reads console lines until "tick end N" arrives. */
     private static void readLines(HostPort console, List<String> lines) {
+        readTicks(console, lines, Duration.ofSeconds(900));
+    }
+
+    /** Reads console lines, keeping the "tick" ones, until "tick end N" arrives. */
+    static void readTicks(HostPort console, List<String> lines, Duration within) {
         StringBuilder b = new StringBuilder();
         while (true) {
-            String c = console.readString(1, Duration.ofSeconds(900));
+            String c = console.readString(1, within);
             if (c.equals("\n")) {
                 String line = b.toString().replace("\r", "");
                 b.setLength(0);

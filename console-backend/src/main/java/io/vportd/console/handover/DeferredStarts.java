@@ -4,6 +4,7 @@ import io.vportd.console.device.ConsoleDevice;
 import io.vportd.vhost.MemoryTable;
 import io.vportd.vhost.QueueSetup;
 import io.vportd.vhost.VhostUserBackend;
+import io.vportd.vhost.VhostUserServer;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -20,6 +21,33 @@ final class DeferredStarts implements VhostUserBackend {
 
     DeferredStarts(ConsoleDevice device) {
         this.device = device;
+    }
+
+    /**
+     * The vhost-user server of a device rebuilt from a state record: the record's session replayed
+     * into it (ring starts collected and made in one hand-off), serving the record's listener and
+     * connection once started. With {@code recovering} the rings start at their used indexes
+     * ({@link VhostUserServer#adopt(java.nio.file.Path, io.vportd.vhost.VhostUserBackend,
+     * VhostUserServer.Options, io.vportd.sys.Fd, io.vportd.sys.Fd, List, boolean)}).
+     */
+    static VhostUserServer replayInto(ConsoleDevice device, java.nio.file.Path socketPath, HandoverState.Daemon d,
+                                      boolean recovering) throws java.io.IOException {
+        List<io.vportd.vhost.Session.Message> replay = new ArrayList<>();
+        for (io.vportd.vhost.Session.Replay r : d.replay()) {
+            io.vportd.sys.Fd[] fds = new io.vportd.sys.Fd[r.fds().length];
+            for (int i = 0; i < fds.length; i++) {
+                fds[i] = io.vportd.sys.Fd.adopt(r.fds()[i]);
+            }
+            replay.add(new io.vportd.vhost.Session.Message(new io.vportd.vhost.Codec.Header(r.request(),
+                    io.vportd.vhost.Codec.VERSION, r.payload().length), r.payload(), fds));
+        }
+        DeferredStarts backend = new DeferredStarts(device);
+        VhostUserServer vhost = VhostUserServer.adopt(socketPath, backend,
+                new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
+                io.vportd.sys.Fd.adopt(d.vhostListenerFd()),
+                d.vhostConnectionFd() < 0 ? null : io.vportd.sys.Fd.adopt(d.vhostConnectionFd()), replay, recovering);
+        backend.flush();
+        return vhost;
     }
 
     /** Starts the collected rings (one hand-off) and passes every later call straight through. */

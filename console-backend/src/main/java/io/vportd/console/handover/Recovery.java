@@ -8,14 +8,11 @@ import io.vportd.sys.Fd;
 import io.vportd.sys.Io;
 import io.vportd.sys.ListenFds;
 import io.vportd.sys.MemFd;
-import io.vportd.vhost.Codec;
-import io.vportd.vhost.Session;
 import io.vportd.vhost.VhostUserServer;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -102,37 +99,23 @@ public final class Recovery {
             }
             JsonNode record = HandoverState.parse(JSON.writeValueAsBytes(root.required("record")));
             HandoverState.Daemon d = HandoverState.decode(record, fds);
+            if (!Path.of(d.socketPath()).equals(socketPath)) {
+                throw new IOException("the checkpoint is for " + d.socketPath() + ", not " + socketPath);
+            }
             for (Fd f : byName.values()) {
                 if (!handedToDevice.contains(f.fd())) {
                     f.closeQuietly(); // the store's copy stays until the first checkpoint drops it
                 }
             }
             byName.clear();
-            if (!Path.of(d.socketPath()).equals(socketPath)) {
-                throw new IOException("the checkpoint is for " + d.socketPath() + ", not " + socketPath);
-            }
             ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::recoverEndpoint, logContext);
-            List<Session.Message> replay = new ArrayList<>();
-            for (Session.Replay r : d.replay()) {
-                Fd[] mfds = new Fd[r.fds().length];
-                for (int i = 0; i < mfds.length; i++) {
-                    mfds[i] = Fd.adopt(r.fds()[i]);
-                }
-                replay.add(new Session.Message(new Codec.Header(r.request(), Codec.VERSION, r.payload().length),
-                        r.payload(), mfds));
-            }
-            DeferredStarts backend = new DeferredStarts(device);
             VhostUserServer vhost;
             try {
-                vhost = VhostUserServer.adopt(socketPath, backend,
-                        new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
-                        Fd.adopt(d.vhostListenerFd()), d.vhostConnectionFd() < 0 ? null : Fd.adopt(d.vhostConnectionFd()),
-                        replay, true);
+                vhost = DeferredStarts.replayInto(device, socketPath, d, true);
             } catch (IOException | RuntimeException e) {
                 device.close();
                 throw e;
             }
-            backend.flush();
             return new Recovered(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
                     d.allowUnsealedMemory(), d.device().ports().size(), store, root.path("recoveries").asLong(0) + 1);
         } catch (IOException | RuntimeException e) {

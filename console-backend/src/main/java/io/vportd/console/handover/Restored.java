@@ -2,13 +2,9 @@ package io.vportd.console.handover;
 
 import io.vportd.console.device.ConsoleDevice;
 import io.vportd.sys.Fd;
-import io.vportd.vhost.Codec;
-import io.vportd.vhost.Session;
 import io.vportd.vhost.VhostUserServer;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * A daemon rebuilt in the new process from a hand-over: the device (data plane frozen until the
@@ -34,21 +30,7 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
             }
             ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint, logContext);
             long built = System.nanoTime();
-            List<Session.Message> replay = new ArrayList<>();
-            for (Session.Replay r : d.replay()) {
-                Fd[] fds = new Fd[r.fds().length];
-                for (int i = 0; i < fds.length; i++) {
-                    fds[i] = Fd.adopt(r.fds()[i]);
-                }
-                replay.add(new Session.Message(new Codec.Header(r.request(), Codec.VERSION, r.payload().length),
-                        r.payload(), fds));
-            }
-            DeferredStarts backend = new DeferredStarts(device);
-            VhostUserServer vhost = VhostUserServer.adopt(socketPath, backend,
-                    new VhostUserServer.Options(d.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT),
-                    Fd.adopt(d.vhostListenerFd()), d.vhostConnectionFd() < 0 ? null : Fd.adopt(d.vhostConnectionFd()),
-                    replay);
-            backend.flush();
+            VhostUserServer vhost = DeferredStarts.replayInto(device, socketPath, d, false);
             System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
                     "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
                     HandoverServer.ms(received - d.device().frozenAtNanos()), HandoverServer.ms(built - received),

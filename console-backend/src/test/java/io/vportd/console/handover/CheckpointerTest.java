@@ -57,69 +57,6 @@ class CheckpointerTest {
         owned.forEach(Fd::closeQuietly);
     }
 
-    /** What the stand-in manager holds: names to descriptors, in arrival order, and every message seen. */
-    private static final class Store {
-        final Fd socket;
-        final Map<String, Fd> held = new LinkedHashMap<>();
-        final List<String> log = new ArrayList<>();
-
-        Store(Path path) throws Exception {
-            socket = UnixSockets.bindDatagram(path.toString());
-            Io.setNonBlocking(socket.fd(), true);
-        }
-
-        void pump() {
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment buf = arena.allocate(4096);
-                while (true) {
-                    int[] fds = new int[UnixSockets.MAX_RECV_FDS];
-                    Arrays.fill(fds, -1);
-                    long n = UnixSockets.recvWithFds(socket.fd(), buf, buf.byteSize(), fds);
-                    if (n <= 0) {
-                        return;
-                    }
-                    String text = new String(buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
-                    log.add(text);
-                    String name = text.replaceAll("(?s).*FDNAME=([^\n]*).*", "$1");
-                    if (text.startsWith("FDSTORE=1")) {
-                        assertTrue(text.contains("FDPOLL=0"), text);
-                        assertFalse(held.containsKey(name), "a name is stored once: " + name);
-                        held.put(name, Fd.adopt(fds[0]));
-                    } else if (text.startsWith("FDSTOREREMOVE=1")) {
-                        Fd gone = held.remove(name); // systemd ignores names it does not hold
-                        if (gone != null) {
-                            gone.closeQuietly();
-                        }
-                    }
-                }
-            }
-        }
-
-        boolean holdsSameFile(int fd) throws Exception {
-            for (Fd f : held.values()) {
-                if (Io.fileId(f.fd()).equals(Io.fileId(fd)) && Io.sameOpenFile(f.fd(), fd)) {
-                    return true;
-                }
-            }
-            return false;
-        }
-
-        JsonNode checkpoint() throws Exception {
-            List<String> states = held.keySet().stream().filter(n -> n.startsWith(Checkpointer.STATE_PREFIX)).toList();
-            assertEquals(1, states.size(), "one checkpoint in the store: " + held.keySet());
-            Fd memfd = held.get(states.getFirst());
-            long size = MemFd.size(memfd.fd());
-            try (Arena a = Arena.ofConfined()) {
-                return JSON.readTree(MemFd.mapShared(memfd.fd(), 0, size, a).toArray(ValueLayout.JAVA_BYTE));
-            }
-        }
-
-        void close() {
-            held.values().forEach(Fd::closeQuietly);
-            socket.closeQuietly();
-        }
-    }
-
     private Fd own(Fd f) {
         owned.add(f);
         return f;
@@ -149,7 +86,7 @@ class CheckpointerTest {
 
     @Test
     void theStoreHoldsExactlyWhatTheNewestCheckpointNames() throws Exception {
-        Store store = new Store(dir.resolve("notify"));
+        StandInStore store = new StandInStore(dir.resolve("notify"));
         Checkpointer cp = new Checkpointer(SdNotify.forAddress(dir.resolve("notify").toString()),
                 new Checkpointer.Daemon("/run/vm/vportd.sock", null, null, false), 0).start();
         try {
@@ -209,7 +146,7 @@ class CheckpointerTest {
 
     @Test
     void descriptorsPassedBackAtRecoveryKeepTheirNamesAndStaleOnesLeave() throws Exception {
-        Store store = new Store(dir.resolve("notify"));
+        StandInStore store = new StandInStore(dir.resolve("notify"));
         Fd kept = own(EventFd.create(0, 0));
         Fd stale = own(EventFd.create(0, 0));
         Fd listener = pairEnd();

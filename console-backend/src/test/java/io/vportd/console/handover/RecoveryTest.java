@@ -55,38 +55,11 @@ class RecoveryTest {
     @TempDir
     Path dir;
 
-    /** Receives what the checkpointer stores, keeps it by name, drops what it removes. */
-    private static Map<String, List<Fd>> drain(Fd manager) {
-        Map<String, List<Fd>> held = new LinkedHashMap<>();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buf = arena.allocate(4096);
-            while (true) {
-                int[] fds = new int[UnixSockets.MAX_RECV_FDS];
-                Arrays.fill(fds, -1);
-                long n = UnixSockets.recvWithFds(manager.fd(), buf, buf.byteSize(), fds);
-                if (n <= 0) {
-                    return held;
-                }
-                String text = new String(buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
-                String name = text.replaceAll("(?s).*FDNAME=([^\n]*).*", "$1");
-                if (text.startsWith("FDSTORE=1")) {
-                    held.computeIfAbsent(name, k -> new ArrayList<>()).add(Fd.adopt(fds[0]));
-                } else if (text.startsWith("FDSTOREREMOVE=1")) {
-                    List<Fd> gone = held.remove(name);
-                    if (gone != null) {
-                        gone.forEach(Fd::closeQuietly);
-                    }
-                }
-            }
-        }
-    }
-
     @Test
     void aDeviceRecoveredFromTheStoreServesTheSameFrontendAndHostClients() throws Exception {
         Path socket = dir.resolve("vportd.sock");
         Path notify = dir.resolve("notify");
-        Fd manager = UnixSockets.bindDatagram(notify.toString());
-        Io.setNonBlocking(manager.fd(), true);
+        StandInStore store = new StandInStore(notify);
         ConsoleDevice device = new ConsoleDevice(MAX_PORTS, List.of(
                 PortSpecParser.parse("nr=0,console,cols=100,rows=40,socket=" + dir.resolve("con.sock")),
                 PortSpecParser.parse("nr=2,name=agent,socket=" + dir.resolve("a.sock")),
@@ -116,7 +89,8 @@ class RecoveryTest {
             // Meanwhile the device had completed 6 chains of queue 5 (used index 6 in guest memory).
             fe.guestRam().set(ValueLayout.JAVA_SHORT_UNALIGNED, 0x7000 + 2, (short) 6);
 
-            r = Recovery.from(ListenFds.of(drain(manager)), socket, PortLogContext.DEFAULT);
+            store.pump();
+            r = Recovery.from(store.passBack(), socket, PortLogContext.DEFAULT);
             r.device().dataPlane().thawAfterCrash();
             r.vhost().start();
             s.handedOver();
@@ -137,7 +111,7 @@ class RecoveryTest {
             cp.close();
             vhost.close();
             device.close();
-            manager.closeQuietly();
+            store.close();
         }
     }
 
