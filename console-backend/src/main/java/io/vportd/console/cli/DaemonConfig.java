@@ -25,10 +25,19 @@ import java.util.Set;
  * @param allowUnsealedMemory accept guest memory files not sealed against shrinking (--allow-unsealed-memory)
  * @param takeOver      take the device over from the vportd serving {@code socketPath} (--take-over):
  *                      ports, max ports and the API socket then come from that daemon
+ * @param webListen     where to serve the web console (--web-listen), or null
+ * @param webTokenFile  the web console's token file (--web-token-file), or null: a token is generated
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                            HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
-                           boolean takeOver) {
+                           boolean takeOver, HostPort webListen, Path webTokenFile) {
+
+    /** Without the web console. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
+                        boolean takeOver) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, takeOver, null, null);
+    }
 
     /** Without --take-over. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
@@ -60,6 +69,9 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
         sorted.sort(Comparator.comparingInt(PortConfig::id));
         ports = List.copyOf(sorted);
         check(socketPath, maxPorts, ports, apiSocket, metricsListen);
+        if (webTokenFile != null && webListen == null) {
+            throw new IllegalArgumentException("--web-token-file needs --web-listen");
+        }
     }
 
     /** Number of virtqueues the device has: 2 * (maxPorts + 1); QEMU's num_vqs must be at least this. */

@@ -1,0 +1,497 @@
+package io.vportd.console.web;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vportd.console.api.ApiProtocol;
+import io.vportd.console.api.PortManager;
+import io.vportd.console.device.PortEvent;
+import io.vportd.console.device.PortRequestException;
+import io.vportd.console.device.PortStatus;
+import io.vportd.console.endpoint.WebInputs;
+import io.vportd.console.portlog.LogFollower;
+import java.lang.System.Logger.Level;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the web console answers: the pages, the login, the two WebSockets (a device's port list
+ * with its events; a port's terminal) and the rules of the terminal: the replay ring first, then
+ * live output; one interactive writer per port, read-only viewers besides; a viewer becomes the
+ * writer by sending {@code {"type":"take"}} (the page's "Take control" button), and the former
+ * writer is told it is a viewer now. Confined to the web console's thread.
+ */
+final class WebRoutes {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65";
+    /** Terminal output per frame. */
+    static final int CHUNK = 16 * 1024;
+
+    private final WebServer server;
+    private final WebAuth auth;
+    private final PortManager ports;
+    private final String device;
+    private final WebStats stats;
+    private final WebPages pages;
+    /** The interactive writer of each port that has one. */
+    private final Map<Integer, WebConnection> writers = new HashMap<>();
+    private final byte[] chunk = new byte[CHUNK];
+
+    WebRoutes(WebServer server, WebAuth auth, PortManager ports, String device, WebStats stats) {
+        this.server = server;
+        this.auth = auth;
+        this.ports = ports;
+        this.device = device;
+        this.stats = stats;
+        this.pages = new WebPages(device);
+    }
+
+    // ---- HTTP ----
+
+    void http(WebConnection c) {
+        HttpRequest r;
+        try {
+            r = HttpRequest.parse(c.in);
+        } catch (HttpRequest.BadRequest e) {
+            stats.badRequests.incrementAndGet();
+            server.clientLog.log(Level.WARNING, "web console: bad request: {0}", e.getMessage());
+            refuse(c, e.status, e.getMessage());
+            return;
+        }
+        if (r == null) {
+            return;
+        }
+        if (!auth.hostAllowed(r)) {
+            stats.originRefused.incrementAndGet();
+            server.clientLog.log(Level.WARNING, "web console: request for a foreign Host refused");
+            refuse(c, 403, "Forbidden: unknown Host");
+            return;
+        }
+        String path = r.path();
+        if (r.method().equals("GET") && path.startsWith("/static/")) {
+            byte[] body = WebPages.asset(path.substring("/static/".length()));
+            if (body == null) {
+                refuse(c, 404, "Not Found");
+            } else {
+                respond(c, 200, WebPages.contentType(path), body, "Cache-Control: max-age=3600\r\n");
+            }
+            return;
+        }
+        if (r.method().equals("POST") && path.equals("/login")) {
+            login(c, r);
+            return;
+        }
+        if (!r.method().equals("GET")) {
+            refuse(c, 405, "Method Not Allowed");
+            return;
+        }
+        if (!auth.authenticated(r)) {
+            stats.authFailures.incrementAndGet();
+            if (path.startsWith("/ws/")) {
+                refuse(c, 401, "Unauthorized");
+            } else {
+                respond(c, 401, "text/html; charset=utf-8", pages.login(path, false), "");
+            }
+            return;
+        }
+        String base = "/d/" + device + "/";
+        if (path.equals("/")) {
+            respond(c, 303, "text/plain", new byte[0], "Location: " + base + "\r\n");
+        } else if (path.equals(base)) {
+            respond(c, 200, "text/html; charset=utf-8", pages.device(), "");
+        } else if (path.startsWith(base + "port/") && portNumber(path, base + "port/") >= 0) {
+            respond(c, 200, "text/html; charset=utf-8", pages.terminal(portNumber(path, base + "port/")), "");
+        } else if (path.startsWith("/ws/")) {
+            upgrade(c, r, path.substring(3), base);
+        } else {
+            refuse(c, 404, "Not Found");
+        }
+    }
+
+    private static int portNumber(String path, String prefix) {
+        String s = path.substring(prefix.length());
+        if (s.isEmpty() || s.length() > 4 || !s.chars().allMatch(Character::isDigit)) {
+            return -1;
+        }
+        return Integer.parseInt(s);
+    }
+
+    private void login(WebConnection c, HttpRequest r) {
+        String o = r.header("origin");
+        if (o != null && !auth.originAllowed(r)) {
+            stats.originRefused.incrementAndGet();
+            server.clientLog.log(Level.WARNING, "web console: login from a foreign Origin refused");
+            refuse(c, 403, "Forbidden: foreign Origin");
+            return;
+        }
+        int length;
+        try {
+            length = Integer.parseInt(r.header("content-length") == null ? "-1" : r.header("content-length"));
+        } catch (NumberFormatException e) {
+            length = -1;
+        }
+        if (length < 0 || length > 4096) {
+            stats.badRequests.incrementAndGet();
+            refuse(c, length < 0 ? 411 : 413, "the login form needs a Content-Length up to 4096");
+            return;
+        }
+        if (c.in.position() < r.headLength() + length) {
+            return; // the body is still coming
+        }
+        byte[] body = new byte[length];
+        c.in.get(r.headLength(), body);
+        String form = new String(body, StandardCharsets.UTF_8);
+        String next = HttpRequest.param(form, "next");
+        if (next == null || !next.startsWith("/d/") || next.contains("//") || next.contains("\r") || next.contains("\n")) {
+            next = "/d/" + device + "/";
+        }
+        if (!auth.tokenMatches(HttpRequest.param(form, "token"))) {
+            stats.authFailures.incrementAndGet();
+            server.clientLog.log(Level.WARNING, "web console: a login with a wrong token");
+            respond(c, 401, "text/html; charset=utf-8", pages.login(next, true), "");
+            return;
+        }
+        respond(c, 303, "text/plain", new byte[0],
+                "Location: " + next + "\r\nSet-Cookie: " + WebAuth.cookieHeader(auth.newSession()) + "\r\n");
+    }
+
+    void refuse(WebConnection c, int status, String message) {
+        respond(c, status, "text/plain; charset=utf-8", (message + "\n").getBytes(StandardCharsets.UTF_8), "");
+    }
+
+    private void respond(WebConnection c, int status, String type, byte[] body, String extraHeaders) {
+        String head = "HTTP/1.1 " + status + " " + reason(status) + "\r\n"
+                + "Content-Type: " + type + "\r\nContent-Length: " + body.length + "\r\n"
+                + "Connection: close\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                + "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
+                + "Content-Security-Policy: default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                + "img-src 'self' data:; frame-ancestors 'none'\r\n"
+                + extraHeaders + "\r\n";
+        byte[] h = head.getBytes(StandardCharsets.ISO_8859_1);
+        byte[] all = new byte[h.length + body.length];
+        System.arraycopy(h, 0, all, 0, h.length);
+        System.arraycopy(body, 0, all, h.length, body.length);
+        if (!c.queueRaw(all)) {
+            server.drop(c);
+            return;
+        }
+        c.closeAfterFlush = true;
+    }
+
+    private static String reason(int status) {
+        return switch (status) {
+            case 101 -> "Switching Protocols";
+            case 200 -> "OK";
+            case 303 -> "See Other";
+            case 400 -> "Bad Request";
+            case 401 -> "Unauthorized";
+            case 403 -> "Forbidden";
+            case 404 -> "Not Found";
+            case 405 -> "Method Not Allowed";
+            case 411 -> "Length Required";
+            case 413 -> "Content Too Large";
+            case 426 -> "Upgrade Required";
+            case 431 -> "Request Header Fields Too Large";
+            case 503 -> "Service Unavailable";
+            default -> "Status";
+        };
+    }
+
+    // ---- WebSocket upgrades ----
+
+    private void upgrade(WebConnection c, HttpRequest r, String path, String base) {
+        if (!auth.originAllowed(r)) {
+            stats.originRefused.incrementAndGet();
+            server.clientLog.log(Level.WARNING, "web console: WebSocket upgrade from a foreign or missing Origin refused");
+            refuse(c, 403, "Forbidden: foreign Origin");
+            return;
+        }
+        String key = r.header("sec-websocket-key");
+        String upgrade = r.header("upgrade");
+        String connection = r.header("connection");
+        if (upgrade == null || !upgrade.equalsIgnoreCase("websocket") || connection == null
+                || !connection.toLowerCase(java.util.Locale.ROOT).contains("upgrade")
+                || !"13".equals(r.header("sec-websocket-version")) || key == null || !validKey(key)) {
+            stats.badRequests.incrementAndGet();
+            refuse(c, 426, "a WebSocket upgrade (version 13) is expected here");
+            return;
+        }
+        byte[] replay = null;
+        if (path.equals(base + "events")) {
+            c.upgraded(WebConnection.Kind.EVENTS, 0);
+        } else if (path.startsWith(base + "port/") && portNumber(path, base + "port/") >= 0) {
+            int nr = portNumber(path, base + "port/");
+            PortStatus status = find(nr);
+            if (status == null) {
+                refuse(c, 404, "there is no port " + nr);
+                return;
+            }
+            LogFollower f = new LogFollower(LogFollower.DEFAULT_CAPACITY);
+            try {
+                replay = ports.readLog(nr, f);
+            } catch (PortRequestException e) {
+                f.cancel();
+                refuse(c, 503, e.getMessage());
+                return;
+            }
+            c.port = nr;
+            c.console = status.console();
+            c.follower = f;
+            c.upgraded(WebConnection.Kind.TERMINAL, WebConnection.OUT_CAPACITY + replay.length + 64);
+            boolean wantsWrite = !"view".equals(HttpRequest.param(r.query(), "role"));
+            if (wantsWrite && !writers.containsKey(nr)) {
+                writers.put(nr, c);
+                c.writer = true;
+            }
+        } else {
+            refuse(c, 404, "Not Found");
+            return;
+        }
+        shiftPastHead(c, r.headLength());
+        c.queueRaw(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: " + accept(key) + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        if (c.kind == WebConnection.Kind.EVENTS) {
+            sendPorts(c, List.of());
+        } else {
+            PortStatus s = find(c.port);
+            ObjectNode hello = JSON.createObjectNode();
+            hello.put("type", "hello");
+            hello.put("device", device);
+            hello.put("port", c.port);
+            hello.put("name", s == null ? null : s.name());
+            hello.put("console", c.console);
+            hello.put("writer", c.writer);
+            hello.put("input", WebInputs.of(c.port) != null);
+            hello.put("endpoint", s == null ? "" : s.endpoint());
+            c.queueText(hello.toString());
+            for (int off = 0; off < replay.length; off += CHUNK) {
+                c.queueFrame(WsFrames.OP_BINARY, replay, off, Math.min(CHUNK, replay.length - off));
+            }
+        }
+        frames(c); // a frame that came with the request
+    }
+
+    private static void shiftPastHead(WebConnection c, int headLength) {
+        java.nio.ByteBuffer in = c.in;
+        in.flip();
+        in.position(Math.min(headLength, in.limit()));
+        in.compact();
+    }
+
+    static boolean validKey(String key) {
+        try {
+            return Base64.getDecoder().decode(key).length == 16;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+    }
+
+    static String accept(String key) {
+        try {
+            MessageDigest sha1 = MessageDigest.getInstance("SHA-1");
+            return Base64.getEncoder().encodeToString(sha1.digest((key + WS_GUID).getBytes(StandardCharsets.ISO_8859_1)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private PortStatus find(int nr) {
+        for (PortStatus p : ports.listPorts()) {
+            if (p.id() == nr) {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    // ---- WebSocket messages ----
+
+    void frames(WebConnection c) {
+        c.in.flip();
+        try {
+            while (!c.closeAfterFlush && !c.closed) {
+                int op = c.frames.poll(c.in);
+                if (op == WsFrames.NEED_MORE) {
+                    break;
+                }
+                if (op < 0) {
+                    stats.badFrames.incrementAndGet();
+                    server.clientLog.log(Level.WARNING, "web console: a browser sent {0}; closed", WsFrames.describe(op));
+                    c.queueClose(WsFrames.closeCode(op), WsFrames.describe(op));
+                    break;
+                }
+                message(c, op, c.frames.payload(), c.frames.payloadLength());
+            }
+        } finally {
+            if (!c.closed) {
+                c.in.compact();
+            }
+        }
+    }
+
+    private void message(WebConnection c, int op, byte[] b, int len) {
+        switch (op) {
+            case WsFrames.OP_PING -> c.queueFrame(WsFrames.OP_PONG, b, 0, len);
+            case WsFrames.OP_PONG -> { }
+            case WsFrames.OP_CLOSE -> c.queueClose(WsFrames.CLOSE_NORMAL, "");
+            case WsFrames.OP_BINARY -> {
+                if (c.kind != WebConnection.Kind.TERMINAL) {
+                    badMessage(c, "binary data on the port list");
+                } else {
+                    input(c, b, len);
+                }
+            }
+            default -> text(c, b, len);
+        }
+    }
+
+    private void badMessage(WebConnection c, String what) {
+        stats.badFrames.incrementAndGet();
+        server.clientLog.log(Level.WARNING, "web console: a browser sent {0}; closed", what);
+        c.queueClose(WsFrames.CLOSE_UNSUPPORTED, what);
+    }
+
+    private void input(WebConnection c, byte[] b, int len) {
+        if (!c.writer) {
+            stats.inputRefused.incrementAndGet();
+            c.queueText("{\"type\":\"read-only\"}");
+            return;
+        }
+        WebInputs.Input in = WebInputs.of(c.port);
+        if (in == null) {
+            stats.inputRefused.incrementAndGet();
+            c.queueText("{\"type\":\"no-input\"}");
+            return;
+        }
+        int off = 0;
+        while (off < len) {
+            int n = in.write(b, off, len - off);
+            if (n <= 0) {
+                break;
+            }
+            off += n;
+        }
+        if (off < len) {
+            stats.inputDroppedBytes.addAndGet(len - off);
+            server.clientLog.log(Level.WARNING, "web console: port {0} did not take {1} typed bytes; dropped", c.port, len - off);
+            c.queueText("{\"type\":\"input-dropped\",\"bytes\":" + (len - off) + "}");
+        }
+    }
+
+    private void text(WebConnection c, byte[] b, int len) {
+        JsonNode m;
+        try {
+            m = JSON.readTree(new String(b, 0, len, StandardCharsets.UTF_8));
+        } catch (java.io.IOException e) {
+            m = null;
+        }
+        String type = m == null || !m.isObject() ? null : m.path("type").asText(null);
+        if (c.kind != WebConnection.Kind.TERMINAL || type == null) {
+            badMessage(c, "an unknown message");
+            return;
+        }
+        switch (type) {
+            case "take" -> take(c);
+            case "resize" -> {
+                int cols = m.path("cols").asInt(-1);
+                int rows = m.path("rows").asInt(-1);
+                if (cols < 1 || cols > 65535 || rows < 1 || rows > 65535) {
+                    badMessage(c, "a resize out of range");
+                } else if (!c.writer) {
+                    stats.inputRefused.incrementAndGet();
+                } else if (c.console) {
+                    try {
+                        ports.resize(c.port, cols, rows);
+                    } catch (PortRequestException e) {
+                        c.queueText("{\"type\":\"error\",\"message\":" + JSON.valueToTree(e.getMessage()) + "}");
+                    }
+                }
+            }
+            default -> badMessage(c, "an unknown message");
+        }
+    }
+
+    /** {@code c} becomes its port's writer; the writer before it is told it is a viewer now. */
+    private void take(WebConnection c) {
+        WebConnection before = writers.put(c.port, c);
+        if (before != null && before != c) {
+            before.writer = false;
+            if (!before.queueText("{\"type\":\"role\",\"writer\":false}")) {
+                server.dropSlow(before, "that lost the writer role");
+            }
+        }
+        c.writer = true;
+        c.queueText("{\"type\":\"role\",\"writer\":true}");
+    }
+
+    // ---- output ----
+
+    /** Moves a terminal's live output into its outbound buffer as far as it fits. */
+    void pumpOutput(WebConnection c) {
+        LogFollower f = c.follower;
+        if (f.overflowed()) {
+            server.dropSlow(c, "viewing port " + c.port); // the data plane counted it too (log followers dropped)
+            return;
+        }
+        while (c.outFree() >= CHUNK + 4) {
+            int n = f.read(chunk, 0);
+            if (n == 0) {
+                return;
+            }
+            if (n < 0) {
+                c.queueText("{\"type\":\"end\",\"reason\":\"port-removed\"}");
+                c.queueClose(WsFrames.CLOSE_NORMAL, "port removed");
+                return;
+            }
+            c.queueFrame(WsFrames.OP_BINARY, chunk, 0, n);
+        }
+    }
+
+    /** The port list and any new events to every device page. */
+    void publishPorts(List<PortEvent> batch) {
+        List<WebConnection> pages = server.connections().stream()
+                .filter(x -> x.kind == WebConnection.Kind.EVENTS && !x.closeAfterFlush).toList();
+        for (WebConnection c : pages) {
+            sendPorts(c, batch);
+        }
+    }
+
+    private void sendPorts(WebConnection c, List<PortEvent> batch) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("type", "ports");
+        o.put("device", device);
+        ArrayNode events = o.putArray("events");
+        long micros = System.currentTimeMillis() * 1000;
+        for (PortEvent e : batch) {
+            try {
+                events.add(JSON.readTree(ApiProtocol.eventLine(e, micros)));
+            } catch (java.io.IOException ex) {
+                throw new IllegalStateException(ex);
+            }
+        }
+        ArrayNode list = o.putArray("ports");
+        for (PortStatus p : ports.listPorts()) {
+            ObjectNode j = ApiProtocol.portJson(p);
+            j.put("web-writer", writers.containsKey(p.id()));
+            list.add(j);
+        }
+        if (!c.queueText(o.toString())) {
+            server.dropSlow(c, "on the port list");
+        }
+    }
+
+    void closed(WebConnection c) {
+        if (c.follower != null) {
+            c.follower.cancel();
+        }
+        if (c.writer) {
+            writers.remove(c.port, c);
+        }
+    }
+}
