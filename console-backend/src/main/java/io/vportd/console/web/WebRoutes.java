@@ -29,7 +29,7 @@ import java.util.Map;
 final class WebRoutes {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65";
+    private static final String WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     /** Terminal output per frame. */
     static final int CHUNK = 16 * 1024;
 
