@@ -36,6 +36,7 @@ import org.openqa.selenium.WindowType;
 import org.openqa.selenium.chrome.ChromeDriver;
 import org.openqa.selenium.chrome.ChromeDriverService;
 import org.openqa.selenium.chrome.ChromeOptions;
+import org.openqa.selenium.interactions.Actions;
 
 /**
  * Issue 17 in a real browser: Debian's headless Chromium, driven through chromedriver by
@@ -118,8 +119,10 @@ class WebConsoleIT {
         return false;
     }
 
+    /** Types into the terminal as a user would: focus it, then keys (xterm.js turns Enter into CR). */
     private void type(String text) {
-        driver.findElement(By.cssSelector(".xterm-helper-textarea")).sendKeys(text, Keys.ENTER);
+        ((JavascriptExecutor) driver).executeScript("window.vportdTerm.focus();");
+        new Actions(driver).sendKeys(text).sendKeys(Keys.ENTER).perform();
     }
 
     private String role() {

@@ -62,10 +62,19 @@ final class WebConnection {
         }
     }
 
-    /** Queues raw bytes (an HTTP response); false when they do not fit. */
+    /**
+     * Queues raw bytes (an HTTP response). A response is ours and whole (a page, or a static file
+     * such as xterm.js, larger than the usual bound): the buffer grows to hold it once.
+     */
     boolean queueRaw(byte[] b) {
         if (out.remaining() < b.length) {
-            return false;
+            if (kind != Kind.HTTP) {
+                return false;
+            }
+            ByteBuffer o = ByteBuffer.allocate(out.position() + b.length);
+            out.flip();
+            o.put(out);
+            out = o;
         }
         out.put(b);
         return true;

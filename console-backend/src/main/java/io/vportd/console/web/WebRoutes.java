@@ -83,6 +83,10 @@ final class WebRoutes {
             }
             return;
         }
+        if (path.equals("/favicon.ico")) {
+            refuse(c, 404, "Not Found");
+            return;
+        }
         if (r.method().equals("POST") && path.equals("/login")) {
             login(c, r);
             return;
@@ -169,7 +173,7 @@ final class WebRoutes {
         String head = "HTTP/1.1 " + status + " " + reason(status) + "\r\n"
                 + "Content-Type: " + type + "\r\nContent-Length: " + body.length + "\r\n"
                 + "Connection: close\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
-                + "Referrer-Policy: no-referrer\r\nCache-Control: no-store\r\n"
+                + "Referrer-Policy: same-origin\r\nCache-Control: no-store\r\n"
                 + "Content-Security-Policy: default-src 'self'; style-src 'self' 'unsafe-inline'; "
                 + "img-src 'self' data:; frame-ancestors 'none'\r\n"
                 + extraHeaders + "\r\n";

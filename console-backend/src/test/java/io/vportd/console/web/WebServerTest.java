@@ -286,6 +286,21 @@ class WebServerTest {
         }
     }
 
+    /** xterm.js is larger than a connection's usual outbound bound: a static file is sent whole all the same. */
+    @Test
+    void staticFilesLargerThanTheOutboundBoundAreServedWhole() throws IOException {
+        byte[] xterm = WebPages.asset("xterm.js");
+        assertNotNull(xterm, "the build put xterm.js into the class output");
+        assertTrue(xterm.length > WebConnection.OUT_CAPACITY, "xterm.js is " + xterm.length + " bytes");
+        try (WsTestClient c = new WsTestClient(port)) {
+            assertEquals(200, c.request(WsTestClient.get("/static/xterm.js", port, null, null)));
+            assertEquals(Integer.toString(xterm.length), c.header("Content-Length"));
+            byte[] body = c.raw().readNBytes(xterm.length);
+            assertArrayEquals(xterm, body);
+        }
+        assertEquals(404, status(WsTestClient.get("/static/app.js/../../WebServer.class", port, null, null)));
+    }
+
     @Test
     void theTokenFileMustBePrivate(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws IOException {
         java.nio.file.Path f = dir.resolve("token");
