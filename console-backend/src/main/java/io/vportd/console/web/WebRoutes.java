@@ -1,6 +1,5 @@
 package io.vportd.console.web;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -15,16 +14,12 @@ import java.lang.System.Logger.Level;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.Base64;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
- * What the web console answers: the pages, the login, the two WebSockets (a device's port list
- * with its events; a port's terminal) and the rules of the terminal: the replay ring first, then
- * live output; one interactive writer per port, read-only viewers besides; a viewer becomes the
- * writer by sending {@code {"type":"take"}} (the page's "Take control" button), and the former
- * writer is told it is a viewer now. Confined to the web console's thread.
+ * What the web console answers: the pages, the login, the WebSocket upgrades and frames of the
+ * two sockets (a device's port list with its events; a port's terminal, whose rules are in
+ * {@link WebTerminals}). Confined to the web console's thread.
  */
 final class WebRoutes {
 
@@ -39,9 +34,7 @@ final class WebRoutes {
     private final String device;
     private final WebStats stats;
     private final WebPages pages;
-    /** The interactive writer of each port that has one. */
-    private final Map<Integer, WebConnection> writers = new HashMap<>();
-    private final byte[] chunk = new byte[CHUNK];
+    private final WebTerminals terminals;
 
     WebRoutes(WebServer server, WebAuth auth, PortManager ports, String device, WebStats stats) {
         this.server = server;
@@ -50,6 +43,7 @@ final class WebRoutes {
         this.device = device;
         this.stats = stats;
         this.pages = new WebPages(device);
+        this.terminals = new WebTerminals(server, ports, stats);
     }
 
     // ---- HTTP ----
@@ -249,10 +243,7 @@ final class WebRoutes {
             c.follower = f;
             c.upgraded(WebConnection.Kind.TERMINAL, WebConnection.OUT_CAPACITY + replay.length + 64);
             boolean wantsWrite = !"view".equals(HttpRequest.param(r.query(), "role"));
-            if (wantsWrite && !writers.containsKey(nr)) {
-                writers.put(nr, c);
-                c.writer = true;
-            }
+            terminals.attach(c, wantsWrite);
         } else {
             refuse(c, 404, "Not Found");
             return;
@@ -348,113 +339,21 @@ final class WebRoutes {
                 if (c.kind != WebConnection.Kind.TERMINAL) {
                     badMessage(c, "binary data on the port list");
                 } else {
-                    input(c, b, len);
+                    terminals.input(c, b, len);
                 }
             }
-            default -> text(c, b, len);
+            default -> {
+                if (c.kind != WebConnection.Kind.TERMINAL || !terminals.text(c, b, len)) {
+                    badMessage(c, "an unknown message");
+                }
+            }
         }
     }
 
-    private void badMessage(WebConnection c, String what) {
+    void badMessage(WebConnection c, String what) {
         stats.badFrames.incrementAndGet();
         server.clientLog.log(Level.WARNING, "web console: a browser sent {0}; closed", what);
         c.queueClose(WsFrames.CLOSE_UNSUPPORTED, what);
-    }
-
-    private void input(WebConnection c, byte[] b, int len) {
-        if (!c.writer) {
-            stats.inputRefused.incrementAndGet();
-            c.queueText("{\"type\":\"read-only\"}");
-            return;
-        }
-        WebInputs.Input in = WebInputs.of(c.port);
-        if (in == null) {
-            stats.inputRefused.incrementAndGet();
-            c.queueText("{\"type\":\"no-input\"}");
-            return;
-        }
-        int off = 0;
-        while (off < len) {
-            int n = in.write(b, off, len - off);
-            if (n <= 0) {
-                break;
-            }
-            off += n;
-        }
-        if (off < len) {
-            stats.inputDroppedBytes.addAndGet(len - off);
-            server.clientLog.log(Level.WARNING, "web console: port {0} did not take {1} typed bytes; dropped", c.port, len - off);
-            c.queueText("{\"type\":\"input-dropped\",\"bytes\":" + (len - off) + "}");
-        }
-    }
-
-    private void text(WebConnection c, byte[] b, int len) {
-        JsonNode m;
-        try {
-            m = JSON.readTree(new String(b, 0, len, StandardCharsets.UTF_8));
-        } catch (java.io.IOException e) {
-            m = null;
-        }
-        String type = m == null || !m.isObject() ? null : m.path("type").asText(null);
-        if (c.kind != WebConnection.Kind.TERMINAL || type == null) {
-            badMessage(c, "an unknown message");
-            return;
-        }
-        switch (type) {
-            case "take" -> take(c);
-            case "resize" -> {
-                int cols = m.path("cols").asInt(-1);
-                int rows = m.path("rows").asInt(-1);
-                if (cols < 1 || cols > 65535 || rows < 1 || rows > 65535) {
-                    badMessage(c, "a resize out of range");
-                } else if (!c.writer) {
-                    stats.inputRefused.incrementAndGet();
-                } else if (c.console) {
-                    try {
-                        ports.resize(c.port, cols, rows);
-                    } catch (PortRequestException e) {
-                        c.queueText("{\"type\":\"error\",\"message\":" + JSON.valueToTree(e.getMessage()) + "}");
-                    }
-                }
-            }
-            default -> badMessage(c, "an unknown message");
-        }
-    }
-
-    /** {@code c} becomes its port's writer; the writer before it is told it is a viewer now. */
-    private void take(WebConnection c) {
-        WebConnection before = writers.put(c.port, c);
-        if (before != null && before != c) {
-            before.writer = false;
-            if (!before.queueText("{\"type\":\"role\",\"writer\":false}")) {
-                server.dropSlow(before, "that lost the writer role");
-            }
-        }
-        c.writer = true;
-        c.queueText("{\"type\":\"role\",\"writer\":true}");
-    }
-
-    // ---- output ----
-
-    /** Moves a terminal's live output into its outbound buffer as far as it fits. */
-    void pumpOutput(WebConnection c) {
-        LogFollower f = c.follower;
-        if (f.overflowed()) {
-            server.dropSlow(c, "viewing port " + c.port); // the data plane counted it too (log followers dropped)
-            return;
-        }
-        while (c.outFree() >= CHUNK + 4) {
-            int n = f.read(chunk, 0);
-            if (n == 0) {
-                return;
-            }
-            if (n < 0) {
-                c.queueText("{\"type\":\"end\",\"reason\":\"port-removed\"}");
-                c.queueClose(WsFrames.CLOSE_NORMAL, "port removed");
-                return;
-            }
-            c.queueFrame(WsFrames.OP_BINARY, chunk, 0, n);
-        }
     }
 
     /** The port list and any new events to every device page. */
@@ -482,7 +381,7 @@ final class WebRoutes {
         ArrayNode list = o.putArray("ports");
         for (PortStatus p : ports.listPorts()) {
             ObjectNode j = ApiProtocol.portJson(p);
-            j.put("web-writer", writers.containsKey(p.id()));
+            j.put("web-writer", terminals.hasWriter(p.id()));
             list.add(j);
         }
         if (!c.queueText(o.toString())) {
@@ -490,12 +389,11 @@ final class WebRoutes {
         }
     }
 
+    void pumpOutput(WebConnection c) {
+        terminals.pumpOutput(c);
+    }
+
     void closed(WebConnection c) {
-        if (c.follower != null) {
-            c.follower.cancel();
-        }
-        if (c.writer) {
-            writers.remove(c.port, c);
-        }
+        terminals.closed(c);
     }
 }

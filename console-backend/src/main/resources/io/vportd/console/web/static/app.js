@@ -36,7 +36,7 @@
           el('td', p.console ? 'yes' : 'no'), el('td', p.endpoint),
           el('td', p['guest-open'] ? 'open' : 'closed', p['guest-open'] ? 'yes' : ''),
           el('td', p['host-connected'] ? 'connected' : '-', p['host-connected'] ? 'yes' : ''),
-          el('td', bytes(p['to-host'].bytes)), el('td', bytes(p['to-guest'].bytes)),
+          el('td', bytes(p['to-host'].bytes + p['discarded-bytes'])), el('td', bytes(p['to-guest'].bytes)),
           el('td', String(p['console-dropped-bytes'] + p['host-write-errors'])));
         const open = el('td');
         const a = el('a', p.console ? 'terminal' : 'open');
