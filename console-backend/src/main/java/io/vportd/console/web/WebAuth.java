@@ -18,7 +18,8 @@ import java.util.Set;
  * its owner can read ({@code --web-token-file}, mode 0600 or stricter), or is generated at start
  * and printed once. A browser posts it once to {@code /login} and gets a session cookie
  * (HttpOnly, SameSite=Strict), so the token never appears in a URL, a history or a log line.
- * Requests must also name the listen address in {@code Host} (no DNS rebinding) and, for
+ * Requests must also name the listen address in {@code Host} (no DNS rebinding; on a wildcard
+ * address, one of the machine's addresses as an IP literal) and, for
  * WebSocket upgrades and the login post, in {@code Origin} (no cross-site use). Sessions live
  * until vportd exits; at most {@link #MAX_SESSIONS}, the oldest forgotten first. Used by the web
  * console's thread only.
@@ -43,12 +44,24 @@ final class WebAuth {
     WebAuth(String token, String host, int port) {
         this.token = token.getBytes(StandardCharsets.UTF_8);
         Set<String> h = new HashSet<>();
-        String literal = host.indexOf(':') >= 0 ? "[" + host + "]" : host;
-        h.add(literal + ":" + port);
-        if (host.equals("127.0.0.1") || host.equals("::1") || host.equals("localhost")) {
+        h.add(hostPort(host, port));
+        if (host.equals("127.0.0.1") || host.equals("::1") || host.equals("localhost") || wildcard(host)) {
             h.add("localhost:" + port);
             h.add("127.0.0.1:" + port);
             h.add("[::1]:" + port);
+        }
+        if (wildcard(host)) { // any address of this machine, as an IP literal (names cannot be known)
+            try {
+                for (java.net.NetworkInterface i : java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+                    for (java.net.InetAddress a : java.util.Collections.list(i.getInetAddresses())) {
+                        String literal = a.getHostAddress();
+                        int zone = literal.indexOf('%');
+                        h.add(hostPort(zone < 0 ? literal : literal.substring(0, zone), port));
+                    }
+                }
+            } catch (java.net.SocketException e) {
+                // loopback names only
+            }
         }
         this.hosts = Set.copyOf(h);
         Set<String> o = new HashSet<>();
@@ -56,6 +69,14 @@ final class WebAuth {
             o.add("http://" + x);
         }
         this.origins = Set.copyOf(o);
+    }
+
+    static boolean wildcard(String host) {
+        return host.equals("0.0.0.0") || host.equals("::") || host.equals("0:0:0:0:0:0:0:0");
+    }
+
+    private static String hostPort(String host, int port) {
+        return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
     }
 
     /** A new random token: 32 bytes, URL-safe base64. */

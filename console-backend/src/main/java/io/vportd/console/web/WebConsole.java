@@ -42,6 +42,10 @@ public final class WebConsole {
         }
         String url = "http://" + (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + w.port() + "/";
         WebServer.LOG.log(System.Logger.Level.INFO, "web console at {0} (device {1})", url, DEVICE);
+        if (!java.net.InetAddress.getByName(host).isLoopbackAddress()) {
+            WebServer.LOG.log(System.Logger.Level.WARNING, "the web console listens on {0}, not on loopback: plain HTTP, "
+                    + "the token and the consoles cross the network in clear; prefer 127.0.0.1 and an SSH tunnel", host);
+        }
         if (tokenFile == null) {
             System.err.println("vportd: web console at " + url + " ; token (printed once): " + token);
             System.err.flush();

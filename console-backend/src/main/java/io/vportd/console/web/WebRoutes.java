@@ -146,7 +146,7 @@ final class WebRoutes {
         c.in.get(r.headLength(), body);
         String form = new String(body, StandardCharsets.UTF_8);
         String next = HttpRequest.param(form, "next");
-        if (next == null || !next.startsWith("/d/") || next.contains("//") || next.contains("\r") || next.contains("\n")) {
+        if (next == null || !next.matches("/d/[A-Za-z0-9._-]+/(port/[0-9]{1,4}(\\?role=view)?)?")) {
             next = "/d/" + device + "/";
         }
         if (!auth.tokenMatches(HttpRequest.param(form, "token"))) {

@@ -286,6 +286,47 @@ class WebServerTest {
         }
     }
 
+    @Test
+    void theLoginRedirectsOnlyToTheConsolesOwnPages() throws IOException {
+        for (String next : new String[] {"%2F%2Fevil.example%2F", "https%3A%2F%2Fevil.example%2Fd%2F0%2F", "%2Fd%2F0%2F%0d%0aSet-Cookie%3A+x%3Dy"}) {
+            try (WsTestClient c = new WsTestClient(port)) {
+                String body = "token=" + TOKEN + "&next=" + next;
+                assertEquals(303, c.request("POST /login HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\nOrigin: " + origin
+                        + "\r\nContent-Length: " + body.length() + "\r\n\r\n" + body));
+                assertEquals("/d/0/", c.header("Location"), next);
+            }
+        }
+    }
+
+    @Test
+    void hostAndOriginRulesPerListenAddress() {
+        WebAuth loopback = new WebAuth(TOKEN, "127.0.0.1", 8022);
+        WebAuth any = new WebAuth(TOKEN, "0.0.0.0", 8022);
+        WebAuth named = new WebAuth(TOKEN, "console.example", 8022);
+        assertTrue(loopback.hostAllowed(req("localhost:8022", null)));
+        assertFalse(loopback.hostAllowed(req("127.0.0.1:8023", null)));
+        assertFalse(loopback.hostAllowed(req("evil.example:8022", null)));
+        assertTrue(any.hostAllowed(req("127.0.0.1:8022", null)), "a wildcard listener answers to the machine's addresses");
+        assertFalse(any.hostAllowed(req("evil.example:8022", null)), "but not to any name (DNS rebinding)");
+        assertTrue(named.hostAllowed(req("console.example:8022", null)));
+        assertFalse(named.hostAllowed(req("localhost:8022", null)));
+        assertTrue(named.originAllowed(req("console.example:8022", "http://console.example:8022")));
+        assertFalse(named.originAllowed(req("console.example:8022", "https://console.example:8022")));
+        assertFalse(named.originAllowed(req("console.example:8022", "null")));
+        assertTrue(loopback.tokenMatches(TOKEN));
+        assertFalse(loopback.tokenMatches(TOKEN + "x"));
+        assertFalse(loopback.tokenMatches(null));
+    }
+
+    static HttpRequest req(String host, String origin) {
+        java.util.Map<String, String> h = new java.util.HashMap<>();
+        h.put("host", host);
+        if (origin != null) {
+            h.put("origin", origin);
+        }
+        return new HttpRequest("GET", "/", "", h, 0);
+    }
+
     /** xterm.js is larger than a connection's usual outbound bound: a static file is sent whole all the same. */
     @Test
     void staticFilesLargerThanTheOutboundBoundAreServedWhole() throws IOException {
