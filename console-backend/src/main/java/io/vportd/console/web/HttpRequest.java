@@ -53,6 +53,9 @@ record HttpRequest(String method, String path, String query, Map<String, String>
         in.get(0, raw);
         String head = new String(raw, StandardCharsets.ISO_8859_1);
         String[] lines = head.split("\r\n");
+        if (lines.length == 0) { // nothing but the blank line (found by WebFuzzTest)
+            throw new BadRequest(400, "an empty request");
+        }
         String[] first = lines[0].split(" ", -1);
         if (first.length != 3 || !first[2].startsWith("HTTP/1.") || first[0].isEmpty() || !first[1].startsWith("/")) {
             throw new BadRequest(400, "not an HTTP/1.x request line");

@@ -125,8 +125,8 @@ public final class WebServer implements PortEventListener, AutoCloseable {
                             read(c);
                         }
                     }
-                } catch (RuntimeException e) {
-                    LOG.log(Level.ERROR, "web console: {0}", e.toString());
+                } catch (RuntimeException e) { // a bug; a browser may trigger it again and again: rate-limited
+                    clientLog.log(Level.ERROR, "web console: dropping a connection after {0}", e.toString());
                     if (k.attachment() instanceof WebConnection c) {
                         drop(c);
                     }

@@ -93,7 +93,7 @@ final class WsFrames {
             at = 10;
         }
         if (isControl) {
-            if (len > 125) {
+            if (len < 0 || len > 125) { // a 64-bit length with its top bit set reads negative
                 return ERR_CONTROL_TOO_LONG;
             }
             if (!fin) {

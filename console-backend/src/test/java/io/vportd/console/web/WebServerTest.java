@@ -243,6 +243,7 @@ class WebServerTest {
         }
         assertEquals(3, web.stats().badFrames());
         assertEquals(400, status("\u0016\u0003\u0001garbage that is no request\r\n\r\n"));
+        assertEquals(400, status("\r\n\r\n")); // found by WebFuzzTest
         assertEquals(431, status("GET / HTTP/1.1\r\nX: " + "a".repeat(20_000) + "\r\n\r\n"));
         assertEquals(200, status(WsTestClient.get("/d/0/", port, cookie, null)), "still serving");
     }
