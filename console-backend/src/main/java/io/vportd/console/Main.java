@@ -120,7 +120,7 @@ public final class Main {
         LOG.log(Level.INFO, "vportd serving {0} port(s) on {1}; max ports {2}, {3} queues",
                 config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
         serve(config.socketPath(), config.apiSocket(), config.metricsListen(), config.allowUnsealedMemory(), device,
-                server, null, java.util.Map.of(), false, checkpointer);
+                server, null, java.util.Map.of(), false, checkpointer, config);
     }
 
     /**
@@ -180,7 +180,7 @@ public final class Main {
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()
                 : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(), null,
-                java.util.Map.of(), true, checkpointer);
+                java.util.Map.of(), true, checkpointer, config);
         return true;
     }
 
@@ -224,13 +224,14 @@ public final class Main {
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()
                 : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(),
-                r.handoverListener(), r.counters(), true, null);
+                r.handoverListener(), r.counters(), true, null, config);
     }
 
     /** Everything around a serving device: management API, metrics, the hand-over socket, shutdown. */
     private static void serve(Path socketPath, Path apiSocket, HostPort metricsListen, boolean allowUnsealedMemory,
                               ConsoleDevice device, VhostUserServer server, io.vportd.sys.Fd handedListener,
-                              java.util.Map<String, Long> carriedCounters, boolean continuing, Checkpointer checkpointer) {
+                              java.util.Map<String, Long> carriedCounters, boolean continuing, Checkpointer checkpointer,
+                              DaemonConfig config) {
         // Issue 11.3c: a process whose data plane died must not look alive to its supervisor.
         device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-exit").start(() -> {
             LOG.log(Level.ERROR, "the data plane stopped unexpectedly; exiting");
@@ -239,6 +240,7 @@ public final class Main {
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
         HandoverServer handover = null;
+        io.vportd.console.web.WebServer web = null;
         try {
             DataPlanePorts ports = new DataPlanePorts(device.dataPlane());
             registerCounters(device.dataPlane().metrics(), server.stats().metrics(), Logging.metrics());
@@ -285,11 +287,15 @@ public final class Main {
             if (tookOver) {
                 handover.stats().tookOver();
             }
+            web = startWeb(config, ports, device, api, continuing);
             if (!carriedCounters.isEmpty()) {
                 int n = device.dataPlane().carryCounters(carriedCounters);
                 LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);
             }
         } catch (Exception e) {
+            if (web != null) {
+                web.close();
+            }
             if (handover != null) {
                 handover.close();
             }
@@ -305,13 +311,15 @@ public final class Main {
                 e.addSuppressed(closing);
             }
             device.close();
-            System.err.println("vportd: cannot start the management API, metrics or the hand-over socket: " + e.getMessage());
+            System.err.println("vportd: cannot start the management API, metrics, the web console or the hand-over socket: "
+                    + e.getMessage());
             System.exit(1);
             return;
         }
         ManagementServer apiServer = api;
         MetricsHttpServer metricsServer = metrics;
         HandoverServer handoverServer = handover;
+        io.vportd.console.web.WebServer webServer = web;
         CountDownLatch stopped = new CountDownLatch(1);
         io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -329,6 +337,9 @@ public final class Main {
                 Runtime.getRuntime().halt(0);
             }
             handoverServer.close();
+            if (webServer != null) {
+                webServer.close();
+            }
             if (metricsServer != null) {
                 metricsServer.close();
             }
@@ -354,6 +365,38 @@ public final class Main {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /**
+     * {@code --web-listen}: the web console, with the device's port events (beside the management
+     * API's, when there is one). After a take-over the previous process may hold the address a
+     * moment longer; a web console that cannot start then is logged, and the guest is served on.
+     */
+    private static io.vportd.console.web.WebServer startWeb(DaemonConfig config, DataPlanePorts ports,
+                                                            ConsoleDevice device, ManagementServer api,
+                                                            boolean tookOver) throws java.io.IOException {
+        if (config.webListen() == null) {
+            return null;
+        }
+        io.vportd.console.web.WebServer web;
+        try {
+            web = io.vportd.console.web.WebConsole.start(config.webListen().host(), config.webListen().port(),
+                    config.webTokenFile(), ports, tookOver ? 5000 : 0);
+        } catch (java.io.IOException e) {
+            if (!tookOver) {
+                throw new java.io.IOException("--web-listen " + config.webListen() + ": " + e.getMessage(), e);
+            }
+            LOG.log(Level.ERROR, "the web console could not start on {0}: {1}; serving on without it",
+                    config.webListen(), e.getMessage());
+            return null;
+        }
+        device.dataPlane().metrics().register(web.stats().metrics());
+        io.vportd.console.device.PortEventListener w = web;
+        device.dataPlane().setEventListener(api == null ? w : e -> {
+            api.onPortEvent(e);
+            w.onPortEvent(e);
+        });
+        return web;
     }
 
     /** One notification to the service manager, if there is one; a failure is logged, never fatal. */

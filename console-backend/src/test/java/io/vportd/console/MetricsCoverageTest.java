@@ -85,7 +85,8 @@ class MetricsCoverageTest {
         VhostStats v = new VhostStats();
         io.vportd.console.handover.HandoverStats h = new io.vportd.console.handover.HandoverStats();
         io.vportd.console.portlog.LogWriter w = new io.vportd.console.portlog.LogWriter(NO_TARGET, "port 0", 4096);
-        return List.of(new Object[] {q, q.metrics()}, new Object[] {p, p.metrics()}, new Object[] {d, d.metrics()},
+        io.vportd.console.web.WebStats web = new io.vportd.console.web.WebStats();
+        return List.of(new Object[] {web, web.metrics()}, new Object[] {q, q.metrics()}, new Object[] {p, p.metrics()}, new Object[] {d, d.metrics()},
                 new Object[] {c, c.metrics()}, new Object[] {v, v.metrics()}, new Object[] {log, log.metrics()},
                 new Object[] {api, api.metrics()}, new Object[] {h, h.metrics()}, new Object[] {w, w.metrics()});
     }

@@ -405,7 +405,7 @@ public final class ApiProtocol {
 
     // ------------------------------------------------------------------ result shapes
 
-    static ObjectNode portJson(PortStatus p) {
+    public static ObjectNode portJson(PortStatus p) {
         ObjectNode o = NODES.objectNode();
         o.put("nr", p.id());
         if (p.name() == null) {

@@ -27,16 +27,19 @@ import java.util.Set;
  *                      ports, max ports and the API socket then come from that daemon
  * @param fdStore       keep systemd's file descriptor store ready for a crash, and recover from it at
  *                      start (--fd-store)
+ * @param webListen     where to serve the web console (--web-listen), or null
+ * @param webTokenFile  the web console's token file (--web-token-file), or null: a token is generated
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                            HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
-                           boolean takeOver, boolean fdStore) {
+                           boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile) {
 
-    /** Without --fd-store. */
+    /** Without --fd-store and the web console. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                         HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
                         boolean takeOver) {
-        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, takeOver, false);
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, takeOver, false,
+                null, null);
     }
 
     /** Without --take-over. */
@@ -69,6 +72,9 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
         sorted.sort(Comparator.comparingInt(PortConfig::id));
         ports = List.copyOf(sorted);
         check(socketPath, maxPorts, ports, apiSocket, metricsListen);
+        if (webTokenFile != null && webListen == null) {
+            throw new IllegalArgumentException("--web-token-file needs --web-listen");
+        }
     }
 
     /** Number of virtqueues the device has: 2 * (maxPorts + 1); QEMU's num_vqs must be at least this. */

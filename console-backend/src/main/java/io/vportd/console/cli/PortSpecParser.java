@@ -68,7 +68,7 @@ public final class PortSpecParser {
              A literal comma inside a value is written as two commas (,,).""";
 
     private static final List<String> ENDPOINT_KEYS =
-            List.of("stdio", "null", "pty", "socket", "unix-client", "file", "tcp");
+            List.of("stdio", "null", "pty", "socket", "unix-client", "file", "tcp", "web");
     private static final List<String> OTHER_KEYS =
             List.of("nr", "name", "console", "cols", "rows", "resize-order", "log", "log-max", "log-keep",
                     "log-timestamps", "replay");
@@ -238,7 +238,7 @@ public final class PortSpecParser {
         }
         if (found == null) {
             throw fail(spec, "no endpoint (give one of stdio, socket=PATH, unix-client=PATH, tcp=[HOST:]PORT, "
-                    + "pty[=LINK], file=PATH, null)");
+                    + "pty[=LINK], file=PATH, null, web)");
         }
         return switch (found) {
             case "stdio" -> {
@@ -248,6 +248,10 @@ public final class PortSpecParser {
             case "null" -> {
                 flag(spec, "null", items);
                 yield new EndpointSpec.Null();
+            }
+            case "web" -> {
+                flag(spec, "web", items);
+                yield new EndpointSpec.Web();
             }
             case "pty" -> {
                 String link = items.get("pty");

@@ -65,6 +65,18 @@ public final class VportdCommand {
                     + "IPv6; PORT 0 picks a free port, logged). Optional; without it no metrics listener is opened.")
     String metricsListen;
 
+    @Option(names = "--web-listen", paramLabel = "[HOST:]PORT", order = 5,
+            description = "Serve the web console (a port list and an xterm.js terminal per port) at HOST:PORT "
+                    + "(HOST defaults to 127.0.0.1). Access needs the token (--web-token-file, or one generated "
+                    + "and printed once at start). A port with the endpoint 'web' takes typed input from it; "
+                    + "every port's output can be viewed. See docs/web-console.md.")
+    String webListen;
+
+    @Option(names = "--web-token-file", paramLabel = "PATH", order = 5,
+            description = "The web console's token: a file of mode 0600 (or stricter) holding one line. "
+                    + "Without it a token is generated at start and printed once on standard error.")
+    String webTokenFile;
+
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info", order = 6,
             description = "One of off, error, warning, info, debug, trace, all (default: ${DEFAULT-VALUE}).")
     String logLevel;
@@ -226,6 +238,15 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--metrics-listen: " + e.getMessage());
             }
         }
+        HostPort web = null;
+        if (webListen != null) {
+            try {
+                web = HostPort.parse(webListen);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--web-listen: " + e.getMessage());
+            }
+        }
+        Path token = webTokenFile == null ? null : path("--web-token-file", webTokenFile);
         System.Logger.Level level = level(logLevel);
         List<PortConfig> parsed = new ArrayList<>();
         for (String spec : ports) {
@@ -235,7 +256,8 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--port: " + e.getMessage());
             }
         }
-        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver, fdStore);
+        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver, fdStore,
+                web, token);
     }
 
     private static Path path(String option, String text) {

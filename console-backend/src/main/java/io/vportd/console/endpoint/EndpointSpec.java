@@ -77,4 +77,9 @@ public sealed interface EndpointSpec {
     record Null() implements EndpointSpec {
         @Override public String toSpec() { return "null"; }
     }
+
+    /** The web console ({@code --web-listen}): input from its interactive writer, output to its viewers. */
+    record Web() implements EndpointSpec {
+        @Override public String toSpec() { return "web"; }
+    }
 }

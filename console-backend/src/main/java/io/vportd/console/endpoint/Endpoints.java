@@ -19,6 +19,7 @@ public final class Endpoints {
             case EndpointSpec.UnixClient u -> new UnixClientEndpoint(u.path(), label);
             case EndpointSpec.Tcp t -> new TcpServerEndpoint(t.host(), t.port(), label);
             case EndpointSpec.Pty t -> new PtyEndpoint(t.link(), label);
+            case EndpointSpec.Web w -> new WebEndpoint(label);
         };
     }
 
@@ -37,6 +38,7 @@ public final class Endpoints {
             case EndpointSpec.Pty t -> PtyEndpoint.adopted(t.link(), label, handed);
             case EndpointSpec.FileOut f -> FileEndpoint.adopted(f.path(), label, handed);
             case EndpointSpec.Null n -> new NullEndpoint();
+            case EndpointSpec.Web w -> new WebEndpoint(label); // a new pipe; browsers reconnect
             case EndpointSpec.Stdio s -> throw new java.io.IOException(label + ": a stdio endpoint cannot be handed over");
         };
     }

@@ -183,7 +183,7 @@ class PortSpecParserTest {
                 "nr=2,console,cols=120,rows=40,resize-order=rows-cols,pty=/run/vm/con", "nr=3,pty", "nr=4,null",
                 "nr=5,name=org.qemu.guest_agent.0,unix-client=/run/qga.sock", "nr=6,tcp=[::1]:0", "nr=7,tcp=127.0.0.1:4555",
                 "nr=8,name=log,file=/var/log/a,,b.log", "nr=9,console,socket=/tmp/c.sock",
-                "nr=10,console,replay=0,pty", "nr=11,replay=4K,socket=/tmp/r.sock", "nr=12,log=journal,null",
+                "nr=10,console,replay=0,pty", "nr=11,replay=4K,socket=/tmp/r.sock", "nr=12,log=journal,null", "nr=14,console,web",
                 "nr=13,console,log=/var/log/c,,1.log,log-max=1M,log-keep=7,log-timestamps,replay=128K,socket=/tmp/c1.sock")) {
             PortConfig c = PortSpecParser.parse(spec);
             assertEquals(c, PortSpecParser.parse(PortSpecParser.format(c)), spec + " -> " + PortSpecParser.format(c));
