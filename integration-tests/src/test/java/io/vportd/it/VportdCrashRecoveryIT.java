@@ -153,7 +153,8 @@ class VportdCrashRecoveryIT {
             System.out.printf("[crash-recovery] systemctl restart to the guest's agent answering again: %d ms%n",
                     (System.nanoTime() - t0) / 1_000_000);
             String journal = sys.ok("journalctl", "--no-pager", "-u", UNIT);
-            journal.lines().filter(l -> l.contains("recovered from the descriptor store") || l.contains("Main process exited")
+            journal.lines().filter(l -> l.contains("recovered from the descriptor store") || l.contains("recovery: checkpoint")
+                    || l.contains("Main process exited")
                     || l.contains("Starting vportd")).forEach(l -> System.out.println("[crash-recovery] journal: " + l));
             assertTrue(journal.contains("recovered from the descriptor store (recovery " + CRASHES + ")"), journal);
             assertTrue(journal.contains("recovered from the descriptor store (recovery " + (CRASHES + 1) + ")"), journal);

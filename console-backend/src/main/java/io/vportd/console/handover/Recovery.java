@@ -77,6 +77,7 @@ public final class Recovery {
         }
         Map<String, Fd> store = new LinkedHashMap<>();
         Set<Integer> handedToDevice = new HashSet<>();
+        long t0 = System.nanoTime();
         try {
             JsonNode root = JSON.readTree(readAll(byName.get(newest)));
             if (root == null || !Checkpointer.FORMAT.equals(root.path("format").asText())
@@ -108,7 +109,9 @@ public final class Recovery {
                 }
             }
             byName.clear();
+            long read = System.nanoTime();
             ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::recoverEndpoint, logContext);
+            long built = System.nanoTime();
             VhostUserServer vhost;
             try {
                 vhost = DeferredStarts.replayInto(device, socketPath, d, true);
@@ -116,6 +119,10 @@ public final class Recovery {
                 device.close();
                 throw e;
             }
+            System.getLogger("vportd.recovery").log(System.Logger.Level.INFO,
+                    "recovery: checkpoint {0} read in {1} ms, device rebuilt in {2} ms, session replayed in {3} ms",
+                    newest, HandoverServer.ms(read - t0), HandoverServer.ms(built - read),
+                    HandoverServer.ms(System.nanoTime() - built));
             return new Recovered(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
                     d.allowUnsealedMemory(), d.device().ports().size(), store, root.path("recoveries").asLong(0) + 1);
         } catch (IOException | RuntimeException e) {
