@@ -181,7 +181,12 @@ class WebConsoleIT {
         driver.get(base + "/");
         driver.findElement(By.id("token")).sendKeys(secret);
         driver.findElement(By.id("login")).click();
-        Await.until("the port list", STEP, () -> !driver.findElements(By.id("port-2")).isEmpty());
+        try {
+            Await.until("the port list", STEP, () -> !driver.findElements(By.id("port-2")).isEmpty());
+        } catch (AssertionError e) {
+            throw new AssertionError(e.getMessage() + "; the browser is at " + driver.getCurrentUrl() + " showing:\n"
+                    + driver.getPageSource() + "\nvportd:\n" + daemon.log(), e);
+        }
         String row1 = driver.findElement(By.id("port-1")).getText();
         assertTrue(row1.contains("yes") && row1.contains("web"), "port 1 is a web console: " + row1);
         assertTrue(driver.findElement(By.id("port-2")).getText().contains("org.test.web"));

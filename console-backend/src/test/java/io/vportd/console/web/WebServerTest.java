@@ -328,6 +328,16 @@ class WebServerTest {
         return new HttpRequest("GET", "/", "", h, 0);
     }
 
+    /** Every file the pages load is in the class output: the console's own ones and the fetched xterm.js. */
+    @Test
+    void everyAssetThePagesLoadIsThere() throws IOException {
+        for (String name : java.util.List.of("app.js", "app.css", "xterm.js", "xterm.css", "addon-fit.js")) {
+            byte[] a = WebPages.asset(name);
+            assertNotNull(a, name + " is missing from the class output");
+            assertTrue(a.length > 100, name + " is " + a.length + " bytes");
+        }
+    }
+
     /** xterm.js is larger than a connection's usual outbound bound: a static file is sent whole all the same. */
     @Test
     void staticFilesLargerThanTheOutboundBoundAreServedWhole() throws IOException {
