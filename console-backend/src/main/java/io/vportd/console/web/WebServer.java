@@ -241,9 +241,10 @@ public final class WebServer implements PortEventListener, AutoCloseable {
 
     /** A browser that did not take its output: dropped, counted, logged (rate-limited). */
     void dropSlow(WebConnection c, String what) {
+        drop(c);
+        // counted once dropped: whoever sees the count sees the browser gone (its follower cancelled)
         stats.slowClientsDropped.incrementAndGet();
         clientLog.log(Level.WARNING, "web console: a browser {0} did not take its output; dropped", what);
-        drop(c);
     }
 
     /** Closes a connection now (queued output is abandoned). */
