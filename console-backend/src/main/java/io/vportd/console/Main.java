@@ -91,10 +91,9 @@ public final class Main {
                 if (recover(config, manager, leftovers)) {
                     return;
                 }
-                checkpointer = new Checkpointer(manager, new Checkpointer.Daemon(config.socketPath().toString(),
-                        config.apiSocket() == null ? null : config.apiSocket().toString(),
+                checkpointer = checkpointer(manager, config.socketPath(), config.apiSocket(),
                         config.metricsListen() == null ? null : config.metricsListen().toString(),
-                        config.allowUnsealedMemory()), 0);
+                        config.allowUnsealedMemory(), 0);
                 checkpointer.adoptStore(leftovers); // stale descriptors: dropped from the store at the first checkpoint
             }
         }
@@ -158,19 +157,14 @@ public final class Main {
             return true;
         }
         if (r == null) {
-            for (String n : java.util.List.copyOf(passed.names())) {
-                java.util.List<io.vportd.sys.Fd> fds = passed.take(n);
-                leftovers.put(n, fds.get(0));
-                fds.subList(1, fds.size()).forEach(io.vportd.sys.Fd::closeQuietly);
-            }
+            leftovers.putAll(Recovery.takeAll(passed));
             return false;
         }
         if (config.metricsListen() == null && r.metricsListen() != null) {
             LOG.log(Level.DEBUG, "metrics listen address {0} comes from the checkpoint", r.metricsListen());
         }
-        Checkpointer checkpointer = new Checkpointer(manager, new Checkpointer.Daemon(config.socketPath().toString(),
-                r.apiSocket() == null ? null : r.apiSocket().toString(), r.metricsListen(), r.allowUnsealedMemory()),
-                r.recoveries());
+        Checkpointer checkpointer = checkpointer(manager, config.socketPath(), r.apiSocket(), r.metricsListen(),
+                r.allowUnsealedMemory(), r.recoveries());
         checkpointer.adoptStore(r.store());
         r.vhost().watchSessions(checkpointer::sessionChanged);
         r.device().dataPlane().thawAfterCrash();
@@ -186,6 +180,13 @@ public final class Main {
         serve(config.socketPath(), r.apiSocket(), metrics, r.allowUnsealedMemory(), r.device(), r.vhost(), null,
                 java.util.Map.of(), true, checkpointer, config);
         return true;
+    }
+
+    /** The checkpoint keeper of {@code --fd-store} for a daemon with these facts (see {@link Checkpointer}). */
+    private static Checkpointer checkpointer(io.vportd.sys.SdNotify manager, Path socketPath, Path apiSocket,
+                                             String metricsListen, boolean allowUnsealedMemory, long recoveries) {
+        return new Checkpointer(manager, new Checkpointer.Daemon(socketPath.toString(),
+                apiSocket == null ? null : apiSocket.toString(), metricsListen, allowUnsealedMemory), recoveries);
     }
 
     /** {@code --take-over}: receive the running daemon's device, rebuild it, and serve once it lets go. */

@@ -728,12 +728,12 @@ public final class Session implements AutoCloseable {
      * completed every chain up to there (vportd completes each ring's chains in order) and nothing
      * after it.
      */
-    public void recoverRingBases() {
+    void recoverRingBases() {
         basesFromUsedRings = true;
     }
 
     /** Ends {@link #recoverRingBases}: later starts use SET_VRING_BASE again. */
-    public void endRingRecovery() {
+    void endRingRecovery() {
         basesFromUsedRings = false;
     }
 

@@ -7,7 +7,7 @@ package io.vportd.console.endpoint;
 public class NullEndpoint implements Endpoint {
 
     @Override
-    public void start(EndpointHost host, int port) {
+    public void start(EndpointHost host, int port) throws java.io.IOException {
         host.hostConnected(port);
     }
 

@@ -11,9 +11,10 @@ import io.vportd.sys.NativeException;
  * {@code ctl log --follow} does, with the replay ring first); host input comes from a pipe whose
  * write end the web console's interactive writer feeds ({@link WebInputs}). The pipe never ends,
  * so the guest always sees the port connected. Rebuilt with a fresh pipe after a hand-over (the
- * browsers reconnect).
+ * browsers reconnect). What it shares with {@code null} (no output descriptor, output discarded,
+ * always connected, nothing to hand over) it inherits.
  */
-public final class WebEndpoint implements Endpoint {
+public final class WebEndpoint extends NullEndpoint {
 
     private final String label;
     private Fd readEnd;
@@ -53,28 +54,8 @@ public final class WebEndpoint implements Endpoint {
     }
 
     @Override
-    public Handed handover() {
-        return new Handed();
-    }
-
-    @Override
-    public boolean connected() {
-        return true;
-    }
-
-    @Override
-    public int outputFd() {
-        return -1;
-    }
-
-    @Override
     public int inputFd() {
         return readEnd == null ? -1 : readEnd.fd();
-    }
-
-    @Override
-    public boolean discardsOutput() {
-        return true;
     }
 
     @Override

@@ -67,14 +67,7 @@ public final class Recovery {
         if (newest == null) {
             return null;
         }
-        Map<String, Fd> byName = new LinkedHashMap<>();
-        for (String n : List.copyOf(passed.names())) {
-            List<Fd> fds = passed.take(n);
-            byName.put(n, fds.get(0));
-            for (int i = 1; i < fds.size(); i++) {
-                fds.get(i).closeQuietly(); // names are unique per descriptor; a second one is not ours
-            }
-        }
+        Map<String, Fd> byName = takeAll(passed);
         Map<String, Fd> store = new LinkedHashMap<>();
         Set<Integer> handedToDevice = new HashSet<>();
         long t0 = System.nanoTime();
@@ -133,6 +126,22 @@ public final class Recovery {
             }
             throw e;
         }
+    }
+
+    /**
+     * Every descriptor {@code passed} holds, by name, now owned by the caller. vportd stores one
+     * descriptor per name: a second one under the same name is not its own and is closed.
+     */
+    public static Map<String, Fd> takeAll(ListenFds passed) {
+        Map<String, Fd> byName = new LinkedHashMap<>();
+        for (String n : List.copyOf(passed.names())) {
+            List<Fd> fds = passed.take(n);
+            byName.put(n, fds.get(0));
+            for (int i = 1; i < fds.size(); i++) {
+                fds.get(i).closeQuietly();
+            }
+        }
+        return byName;
     }
 
     /**
