@@ -17,6 +17,8 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -71,6 +73,7 @@ class VportdCrashRecoveryIT {
                             ( exec 3<>"$(port agent)"; while read -r l <&3; do echo "re:$l" >&3; done ) &
                             ( i=0; while [ ! -e /tmp/stop ]; do echo "tick $i" > /dev/hvc0; i=$((i + 1)); sleep 0.05; done
                               echo "tick end $i" > /dev/hvc0 ) &
+                            tk=$!
                             cat /dev/zero > "$(port stream.out)" &
                             sw=$!
                             cat "$(port stream.in)" > /dev/null &
@@ -91,7 +94,9 @@ class VportdCrashRecoveryIT {
                             # host sent meanwhile, and the host answers as soon as it has read it all
                             exec 8<>"$(port exact)" || fail "open exact"
                             cat /tmp/x >&8 || fail "write exact"
+                            # the console's last line is written before the guest may power off
                             touch /tmp/stop
+                            wait $tk
                             t=$(head -c 4 <&8)
                             mark got "$t"
                             [ "$t" = done ] || fail "no acknowledgement"
@@ -144,6 +149,7 @@ class VportdCrashRecoveryIT {
                 Await.until("both streams move again after crash " + n, STEP,
                         () -> fromGuest.get() > outAt + (256 << 10) && toGuest.get() > inAt + (256 << 10));
                 assertTrue(eofs.isEmpty(), () -> "host clients saw the end of their connection: " + eofs);
+                consoleMoves(ticks, "after crash " + n, sys);
             }
             // A requested restart (an upgrade of the package, say) goes the same way: SIGTERM leaves
             // everything to the store, the new process recovers from it.
@@ -152,6 +158,7 @@ class VportdCrashRecoveryIT {
             assertEquals("re:after-restart", VportdHandoverIT.ask(agent, "after-restart"), () -> sys.diagnostics(UNIT));
             System.out.printf("[crash-recovery] systemctl restart to the guest's agent answering again: %d ms%n",
                     (System.nanoTime() - t0) / 1_000_000);
+            consoleMoves(ticks, "after the restart", sys);
             String journal = sys.ok("journalctl", "--no-pager", "-u", UNIT);
             journal.lines().filter(l -> l.contains("recovered from the descriptor store") || l.contains("recovery: checkpoint")
                     || l.contains("Main process exited")
@@ -167,7 +174,12 @@ class VportdCrashRecoveryIT {
             assertEquals(g.awaitMark("x-sha", STEP), sha, "an exact transfer after the crashes arrives whole");
             exact.write("done", STEP);
             GuestResult r = guest.awaitExit().assertSucceeded();
-            consoleReader.get();
+            try {
+                consoleReader.get(STEP.toSeconds(), TimeUnit.SECONDS);
+            } catch (TimeoutException e) {
+                throw new AssertionError("the console's last line never came; the last ones were "
+                        + ticks.subList(Math.max(0, ticks.size() - 3), ticks.size()) + "\n" + guest.output(), e);
+            }
             assertTrue(ticks.getLast().startsWith("tick end "), () -> "the console works to the end: " + ticks.getLast());
             String file = Files.readString(share.resolve("guest.log"), StandardCharsets.UTF_8);
             assertTrue(file.contains("file before\n") && file.contains("file after\n"),
@@ -214,6 +226,17 @@ class VportdCrashRecoveryIT {
                 """.formatted(jdk, IN, MAX_PORTS);
     }
 
+    /** The guest's console lines keep arriving: a few more after {@code when}. */
+    private static void consoleMoves(List<String> ticks, String when, SystemdRig.Booted sys) {
+        int seen = ticks.size();
+        try {
+            Await.until("console lines arrive " + when, STEP, () -> ticks.size() > seen + 3);
+        } catch (AssertionError e) {
+            throw new AssertionError(e.getMessage() + "; the last line was " + (ticks.isEmpty() ? "none" : ticks.getLast())
+                    + "\n" + sys.diagnostics(UNIT), e);
+        }
+    }
+
     private static HostPort connect(List<HostPort> hosts, Path socket) {
         HostPort h = HostPort.connect(socket, STEP);
         hosts.add(h);
@@ -253,7 +276,7 @@ class VportdCrashRecoveryIT {
     /** Reads console lines until "tick end N" arrives (lines around a crash may be lost or repeated). */
     private static void readLines(HostPort console, List<String> lines, List<String> eofs) {
         try {
-            VportdHandoverIT.readTicks(console, lines, Duration.ofSeconds(800));
+            VportdHandoverIT.readTicks(console, lines, STEP);
         } catch (AssertionError e) {
             eofs.add("console: " + e.getMessage());
             throw e;

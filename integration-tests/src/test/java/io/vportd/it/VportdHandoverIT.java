@@ -113,6 +113,7 @@ class VportdHandoverIT {
                         ( exec 3<>"$(port agent)"; while read -r l <&3; do echo "re:$l" >&3; done ) &
                         ( i=0; while [ ! -e /tmp/stop ]; do echo "tick $i" > /dev/hvc0; i=$((i + 1)); sleep 0.05; done
                           echo "tick end $i" > /dev/hvc0 ) &
+                        tk=$!
                         cat /tmp/out > "$(port stream.out)" &
                         sw=$!
                         head -c %1$d < "$(port stream.in)" > /tmp/in &
@@ -128,7 +129,7 @@ class VportdHandoverIT {
                         [ "$t" = hot-ping ] || fail "hot port got '$t'"
                         printf hot-pong > "$(port hot)" || fail "write hot"
                         touch /tmp/stop
-                        sleep 0.3
+                        wait $tk
                         [ "$(recv_token "$(port stream.out)" 4)" = done ] || fail "no acknowledgement"
                         """.formatted(STREAM)))
                 .qemuArgs(VportdDevice.qemuArgs(vhost, MAX_PORTS))
