@@ -223,7 +223,8 @@ public final class Main {
         link.close();
         r.device().dataPlane().thaw();
         r.vhost().start();
-        long pausedMicros = (System.nanoTime() - r.frozenAtNanos()) / 1000;
+        long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;
+        r.logPhases();
         LOG.log(Level.INFO, "hand-over complete: serving {0} port(s) on {1}; the guest''s ports were paused {2} ms",
                 r.portCount(), config.socketPath(), String.format(java.util.Locale.ROOT, "%.1f", pausedMicros / 1000.0));
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()

@@ -403,7 +403,13 @@ public final class VhostUserServer implements AutoCloseable {
                 && code != Request.GET_MAX_MEM_SLOTS.code;
     }
 
-    public record Suspension(int listenerFd, int connectionFd, List<Session.Replay> replay,
+    /**
+     * A server stopped for a hand-over.
+     *
+     * @param stoppedAtNanos when its rings began to stop ({@link System#nanoTime}): the guest's
+     *                       pause starts here
+     */
+    public record Suspension(int listenerFd, int connectionFd, List<Session.Replay> replay, long stoppedAtNanos,
                              CompletableFuture<Boolean> decision) {
         /** The hand-over failed: the server starts the rings again and goes on serving. */
         public void resume() {
@@ -458,8 +464,9 @@ public final class VhostUserServer implements AutoCloseable {
         CompletableFuture<Boolean> decision = new CompletableFuture<>();
         Suspension s;
         try {
+            long stopping = System.nanoTime();
             s = new Suspension(listener.fd(), conn == null ? -1 : conn.fd(),
-                    session == null ? List.of() : session.suspendForHandover(), decision);
+                    session == null ? List.of() : session.suspendForHandover(), stopping, decision);
         } catch (RuntimeException e) {
             suspendRequest.set(null);
             request.completeExceptionally(e);

@@ -113,7 +113,6 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     private void run() {
-        warmUp();
         while (!closed) {
             int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
@@ -129,19 +128,6 @@ public final class HandoverServer implements AutoCloseable {
             } catch (RuntimeException e) {
                 LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
             }
-        }
-    }
-
-    /** Writes a small state record once, so the first hand-over's pause does not include loading the JSON code. */
-    private static void warmUp() {
-        try {
-            io.vportd.console.control.ControlMachine m =
-                    new io.vportd.console.control.ControlMachine(1, io.vportd.console.control.ControlListener.NONE);
-            HandoverState.encode(new HandoverState.Daemon("/nonexistent", null, null, false, -1, -1, -1, java.util.List.of(),
-                    new DeviceSnapshot(1, m.snapshot(), false, java.util.List.of(), java.util.List.of(), 0),
-                    java.util.Map.of()));
-        } catch (RuntimeException e) {
-            LOG.log(Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
     }
 
@@ -162,6 +148,11 @@ public final class HandoverServer implements AutoCloseable {
         }
         LOG.log(Level.INFO, "hand-over: process {0} asks to take over {1}", request.path("pid").asText("?"),
                 context.socketPath());
+        // Before anything stops: this process runs the sending code on throw-away records until it
+        // is compiled, so the guest's pause does not include it running cold.
+        long warming = System.nanoTime();
+        Rehearsal.warmSender();
+        LOG.log(Level.DEBUG, "hand-over: sender warmed up in {0} ms", (System.nanoTime() - warming) / 1_000_000);
         long started = System.nanoTime();
         VhostUserServer.Suspension suspension;
         try {
@@ -195,6 +186,7 @@ public final class HandoverServer implements AutoCloseable {
             ObjectNode header = JSON.createObjectNode();
             header.put("op", "state");
             header.put("fdCount", state.fds().length);
+            header.put("ringsStoppedAtNanos", suspension.stoppedAtNanos()); // the pause is measured from here
             link.sendFrame(JSON.writeValueAsBytes(header));
             link.sendFrame(state.json());
             link.sendFds(state.fds());

@@ -9,7 +9,6 @@ import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.endpoint.Handed;
 import io.vportd.sys.EventFd;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Io;
 import io.vportd.sys.MemFd;
 import io.vportd.sys.UnixSockets;
 import io.vportd.vhost.Codec;
@@ -20,20 +19,22 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Runs the taking side of a hand-over a few times on throw-away devices before the real one, so
- * that the running daemon's pause does not include this JVM loading, linking and interpreting
- * the code for the first time (in a cold JVM that was most of the pause). Each round decodes a
- * state record of {@link #PORTS} ports (a console and socket ports with a connected client, socket
- * pairs standing in), builds a device from it, replays a session over a sealed memfd of its own
- * with every ring started, then stops and closes everything. Nothing outside this process is
- * touched.
+ * Warm-ups for both sides of a hand-over, so the guest's pause holds compiled code rather than a
+ * JVM loading, linking and interpreting it for the first time (in a cold JVM that was most of the
+ * pause). The taking process runs {@link #run} before it connects: {@link #ROUNDS} rounds of the
+ * exact taking path on throw-away descriptors: a state record of {@link #PORTS} ports (a console
+ * and socket ports with a connected client) with a session that starts every ring over a sealed
+ * memfd, carried over a socket pair by the hand-over link, decoded, built into a device, replayed
+ * into a started vhost-user server, which is then suspended as for a hand-over and closed. The
+ * running daemon runs {@link #warmSender} when a take-over is asked for, before it stops
+ * anything. Nothing outside this process is touched.
  */
 final class Rehearsal {
 
     private static final System.Logger LOG = System.getLogger("vportd.handover");
     /** The default device size: rounds this big make the per-port and per-ring code compiled. */
     static final int PORTS = 31;
-    static final int ROUNDS = 10;
+    static final int ROUNDS = 25;
 
     private Rehearsal() {
     }
@@ -48,76 +49,164 @@ final class Rehearsal {
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
         }
+        System.gc(); // the rounds' garbage goes now, not in a collection during the pause (this process serves nothing yet)
         LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal took {0} ms", (System.nanoTime() - t0) / 1_000_000);
     }
 
-    private static void rehearse() throws Exception {
-        ControlMachine machine = new ControlMachine(PORTS, ControlListener.NONE);
-        List<Fd> standIns = new ArrayList<>();
-        List<DeviceSnapshot.Port> ports = new ArrayList<>();
-        for (int id = 0; id < PORTS; id++) {
-            PortConfig c;
-            Handed h = new Handed();
-            if (id == 0) {
-                c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
-            } else {
-                c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
-                        new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
-                Fd[] pair = UnixSockets.pair(); // stands in for the listener and the connected client
-                standIns.add(pair[0]);
-                standIns.add(pair[1]);
-                h.fd("listener", pair[0].fd()).fd("peer", pair[1].fd());
+    /**
+     * The sending side's warm-up, run by the running daemon's hand-over thread when a new process
+     * asks to take over, before anything stops: full-size state records encoded and sent over a
+     * socket pair (see {@link #carry}), so the pause does not include this code running cold.
+     */
+    static void warmSender() {
+        try {
+            for (int i = 0; i < ROUNDS; i++) {
+                closeAll(carriedSample().fds());
             }
-            machine.addPort(c);
-            ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}, new byte[] {'x'}));
-        }
-        DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), 0);
-        HandoverState.Encoded e = HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd.sock", null, null,
-                false, -1, -1, -1, List.of(), snapshot, java.util.Map.of("rehearsal", 1L)));
-        int[] dups = new int[e.fds().length]; // the device takes these over as a real hand-over's
-        for (int i = 0; i < dups.length; i++) {
-            dups[i] = Io.dup(e.fds()[i]).fd();
-        }
-        standIns.forEach(Fd::closeQuietly);
-        HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), dups);
-        long size = 1 << 20;
-        try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint,
-                io.vportd.console.device.PortLogContext.DEFAULT);
-             Fd mem = MemFd.create("vportd-rehearsal");
-             Fd kick = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
-             Fd call = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC)) {
-            MemFd.truncate(mem.fd(), size);
-            MemFd.addSeals(mem.fd(), MemFd.F_SEAL_SHRINK);
-            long user = 0x7000_0000_0000L;
-            DeferredStarts backend = new DeferredStarts(device);
-            Session session = new Session(backend, reply -> { }, new io.vportd.vhost.VhostStats(), false);
-            send(session, Request.SET_PROTOCOL_FEATURES, Codec.u64(Session.PROTOCOL_FEATURES_OFFERED));
-            send(session, Request.SET_OWNER, new byte[0]);
-            send(session, Request.SET_FEATURES, Codec.u64(device.deviceFeatures()));
-            send(session, Request.SET_MEM_TABLE, Codec.memTable(List.of(new Codec.MemRegion(0, size, user, 0))), mem.fd());
-            for (int q = 0; q < device.queueCount(); q++) {
-                long ring = user + q * 0x4000L;
-                send(session, Request.SET_VRING_NUM, Codec.vringState(q, 64));
-                send(session, Request.SET_VRING_BASE, Codec.vringState(q, 0));
-                send(session, Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(q, 0, ring, ring + 0x2000, ring + 0x1000, 0)));
-                send(session, Request.SET_VRING_CALL, Codec.u64(q), call.fd());
-                send(session, Request.SET_VRING_ENABLE, Codec.vringState(q, 1));
-                send(session, Request.SET_VRING_KICK, Codec.u64(q), kick.fd());
-            }
-            backend.flush();
-            device.dataPlane().thaw();
-            session.suspendForHandover();
-            device.dataPlane().prepareHandover(1000);
-            device.dataPlane().freezeForHandover();
-            session.close();
+        } catch (Exception | LinkageError e) {
+            LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
     }
 
-    private static void send(Session s, Request r, byte[] payload, int... fds) throws Exception {
-        Fd[] owned = new Fd[fds.length];
-        for (int i = 0; i < fds.length; i++) {
-            owned[i] = Io.dup(fds[i]);
+    /**
+     * One round on the taking side, the way a real hand-over goes: the record carried over a
+     * socket pair, decoded, a device built from it, the session replayed into a vhost-user server
+     * (the real one, serving a socket pair) and started; then the round stops that server the way
+     * a running daemon does for a hand-over, and closes everything.
+     */
+    static void rehearse() throws Exception {
+        HandoverState.Encoded carried = carriedSample();
+        HandoverState.Daemon d;
+        try {
+            d = HandoverState.decode(HandoverState.parse(carried.json()), carried.fds());
+        } catch (Exception | LinkageError ex) {
+            closeAll(carried.fds());
+            throw ex;
         }
-        s.handle(new Session.Message(new Codec.Header(r.code, Codec.VERSION, payload.length), payload, owned));
+        try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint,
+                io.vportd.console.device.PortLogContext.DEFAULT)) {
+            io.vportd.vhost.VhostUserServer vhost;
+            try {
+                vhost = DeferredStarts.replayInto(device, Path.of(d.socketPath()), d, false);
+            } catch (Exception | LinkageError ex) {
+                Fd.adopt(d.handoverListenerFd()).closeQuietly();
+                throw ex;
+            }
+            Fd.adopt(d.handoverListenerFd()).closeQuietly();
+            device.dataPlane().thaw();
+            vhost.start();
+            io.vportd.vhost.VhostUserServer.Suspension suspension = vhost.suspend(java.time.Duration.ofSeconds(5));
+            device.dataPlane().prepareHandover(1000);
+            device.dataPlane().freezeForHandover();
+            suspension.resume();
+            device.dataPlane().thaw();
+            vhost.close();
+        }
+    }
+
+    /** A sample record as the taking side receives it: the descriptors are the caller's (see {@link #closeAll}). */
+    static HandoverState.Encoded carriedSample() throws Exception {
+        try (Props props = new Props()) {
+            return carry(props.state());
+        }
+    }
+
+    /**
+     * What a running daemon's state record of {@link #PORTS} ports refers to, made of throw-away
+     * descriptors: a console and socket ports with a connected client (socket pairs stand in for
+     * both), a vhost-user listener and connection (socket pairs), a sealed memfd as guest memory
+     * and one kick and one call eventfd shared by every ring. The session replay starts every
+     * ring, as a frontend's would.
+     */
+    private static final class Props implements AutoCloseable {
+        static final long MEMORY = 1 << 20;
+        static final long USER = 0x7000_0000_0000L;
+        final List<Fd> fds = new ArrayList<>();
+
+        private Fd keep(Fd fd) {
+            fds.add(fd);
+            return fd;
+        }
+
+        HandoverState.Encoded state() throws Exception {
+            ControlMachine machine = new ControlMachine(PORTS, ControlListener.NONE);
+            List<DeviceSnapshot.Port> ports = new ArrayList<>();
+            for (int id = 0; id < PORTS; id++) {
+                PortConfig c;
+                Handed h = new Handed();
+                if (id == 0) {
+                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
+                } else {
+                    c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
+                            new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
+                    Fd[] pair = UnixSockets.pair();
+                    h.fd("listener", keep(pair[0]).fd()).fd("peer", keep(pair[1]).fd());
+                }
+                machine.addPort(c);
+                ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}, new byte[] {'x'}));
+            }
+            DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), 0);
+            Fd mem = keep(MemFd.create("vportd-rehearsal"));
+            MemFd.truncate(mem.fd(), MEMORY);
+            MemFd.addSeals(mem.fd(), MemFd.F_SEAL_SHRINK);
+            int kick = keep(EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC)).fd();
+            int call = keep(EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC)).fd();
+            List<Session.Replay> replay = new ArrayList<>();
+            replay.add(message(Request.SET_PROTOCOL_FEATURES, Codec.u64(Session.PROTOCOL_FEATURES_OFFERED)));
+            replay.add(message(Request.SET_OWNER, new byte[0]));
+            replay.add(message(Request.SET_FEATURES, Codec.u64(ConsoleDevice.FEATURES)));
+            replay.add(message(Request.SET_MEM_TABLE, Codec.memTable(List.of(new Codec.MemRegion(0, MEMORY, USER, 0))), mem.fd()));
+            for (int q = 0; q < 2 * (PORTS + 1); q++) {
+                long ring = USER + q * 0x4000L;
+                replay.add(message(Request.SET_VRING_NUM, Codec.vringState(q, 64)));
+                replay.add(message(Request.SET_VRING_BASE, Codec.vringState(q, 0)));
+                replay.add(message(Request.SET_VRING_ADDR, Codec.vringAddr(new Codec.VringAddr(q, 0, ring, ring + 0x2000, ring + 0x1000, 0))));
+                replay.add(message(Request.SET_VRING_CALL, Codec.u64(q), call));
+                replay.add(message(Request.SET_VRING_ENABLE, Codec.vringState(q, 1)));
+                replay.add(message(Request.SET_VRING_KICK, Codec.u64(q), kick));
+            }
+            Fd[] vhost = UnixSockets.pair(); // [0] stands in for the listener, [1] for the connection
+            Fd[] handover = UnixSockets.pair();
+            keep(vhost[0]);
+            keep(vhost[1]);
+            keep(handover[0]);
+            keep(handover[1]);
+            return HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd-rehearsal.sock", null, null, false,
+                    handover[0].fd(), vhost[0].fd(), vhost[1].fd(), replay, snapshot, java.util.Map.of("rehearsal", 1L)));
+        }
+
+        private static Session.Replay message(Request r, byte[] payload, int... fds) {
+            return new Session.Replay(r.code, payload, fds);
+        }
+
+        @Override
+        public void close() {
+            fds.forEach(Fd::closeQuietly);
+        }
+    }
+
+    /**
+     * Sends {@code e} over a socket pair the way a hand-over does (header frame, record frame,
+     * descriptors in batches) and receives it on the other end, as the taking side does: the
+     * received descriptors are the caller's.
+     */
+    private static HandoverState.Encoded carry(HandoverState.Encoded e) throws Exception {
+        Fd[] pair = UnixSockets.pair();
+        try (HandoverLink out = new HandoverLink(pair[0]); HandoverLink in = new HandoverLink(pair[1])) {
+            out.sendFrame(("{\"op\":\"state\",\"fdCount\":" + e.fds().length + "}").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            out.sendFrame(e.json());
+            out.sendFds(e.fds());
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            in.receiveFrame(deadline);
+            byte[] json = in.receiveFrame(deadline);
+            List<Fd> fds = in.receiveFds(e.fds().length, deadline);
+            return new HandoverState.Encoded(json, fds.stream().mapToInt(Fd::fd).toArray());
+        }
+    }
+
+    static void closeAll(int[] fds) {
+        for (int f : fds) {
+            Fd.adopt(f).closeQuietly();
+        }
     }
 }

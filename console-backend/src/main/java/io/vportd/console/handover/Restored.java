@@ -13,8 +13,25 @@ import java.nio.file.Path;
  * the rest of the daemon needs (API socket, metrics address, the hand-over listener).
  */
 public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSocket, String metricsListen,
-                       boolean allowUnsealedMemory, Fd handoverListener, long frozenAtNanos, int portCount,
-                       java.util.Map<String, Long> counters) {
+                       boolean allowUnsealedMemory, Fd handoverListener, long frozenAtNanos, long pausedAtNanos, int portCount,
+                       java.util.Map<String, Long> counters, long receivedAtNanos, long builtAtNanos,
+                       long replayedAtNanos) {
+
+    /**
+     * Logs where the rebuilding side's part of the pause went. Called once the device serves:
+     * formatting and the first log line of a fresh process are slow enough to lengthen the pause.
+     */
+    public void logPhases() {
+        System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
+                "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
+                HandoverServer.ms(receivedAtNanos - frozenAtNanos), HandoverServer.ms(builtAtNanos - receivedAtNanos),
+                HandoverServer.ms(replayedAtNanos - builtAtNanos));
+    }
+
+    /** The guest's pause began when the running daemon stopped its rings (or, if it did not say, when it froze). */
+    static long pauseStart(long ringsStoppedAtNanos, long frozenAtNanos) {
+        return ringsStoppedAtNanos != 0 && ringsStoppedAtNanos - frozenAtNanos < 0 ? ringsStoppedAtNanos : frozenAtNanos;
+    }
 
     /**
      * Receives the running daemon's state over {@code link} and rebuilds it. On failure the
@@ -31,13 +48,11 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
             ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint, logContext);
             long built = System.nanoTime();
             VhostUserServer vhost = DeferredStarts.replayInto(device, socketPath, d, false);
-            System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
-                    "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
-                    HandoverServer.ms(received - d.device().frozenAtNanos()), HandoverServer.ms(built - received),
-                    HandoverServer.ms(System.nanoTime() - built));
+            long replayed = System.nanoTime();
             return new Restored(device, vhost, d.apiSocket() == null ? null : Path.of(d.apiSocket()), d.metricsListen(),
                     d.allowUnsealedMemory(), Fd.adopt(d.handoverListenerFd()), d.device().frozenAtNanos(),
-                    d.device().ports().size(), d.counters());
+                    pauseStart(link.ringsStoppedAtNanos(), d.device().frozenAtNanos()),
+                    d.device().ports().size(), d.counters(), received, built, replayed);
         } catch (IOException | RuntimeException e) {
             link.refuse(String.valueOf(e.getMessage()));
             throw e;

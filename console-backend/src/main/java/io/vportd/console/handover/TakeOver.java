@@ -29,6 +29,7 @@ public final class TakeOver implements AutoCloseable {
 
     private final HandoverLink link;
     private List<Fd> received = List.of();
+    private long ringsStoppedAtNanos;
 
     private TakeOver(HandoverLink link) {
         this.link = link;
@@ -88,6 +89,7 @@ public final class TakeOver implements AutoCloseable {
             throw new IOException("the running vportd refused the hand-over: " + header.path("why").asText("no reason given"));
         }
         int count = header.path("fdCount").asInt(-1);
+        ringsStoppedAtNanos = header.path("ringsStoppedAtNanos").asLong(0);
         byte[] json = link.receiveFrame(deadline);
         if (count < 0 || count > 65536) {
             throw new IOException("the running vportd announced " + count + " descriptors");
@@ -136,6 +138,14 @@ public final class TakeOver implements AutoCloseable {
         if (!"go".equals(go.path("op").asText())) {
             throw new IOException("the running vportd did not let go: " + go);
         }
+    }
+
+    /**
+     * When the running daemon began to stop its rings ({@link System#nanoTime}, the same clock in
+     * both processes), as it said with the state; 0 when it did not say.
+     */
+    long ringsStoppedAtNanos() {
+        return ringsStoppedAtNanos;
     }
 
     /** The descriptors received, in record index order (the caller adopted the ones it used). */

@@ -115,6 +115,10 @@ class HandoverServerTest {
             try (TakeOver link = TakeOver.connect(socket)) {
                 r = Restored.from(link, socket, io.vportd.console.device.PortLogContext.DEFAULT);
                 link.ready();
+                // The pause is measured from the rings stopping, which comes before the freeze.
+                assertTrue(link.ringsStoppedAtNanos() != 0, "the running daemon says when its rings stopped");
+                assertTrue(r.pausedAtNanos() == link.ringsStoppedAtNanos() && r.pausedAtNanos() - r.frozenAtNanos() < 0,
+                        () -> "pause from " + r.pausedAtNanos() + ", frozen at " + r.frozenAtNanos());
             }
             try {
                 Await.until("the running daemon to let go", WAIT, exited::get);

@@ -1,0 +1,69 @@
+package io.vportd.console.handover;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The hand-over warm-ups run the real code on throw-away descriptors: a rehearsal round goes the
+ * whole way (record carried over a socket pair, decoded, device built, session replayed into a
+ * started vhost-user server, that server suspended and closed) without failing, and neither it nor
+ * the sender's warm-up leaves a descriptor, a mapping's file or a thread behind, however often it
+ * runs. A rehearsal that failed part way would only lengthen the pause in production (it is best
+ * effort there), so the rounds are called directly here, where a failure throws.
+ */
+@Timeout(60)
+class RehearsalTest {
+
+    @Test
+    void rehearsalRoundsGoTheWholeWayAndLeaveNothingOpen() throws Exception {
+        Rehearsal.rehearse(); // the first round loads what stays loaded (JDK epoll, arenas, loggers)
+        int fds = openDescriptors();
+        List<String> threads = threadNames();
+        for (int i = 0; i < 3; i++) {
+            Rehearsal.rehearse();
+        }
+        assertEquals(fds, openDescriptors(), "descriptors open after three more rounds");
+        assertEquals(threads, threadNames(), "threads alive after three more rounds");
+    }
+
+    @Test
+    void senderWarmUpLeavesNothingOpen() throws Exception {
+        Rehearsal.warmSender();
+        int fds = openDescriptors();
+        Rehearsal.warmSender();
+        assertEquals(fds, openDescriptors(), "descriptors open after another warm-up");
+    }
+
+    @Test
+    void theRehearsedRecordIsAsBigAsADefaultDevice() throws Exception {
+        // The rounds warm the per-port and per-ring code only if the record has a real device's shape.
+        HandoverState.Encoded e = Rehearsal.carriedSample();
+        try {
+            HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), e.fds());
+            assertEquals(Rehearsal.PORTS, d.device().ports().size());
+            assertEquals(4 + 6 * 2 * (Rehearsal.PORTS + 1), d.replay().size(), "every ring set up and started");
+            assertTrue(e.fds().length > 2 * 2 * (Rehearsal.PORTS + 1), "kick and call descriptors for every ring");
+        } finally {
+            Rehearsal.closeAll(e.fds());
+        }
+    }
+
+    private static int openDescriptors() throws IOException {
+        try (Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
+            return (int) s.count();
+        }
+    }
+
+    private static List<String> threadNames() {
+        return Thread.getAllStackTraces().keySet().stream().filter(Thread::isAlive).map(Thread::getName)
+                .filter(n -> n.startsWith("vhost-user") || n.startsWith("vportd")).sorted().toList();
+    }
+}
