@@ -156,7 +156,10 @@ class EndpointHardeningTest {
             assertFalse(Io.isNonBlocking(stdout[1].fd()), "standard output keeps its blocking mode");
         } finally {
             e.close();
-            stdout[0].closeQuietly();
+            stdout[0].closeQuietly(); // the pump's writes now fail, and it gives up after its grace
+            // Only then may the descriptor it writes to be closed: a number closed under a pump that
+            // still retries is soon another test's file, which would then receive guest output.
+            assertTrue(awaitOutputPumps(), "the output pump gave up its stuck sink");
             stdin[1].closeQuietly();
             stdout[1].closeQuietly();
             stdin[0].closeQuietly();
@@ -198,6 +201,13 @@ class EndpointHardeningTest {
             stdout[1].closeQuietly();
             stdin[0].closeQuietly();
         }
+    }
+
+    /** Waits for every output pump of this JVM to end (a closed endpoint's pump gives up within its grace and one retry). */
+    private static boolean awaitOutputPumps() {
+        BlockingFdBridge.awaitOutputPumps(BlockingFdBridge.CLOSE_GRACE_MS + BlockingFdBridge.MAX_RETRY_MS + 2000);
+        return Thread.getAllStackTraces().keySet().stream()
+                .noneMatch(t -> t.isAlive() && t.getName().equals("vportd-sink-port-0"));
     }
 
     private static byte[] pattern(int n) {
