@@ -25,13 +25,15 @@ import picocli.CommandLine.ParentCommand;
 @Command(name = "vportd ctl", mixinStandardHelpOptions = true, version = "vportd ctl",
         description = "Manage the ports of a running vportd through its --api-socket.",
         subcommands = {CtlCommand.AddPort.class, CtlCommand.RemovePort.class, CtlCommand.ListPorts.class,
-                CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class, CtlCommand.Log.class},
+                CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class, CtlCommand.Log.class,
+                CtlCommand.Batch.class},
         footer = {"", "Examples:",
                 "  vportd ctl --api-socket /run/vm1/api.sock add-port nr=5,name=org.example.log,socket=/run/vm1/log.sock",
                 "  vportd ctl --api-socket /run/vm1/api.sock list-ports",
                 "  vportd ctl --api-socket /run/vm1/api.sock remove-port 5",
                 "  vportd ctl --api-socket /run/vm1/api.sock events --count 3",
-                "  vportd ctl --api-socket /run/vm1/api.sock log 0 --tail 20 --follow"})
+                "  vportd ctl --api-socket /run/vm1/api.sock log 0 --tail 20 --follow",
+                "  vportd ctl --api-socket /run/vm1/api.sock batch requests.jsonl"})
 public final class CtlCommand implements Callable<Integer> {
 
     static final int OK = 0;
@@ -53,7 +55,7 @@ public final class CtlCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events, log); see --help");
+        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events, log, batch); see --help");
         return USAGE;
     }
 
@@ -274,6 +276,125 @@ public final class CtlCommand implements Callable<Integer> {
                 top.err.println("vportd ctl: " + e.getMessage());
                 return UNREACHABLE;
             }
+        }
+    }
+
+    @Command(name = "batch", description = {
+            "Send many requests over one connection, in one process: one JSON request per line of FILE",
+            "('-' or none: standard input), as the management API takes them, e.g.",
+            "  {\"op\":\"add-port\",\"spec\":\"nr=5,name=org.example.a,socket=/run/vm1/a.sock\"}",
+            "Blank lines and lines starting with # are skipped. Every line is checked before anything is sent",
+            "(a bad line is named by its number and nothing is sent). Each response is printed as one JSON line,",
+            "in order. The first refused request stops the batch (exit status 1) unless --keep-going."})
+    static final class Batch implements Callable<Integer> {
+        /** Most requests one batch takes (a daemon has at most a few thousand ports to add). */
+        static final int MAX_REQUESTS = 100_000;
+        /** Longest request line taken. */
+        static final int MAX_LINE = 1 << 20;
+
+        @ParentCommand CtlCommand top;
+        @Parameters(index = "0", arity = "0..1", paramLabel = "FILE", defaultValue = "-",
+                description = "the requests, one JSON object per line (default: standard input)")
+        String file;
+        @Option(names = "--keep-going", description = "send every request even after one is refused")
+        boolean keepGoing;
+
+        @Override
+        public Integer call() {
+            List<ObjectNode> requests = new ArrayList<>();
+            List<Integer> lineNumbers = new ArrayList<>();
+            try (java.io.BufferedReader in = file.equals("-")
+                    ? new java.io.BufferedReader(new java.io.InputStreamReader(System.in, java.nio.charset.StandardCharsets.UTF_8))
+                    : java.nio.file.Files.newBufferedReader(Path.of(file))) {
+                String line;
+                int n = 0;
+                while ((line = in.readLine()) != null) {
+                    n++;
+                    String why = line.length() > MAX_LINE ? "longer than " + MAX_LINE + " characters" : null;
+                    String t = line.strip();
+                    if (why == null && (t.isEmpty() || t.startsWith("#"))) {
+                        continue;
+                    }
+                    ObjectNode r = null;
+                    if (why == null) {
+                        try {
+                            JsonNode node = COMPACT.readTree(t);
+                            why = checkRequest(node);
+                            if (why == null) {
+                                r = (ObjectNode) node;
+                            }
+                        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                            why = "not JSON (" + e.getOriginalMessage() + ")";
+                        }
+                    }
+                    if (why == null && requests.size() == MAX_REQUESTS) {
+                        why = "more than " + MAX_REQUESTS + " requests in one batch";
+                    }
+                    if (why != null) {
+                        top.err.println("vportd ctl: batch " + (file.equals("-") ? "standard input" : file) + " line " + n
+                                + ": " + why + "; nothing was sent");
+                        return USAGE;
+                    }
+                    requests.add(r);
+                    lineNumbers.add(n);
+                }
+            } catch (IOException e) {
+                top.err.println("vportd ctl: batch: cannot read " + file + ": " + e.getMessage());
+                return USAGE;
+            }
+            int refused = 0;
+            try (ApiClient c = ApiClient.connect(top.apiSocket)) {
+                for (int i = 0; i < requests.size(); i++) {
+                    ObjectNode given = requests.get(i);
+                    ObjectNode r = c.request(given.get("op").asText());
+                    given.fieldNames().forEachRemaining(f -> {
+                        if (!f.equals("op")) {
+                            r.set(f, given.get(f));
+                        }
+                    });
+                    JsonNode response = c.call(r);
+                    top.out.println(COMPACT.writeValueAsString(response));
+                    if (response.has("error")) {
+                        refused++;
+                        if (!keepGoing) {
+                            top.out.flush();
+                            top.err.println("vportd ctl: batch line " + lineNumbers.get(i) + " refused: "
+                                    + response.path("error").path("code").asText() + ": "
+                                    + response.path("error").path("message").asText() + "; "
+                                    + (requests.size() - i - 1) + " request(s) after it not sent");
+                            return REFUSED;
+                        }
+                    }
+                }
+            } catch (IOException e) {
+                top.out.flush();
+                top.err.println("vportd ctl: " + e.getMessage());
+                return UNREACHABLE;
+            }
+            if (refused > 0) {
+                top.err.println("vportd ctl: batch: " + refused + " of " + requests.size() + " request(s) refused");
+                return REFUSED;
+            }
+            return OK;
+        }
+
+        /** Why a parsed line cannot be sent as a request, or null. */
+        static String checkRequest(JsonNode node) {
+            if (!node.isObject()) {
+                return "not a JSON object";
+            }
+            if (!node.path("op").isTextual()) {
+                return "no \"op\" (a request names its operation, e.g. {\"op\":\"list-ports\"})";
+            }
+            if (node.has("id")) {
+                return "\"id\" is given by vportd ctl (responses come back in the order of the lines)";
+            }
+            String op = node.get("op").asText();
+            if (op.equals("subscribe") || node.path("follow").asBoolean(false)) {
+                return "'" + op + "' with a stream of events or output does not fit a batch (use 'vportd ctl "
+                        + (op.equals("subscribe") ? "events" : "log --follow") + "')";
+            }
+            return null;
         }
     }
 

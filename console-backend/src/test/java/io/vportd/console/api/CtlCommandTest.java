@@ -92,4 +92,67 @@ class CtlCommandTest {
         assertEquals(3, ctl("list-ports"), "no daemon");
         assertTrue(err.contains("cannot connect"), err);
     }
+
+    private Path batchFile(String... lines) throws IOException {
+        Path f = java.nio.file.Files.createTempFile(dir, "batch", ".jsonl");
+        java.nio.file.Files.writeString(f, String.join("\n", lines) + "\n");
+        return f;
+    }
+
+    private List<JsonNode> outLines() throws IOException {
+        List<JsonNode> r = new ArrayList<>();
+        for (String l : out.lines().toList()) {
+            r.add(new ObjectMapper().readTree(l));
+        }
+        return r;
+    }
+
+    @Test
+    void batchSendsEveryLineOverOneConnectionAndPrintsEachResponseInOrder() throws IOException {
+        Path f = batchFile("# three ports, then the list", "{\"op\":\"add-port\",\"spec\":\"nr=1,name=b1,null\"}", "",
+                "{\"op\":\"add-port\",\"spec\":\"nr=2,name=b2,null\"}", "  {\"op\":\"add-port\",\"nr\":3,\"name\":\"b3\",\"endpoint\":\"null\"}",
+                "{\"op\":\"list-ports\"}");
+        assertEquals(0, ctl("batch", f.toString()), err);
+        List<JsonNode> r = outLines();
+        assertEquals(4, r.size(), out);
+        assertEquals(List.of("b1", "b2", "b3"), r.subList(0, 3).stream().map(n -> n.path("port").path("name").asText()).toList());
+        assertEquals(List.of(1L, 2L, 3L, 4L), r.stream().map(n -> n.path("id").asLong()).toList(), "one connection, ids in line order");
+        assertEquals(3, r.get(3).path("ports").size(), "the list sees what the lines before it added");
+    }
+
+    @Test
+    void aBadLineIsNamedAndNothingIsSent() throws IOException {
+        Path f = batchFile("{\"op\":\"add-port\",\"spec\":\"nr=1,name=b1,null\"}", "{\"op\":\"list-ports\"}", "{add-port nr=2}");
+        assertEquals(2, ctl("batch", f.toString()));
+        assertTrue(err.contains("line 3: not JSON"), err);
+        assertTrue(err.contains("nothing was sent"), err);
+        for (String[] bad : List.of(new String[] {"[1,2]", "not a JSON object"}, new String[] {"{\"spec\":\"nr=1,null\"}", "no \"op\""},
+                new String[] {"{\"op\":\"list-ports\",\"id\":7}", "\"id\" is given by vportd ctl"},
+                new String[] {"{\"op\":\"subscribe\"}", "vportd ctl events"},
+                new String[] {"{\"op\":\"log\",\"nr\":0,\"follow\":true}", "log --follow"})) {
+            assertEquals(2, ctl("batch", batchFile(bad[0]).toString()), bad[0]);
+            assertTrue(err.contains("line 1: ") && err.contains(bad[1]), err);
+        }
+        assertEquals(0, ctl("list-ports"));
+        assertEquals(1, out.lines().count(), "no port was added by any refused batch: " + out);
+        assertEquals(2, ctl("batch", dir.resolve("missing.jsonl").toString()));
+        assertTrue(err.contains("cannot read"), err);
+    }
+
+    @Test
+    void theFirstRefusedRequestStopsTheBatchUnlessKeepGoing() throws IOException {
+        Path f = batchFile("{\"op\":\"add-port\",\"spec\":\"nr=1,name=b1,null\"}", "{\"op\":\"add-port\",\"spec\":\"nr=1,name=again,null\"}",
+                "{\"op\":\"add-port\",\"spec\":\"nr=2,name=b2,null\"}");
+        assertEquals(1, ctl("batch", f.toString()));
+        assertEquals(2, outLines().size(), "the refusal is printed, the line after it not sent: " + out);
+        assertTrue(outLines().get(1).has("error"));
+        assertTrue(err.contains("line 2 refused") && err.contains("1 request(s) after it not sent"), err);
+        assertEquals(0, ctl("remove-port", "1"));
+        assertEquals(1, ctl("batch", "--keep-going", f.toString()));
+        assertEquals(3, outLines().size(), out);
+        assertEquals("b2", outLines().get(2).path("port").path("name").asText(), "sent after the refusal");
+        assertTrue(err.contains("1 of 3 request(s) refused"), err);
+        server.close();
+        assertEquals(3, ctl("batch", f.toString()), "no daemon");
+    }
 }
