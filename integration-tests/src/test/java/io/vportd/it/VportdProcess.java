@@ -41,7 +41,10 @@ public final class VportdProcess implements AutoCloseable {
 
     /**
      * Starts vportd with these arguments and waits until its vhost-user socket exists, and its
-     * management socket too when {@code --api-socket} is given (it comes up just after).
+     * management socket listens when {@code --api-socket} is given (it comes up just after). For
+     * the management socket the file is not enough: it exists from the bind, and a client that
+     * connects before the listen is refused (seen in CI), so the wait is for vportd's own line
+     * saying it listens.
      */
     public static VportdProcess start(String name, Path socket, List<String> args, Duration within) throws IOException {
         VportdProcess v = launch(name, socket, args);
@@ -53,7 +56,8 @@ public final class VportdProcess implements AutoCloseable {
                 if (!p.isAlive()) {
                     throw new IllegalStateException("vportd exited with " + p.exitValue() + " before listening:\n" + v.log());
                 }
-                return Files.exists(socket) && (apiSocket == null || Files.exists(apiSocket));
+                return Files.exists(socket)
+                        && (apiSocket == null || v.log().contains("management API listening on " + apiSocket));
             });
         } catch (RuntimeException | Error e) {
             v.close();
