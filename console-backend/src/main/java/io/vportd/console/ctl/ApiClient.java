@@ -53,6 +53,20 @@ public final class ApiClient implements AutoCloseable {
         return r;
     }
 
+    /**
+     * A request built elsewhere ({@code op} and its arguments, no {@code id}) as this client sends
+     * it: a new request of the same op carrying every argument.
+     */
+    public ObjectNode numbered(ObjectNode given) {
+        ObjectNode r = request(given.get("op").asText());
+        given.fieldNames().forEachRemaining(f -> {
+            if (!f.equals("op") && !f.equals("id")) {
+                r.set(f, given.get(f));
+            }
+        });
+        return r;
+    }
+
     /** Sends the request and returns its response (ok or error). */
     public JsonNode call(ObjectNode request) throws IOException {
         sendLine(JSON.writeValueAsString(request));

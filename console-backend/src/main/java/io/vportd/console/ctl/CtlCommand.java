@@ -84,13 +84,7 @@ public final class CtlCommand implements Callable<Integer> {
 
     int send(ObjectNode request, java.util.function.Consumer<JsonNode> table) {
         try (ApiClient c = ApiClient.connect(apiSocket)) {
-            ObjectNode r = c.request(request.get("op").asText());
-            request.fieldNames().forEachRemaining(f -> {
-                if (!f.equals("op")) {
-                    r.set(f, request.get(f));
-                }
-            });
-            JsonNode response = c.call(r);
+            JsonNode response = c.call(c.numbered(request));
             return print(response, table);
         } catch (IOException e) {
             err.println("vportd ctl: " + e.getMessage());
@@ -345,14 +339,7 @@ public final class CtlCommand implements Callable<Integer> {
             int refused = 0;
             try (ApiClient c = ApiClient.connect(top.apiSocket)) {
                 for (int i = 0; i < requests.size(); i++) {
-                    ObjectNode given = requests.get(i);
-                    ObjectNode r = c.request(given.get("op").asText());
-                    given.fieldNames().forEachRemaining(f -> {
-                        if (!f.equals("op")) {
-                            r.set(f, given.get(f));
-                        }
-                    });
-                    JsonNode response = c.call(r);
+                    JsonNode response = c.call(c.numbered(requests.get(i)));
                     top.out.println(COMPACT.writeValueAsString(response));
                     if (response.has("error")) {
                         refused++;
@@ -432,13 +419,7 @@ public final class CtlCommand implements Callable<Integer> {
                     .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPLACE);
             java.nio.ByteBuffer pending = java.nio.ByteBuffer.allocate(8);
             try (ApiClient c = ApiClient.connect(top.apiSocket)) {
-                ObjectNode req = c.request("log");
-                r.fieldNames().forEachRemaining(f -> {
-                    if (!f.equals("op")) {
-                        req.set(f, r.get(f));
-                    }
-                });
-                JsonNode resp = c.call(req);
+                JsonNode resp = c.call(c.numbered(r));
                 if (resp.has("error")) {
                     return top.print(resp, x -> { });
                 }

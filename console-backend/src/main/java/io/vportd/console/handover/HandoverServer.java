@@ -183,13 +183,7 @@ public final class HandoverServer implements AutoCloseable {
                     context.apiSocket() == null ? null : context.apiSocket().toString(), context.metricsListen(),
                     context.allowUnsealedMemory(), listener.fd(), suspension.listenerFd(), suspension.connectionFd(),
                     suspension.replay(), snapshot, context.dataPlane().metrics().counterValues()));
-            ObjectNode header = JSON.createObjectNode();
-            header.put("op", "state");
-            header.put("fdCount", state.fds().length);
-            header.put("ringsStoppedAtNanos", suspension.stoppedAtNanos()); // the pause is measured from here
-            link.sendFrame(JSON.writeValueAsBytes(header));
-            link.sendFrame(state.json());
-            link.sendFds(state.fds());
+            sendState(link, state, suspension.stoppedAtNanos());
             long sent = System.nanoTime();
             LOG.log(Level.INFO, "hand-over: rings stopped in {0} ms, data plane frozen in {1} ms, state ({2} bytes, {3} "
                     + "descriptors) sent in {4} ms", ms(suspended - started), ms(snapshot.frozenAtNanos() - suspended),
@@ -212,6 +206,21 @@ public final class HandoverServer implements AutoCloseable {
         suspension.resume();
         stats.failed.incrementAndGet();
         LOG.log(Level.WARNING, "hand-over did not happen ({0}); this process serves on", why);
+    }
+
+    /**
+     * Sends the state the way {@link TakeOver#receive} reads it: a header frame (the descriptor
+     * count, and when the rings began to stop: the pause is measured from there), the record, then
+     * the descriptors in batches.
+     */
+    static void sendState(HandoverLink link, HandoverState.Encoded state, long ringsStoppedAtNanos) throws IOException {
+        ObjectNode header = JSON.createObjectNode();
+        header.put("op", "state");
+        header.put("fdCount", state.fds().length);
+        header.put("ringsStoppedAtNanos", ringsStoppedAtNanos);
+        link.sendFrame(JSON.writeValueAsBytes(header));
+        link.sendFrame(state.json());
+        link.sendFds(state.fds());
     }
 
     static String ms(long nanos) {

@@ -75,14 +75,7 @@ final class Rehearsal {
      * a running daemon does for a hand-over, and closes everything.
      */
     static void rehearse() throws Exception {
-        HandoverState.Encoded carried = carriedSample();
-        HandoverState.Daemon d;
-        try {
-            d = HandoverState.decode(HandoverState.parse(carried.json()), carried.fds());
-        } catch (Exception | LinkageError ex) {
-            closeAll(carried.fds());
-            throw ex;
-        }
+        HandoverState.Daemon d = carriedSample().daemon();
         try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint,
                 io.vportd.console.device.PortLogContext.DEFAULT)) {
             io.vportd.vhost.VhostUserServer vhost;
@@ -105,7 +98,7 @@ final class Rehearsal {
     }
 
     /** A sample record as the taking side receives it: the descriptors are the caller's (see {@link #closeAll}). */
-    static HandoverState.Encoded carriedSample() throws Exception {
+    static Carried carriedSample() throws Exception {
         try (Props props = new Props()) {
             return carry(props.state());
         }
@@ -185,28 +178,29 @@ final class Rehearsal {
         }
     }
 
+    /** A sample record as the taking side received it: the decoded daemon and the descriptors (the caller's). */
+    record Carried(HandoverState.Daemon daemon, List<Fd> fds) {
+    }
+
     /**
-     * Sends {@code e} over a socket pair the way a hand-over does (header frame, record frame,
-     * descriptors in batches) and receives it on the other end, as the taking side does: the
-     * received descriptors are the caller's.
+     * Sends {@code e} over a socket pair with the running daemon's {@link HandoverServer#sendState}
+     * and receives it with the taking side's {@link TakeOver#receive}: the same code a hand-over
+     * runs. The received descriptors are the caller's (closed here if receiving fails).
      */
-    private static HandoverState.Encoded carry(HandoverState.Encoded e) throws Exception {
+    private static Carried carry(HandoverState.Encoded e) throws Exception {
         Fd[] pair = UnixSockets.pair();
-        try (HandoverLink out = new HandoverLink(pair[0]); HandoverLink in = new HandoverLink(pair[1])) {
-            out.sendFrame(("{\"op\":\"state\",\"fdCount\":" + e.fds().length + "}").getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            out.sendFrame(e.json());
-            out.sendFds(e.fds());
-            long deadline = System.nanoTime() + 5_000_000_000L;
-            in.receiveFrame(deadline);
-            byte[] json = in.receiveFrame(deadline);
-            List<Fd> fds = in.receiveFds(e.fds().length, deadline);
-            return new HandoverState.Encoded(json, fds.stream().mapToInt(Fd::fd).toArray());
+        try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+            HandoverServer.sendState(out, e, 0);
+            try {
+                return new Carried(in.receive(), in.received());
+            } catch (Exception | LinkageError ex) {
+                in.received().forEach(Fd::closeQuietly);
+                throw ex;
+            }
         }
     }
 
-    static void closeAll(int[] fds) {
-        for (int f : fds) {
-            Fd.adopt(f).closeQuietly();
-        }
+    static void closeAll(List<Fd> fds) {
+        fds.forEach(Fd::closeQuietly);
     }
 }

@@ -31,7 +31,7 @@ public final class TakeOver implements AutoCloseable {
     private List<Fd> received = List.of();
     private long ringsStoppedAtNanos;
 
-    private TakeOver(HandoverLink link) {
+    TakeOver(HandoverLink link) {
         this.link = link;
     }
 

@@ -16,7 +16,6 @@ import io.vportd.sys.Fd;
 import io.vportd.sys.EventFd;
 import io.vportd.sys.Io;
 import io.vportd.sys.Terminal;
-import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
 import java.io.IOException;
@@ -68,15 +67,7 @@ class ConsoleDeviceTest {
         }
         device = new ConsoleDevice(MAX_PORTS, ports, endpoints);
         ram = new GuestRam(16L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
-                    rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
-        }
+        GuestRings.startAll(device, ram, RING, rings, kicks, calls);
         for (int i = 0; i < 16; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
@@ -179,8 +170,7 @@ class ConsoleDeviceTest {
         Await.until("port 1 output in its file", DEADLINE, () -> fileText("one.out").equals("abc"));
         Await.until("the chain counted", DEADLINE, () -> stats.chains() == 1 && stats.chainBytes() == 3);
         int next = device.stopQueue(tx1);
-        device.startQueue(tx1, new QueueSetup(tx1, RING, rings[tx1].descSegment(), rings[tx1].availSegment(),
-                rings[tx1].usedSegment(), next, kicks[tx1].fd(), calls[tx1].fd(), true, ram.memory()));
+        GuestRings.start(device, ram, RING, rings, kicks, calls, tx1, next);
         assertSame(stats, device.dataPlane().queueStats(tx1), "one counter set per queue index for the device's life");
         assertEquals(1, stats.chains(), "the restart kept the count");
         rings[tx1].addOutBuffer("def".getBytes(StandardCharsets.US_ASCII));

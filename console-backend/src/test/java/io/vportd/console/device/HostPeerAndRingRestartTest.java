@@ -12,7 +12,6 @@ import io.vportd.console.control.ResizeOrder;
 import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.sys.Fd;
 import io.vportd.sys.EventFd;
-import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
 import java.io.ByteArrayOutputStream;
@@ -62,14 +61,7 @@ class HostPeerAndRingRestartTest {
         device = new ConsoleDevice(MAX_PORTS, List.of(
                 new PortConfig(1, "org.test.one", false, 0, 0, ResizeOrder.COLS_ROWS, new EndpointSpec.UnixSocket(socket))));
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            start(q, 0);
-        }
+        GuestRings.startAll(device, ram, RING, rings, kicks, calls);
         for (int size : controlBufferSizes) {
             rings[QueueMap.CONTROL_RX].addInBuffer(size);
         }
@@ -77,8 +69,7 @@ class HostPeerAndRingRestartTest {
     }
 
     private void start(int q, int firstAvail) {
-        device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
-                rings[q].usedSegment(), firstAvail, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
+        GuestRings.start(device, ram, RING, rings, kicks, calls, q, firstAvail);
     }
 
     private void guestSays(int id, int event, int value) {

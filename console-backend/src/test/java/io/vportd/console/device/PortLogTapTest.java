@@ -13,7 +13,6 @@ import io.vportd.console.portlog.LogFollower;
 import io.vportd.sys.EventFd;
 import io.vportd.sys.Fd;
 import io.vportd.testsupport.Await;
-import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
 import java.io.ByteArrayOutputStream;
@@ -65,14 +64,7 @@ class PortLogTapTest {
     private void boot(PortConfig port, PortLogContext context) throws IOException {
         device = new ConsoleDevice(MAX_PORTS, List.of(port), context);
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            start(q, 0);
-        }
+        GuestRings.startAll(device, ram, RING, rings, kicks, calls);
         for (int i = 0; i < 16; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
@@ -82,8 +74,7 @@ class PortLogTapTest {
     }
 
     private void start(int q, int firstAvail) {
-        device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
-                rings[q].usedSegment(), firstAvail, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
+        GuestRings.start(device, ram, RING, rings, kicks, calls, q, firstAvail);
     }
 
     private void guestSays(int id, int event, int value) {

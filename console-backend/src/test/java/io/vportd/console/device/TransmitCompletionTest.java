@@ -10,7 +10,6 @@ import io.vportd.console.control.PortConfig;
 import io.vportd.console.control.ResizeOrder;
 import io.vportd.sys.Fd;
 import io.vportd.sys.EventFd;
-import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
 import java.io.IOException;
@@ -52,15 +51,7 @@ class TransmitCompletionTest {
                 new PortConfig(1, "org.test.one", false, 0, 0, ResizeOrder.COLS_ROWS,
                         new EndpointSpec.FileOut(dir.resolve("one.out")))));
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
-                    rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
-        }
+        GuestRings.startAll(device, ram, RING, rings, kicks, calls);
         for (int i = 0; i < 8; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }

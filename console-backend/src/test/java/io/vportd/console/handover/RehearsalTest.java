@@ -45,14 +45,14 @@ class RehearsalTest {
     @Test
     void theRehearsedRecordIsAsBigAsADefaultDevice() throws Exception {
         // The rounds warm the per-port and per-ring code only if the record has a real device's shape.
-        HandoverState.Encoded e = Rehearsal.carriedSample();
+        Rehearsal.Carried c = Rehearsal.carriedSample();
         try {
-            HandoverState.Daemon d = HandoverState.decode(HandoverState.parse(e.json()), e.fds());
+            HandoverState.Daemon d = c.daemon();
             assertEquals(Rehearsal.PORTS, d.device().ports().size());
             assertEquals(4 + 6 * 2 * (Rehearsal.PORTS + 1), d.replay().size(), "every ring set up and started");
-            assertTrue(e.fds().length > 2 * 2 * (Rehearsal.PORTS + 1), "kick and call descriptors for every ring");
+            assertTrue(c.fds().size() > 2 * 2 * (Rehearsal.PORTS + 1), "kick and call descriptors for every ring");
         } finally {
-            Rehearsal.closeAll(e.fds());
+            Rehearsal.closeAll(c.fds());
         }
     }
 

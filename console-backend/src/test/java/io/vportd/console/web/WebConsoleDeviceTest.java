@@ -13,7 +13,6 @@ import io.vportd.console.device.QueueMap;
 import io.vportd.sys.EventFd;
 import io.vportd.sys.Fd;
 import io.vportd.testsupport.Await;
-import io.vportd.vhost.QueueSetup;
 import io.vportd.vring.testing.GuestRam;
 import io.vportd.vring.testing.RingDriver;
 import java.io.ByteArrayOutputStream;
@@ -52,15 +51,7 @@ class WebConsoleDeviceTest {
     void boot() throws IOException {
         device = new ConsoleDevice(MAX_PORTS, List.of(PortSpecParser.parse("nr=0,console,web")), PortLogContext.DEFAULT);
         ram = new GuestRam(32L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
-                    rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
-        }
+        io.vportd.console.device.GuestRings.startAll(device, ram, RING, rings, kicks, calls);
         for (int i = 0; i < 16; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
