@@ -126,7 +126,19 @@ class WebConsoleIT {
     }
 
     private String role() {
-        return driver.findElement(By.tagName("body")).getDomAttribute("data-role");
+        Object r = ((JavascriptExecutor) driver).executeScript("return document.body ? document.body.dataset.role : null;");
+        return r == null ? null : r.toString();
+    }
+
+    /**
+     * The visible text of the element with {@code id}, or "" while there is none. Read in one script
+     * call: the port list is redrawn whenever an event arrives, so an element found by one WebDriver
+     * call can be gone (stale) by the next.
+     */
+    private String text(String id) {
+        Object r = ((JavascriptExecutor) driver).executeScript(
+                "const e = document.getElementById(arguments[0]); return e ? e.innerText : '';", id);
+        return r == null ? "" : r.toString();
     }
 
     private long js(String expr) {
@@ -182,17 +194,17 @@ class WebConsoleIT {
         driver.findElement(By.id("token")).sendKeys(secret);
         driver.findElement(By.id("login")).click();
         try {
-            Await.until("the port list", STEP, () -> !driver.findElements(By.id("port-2")).isEmpty());
+            Await.until("the port list", STEP, () -> !text("port-2").isEmpty());
         } catch (AssertionError e) {
             throw new AssertionError(e.getMessage() + "; the browser is at " + driver.getCurrentUrl() + " showing:\n"
                     + driver.getPageSource() + "\nvportd:\n" + daemon.log(), e);
         }
-        String row1 = driver.findElement(By.id("port-1")).getText();
+        String row1 = text("port-1");
         assertTrue(row1.contains("yes") && row1.contains("web"), "port 1 is a web console: " + row1);
-        assertTrue(driver.findElement(By.id("port-2")).getText().contains("org.test.web"));
-        assertEquals("0", driver.findElement(By.id("device")).getText());
+        assertTrue(text("port-2").contains("org.test.web"));
+        assertEquals("0", text("device").strip());
         Await.until("the guest's open state on the list", STEP,
-                () -> driver.findElement(By.id("port-1")).getText().contains("open"));
+                () -> text("port-1").contains("open"));
         screenshot("web-console-ports.png");
 
         Cookie session = driver.manage().getCookieNamed("vportd_session");
