@@ -18,6 +18,30 @@ final class Logging {
 
     private static volatile NonBlockingLogHandler handler;
 
+    /**
+     * The device a thread works for, in a daemon of several devices: its lines say "device ID: ".
+     * Inherited, so the threads a device's construction and data plane start (vhost-user, endpoint
+     * pumps) carry it too.
+     */
+    static final InheritableThreadLocal<String> DEVICE = new InheritableThreadLocal<>();
+
+    /** SimpleFormatter, with the calling thread's device (if any) before the message. */
+    private static final class DeviceFormatter extends SimpleFormatter {
+        @Override
+        public String format(java.util.logging.LogRecord record) {
+            String device = DEVICE.get();
+            if (device != null && record.getMessage() != null) {
+                String prefix = "device " + device + ": ";
+                String message = formatMessage(record);
+                if (!message.startsWith(prefix)) {
+                    record.setMessage(prefix + message);
+                    record.setParameters(null); // formatted already
+                }
+            }
+            return super.format(record);
+        }
+    }
+
     private Logging() {
     }
 
@@ -25,7 +49,7 @@ final class Logging {
         System.setProperty("java.util.logging.SimpleFormatter.format", FORMAT);
         LogManager.getLogManager().reset();
         Level l = parse(level);
-        NonBlockingLogHandler h = new NonBlockingLogHandler(new FileOutputStream(FileDescriptor.err), new SimpleFormatter(),
+        NonBlockingLogHandler h = new NonBlockingLogHandler(new FileOutputStream(FileDescriptor.err), new DeviceFormatter(),
                 NonBlockingLogHandler.DEFAULT_CAPACITY);
         h.setLevel(l);
         Logger root = Logger.getLogger("");

@@ -62,9 +62,9 @@ public final class Main {
             System.exit(CtlCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err));
             return;
         }
-        DaemonConfig config;
+        io.vportd.console.cli.Invocation invocation;
         try {
-            config = VportdCommand.parse(args);
+            invocation = VportdCommand.parseInvocation(args);
         } catch (UsageException e) {
             if (e.isInformational()) {
                 System.out.print(e.getMessage());
@@ -75,7 +75,12 @@ public final class Main {
             System.exit(e.exitCode());
             return;
         }
-        Logging.configure(config.logLevel());
+        Logging.configure(invocation.logLevel());
+        if (invocation instanceof io.vportd.console.cli.DevicesConfig devices) {
+            serveDevices(devices);
+            return;
+        }
+        DaemonConfig config = (DaemonConfig) invocation;
         if (config.takeOver()) {
             takeOver(config);
             return;
@@ -403,6 +408,72 @@ public final class Main {
             w.onPortEvent(e);
         });
         return web;
+    }
+
+    /**
+     * {@code --config FILE}: every device of the file, each with its own vhost-user socket and data
+     * plane, one management API and one metrics listener for all of them.
+     */
+    private static void serveDevices(io.vportd.console.cli.DevicesConfig config) {
+        String journal = System.getenv("VPORTD_JOURNAL_SOCKET");
+        Devices devices = new Devices(config.apiSocket(), config.metricsListen(),
+                journal == null || journal.isEmpty()
+                        ? io.vportd.console.portlog.JournalLogTarget.DEFAULT_SOCKET.toString() : journal);
+        devices.shared().register(Logging.metrics());
+        ManagementServer api = null;
+        MetricsHttpServer metrics = null;
+        try {
+            for (io.vportd.console.cli.DeviceConfig d : config.devices()) {
+                try {
+                    devices.start(d);
+                } catch (java.io.IOException | RuntimeException e) {
+                    throw new java.io.IOException("device " + d.id() + " (" + config.source() + "): " + e.getMessage(), e);
+                }
+            }
+            if (config.apiSocket() != null) {
+                api = ManagementServer.start(config.apiSocket(), devices);
+                devices.shared().register(api.metrics());
+                ManagementServer events = api;
+                devices.onEvents(events::onPortEvent);
+            }
+            if (config.metricsListen() != null) {
+                metrics = MetricsHttpServer.start(config.metricsListen(), devices::metrics);
+            }
+        } catch (Exception e) {
+            if (api != null) {
+                api.close();
+            }
+            devices.close();
+            System.err.println("vportd: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
+        LOG.log(Level.INFO, "vportd serving {0} device(s) from {1}", config.devices().size(), config.source());
+        ManagementServer apiServer = api;
+        MetricsHttpServer metricsServer = metrics;
+        CountDownLatch stopped = new CountDownLatch(1);
+        io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            LOG.log(Level.INFO, "shutting down");
+            tell(manager, "STOPPING=1");
+            if (metricsServer != null) {
+                metricsServer.close();
+            }
+            if (apiServer != null) {
+                devices.onEvents(null);
+                apiServer.close();
+            }
+            devices.close();
+            io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
+            Logging.flush();
+            stopped.countDown();
+        }, "vportd-shutdown"));
+        tell(manager, "READY=1\nSTATUS=serving " + config.devices().size() + " device(s) from " + config.source());
+        try {
+            stopped.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** One notification to the service manager, if there is one; a failure is logged, never fatal. */

@@ -113,6 +113,13 @@ public final class Guest implements AutoCloseable {
         return process.isAlive();
     }
 
+    /** The QEMU processes this guest's rig runs (one while it runs): to kill QEMU outright, as a crash would. */
+    public List<ProcessHandle> qemuProcesses() {
+        return process.toHandle().descendants()
+                .filter(h -> h.info().command().map(c -> c.contains("qemu-system")).orElse(false))
+                .toList();
+    }
+
     /** Ends QEMU and the rig's processes for this guest (forcibly), and removes its work folder. */
     @Override
     public void close() {

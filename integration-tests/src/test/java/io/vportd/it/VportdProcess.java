@@ -68,9 +68,30 @@ public final class VportdProcess implements AutoCloseable {
 
     /** Starts vportd with these arguments and returns at once (e.g. {@code --take-over}, whose socket exists already). */
     public static VportdProcess launch(String name, Path socket, List<String> args) throws IOException {
+        List<String> all = new ArrayList<>(List.of("--socket-path", socket.toString()));
+        all.addAll(args);
+        return launchArgs(name, all);
+    }
+
+    /**
+     * Starts {@code vportd --config FILE} and waits until its management API listens on
+     * {@code api} (the devices' sockets come up before it).
+     */
+    public static VportdProcess startConfig(String name, Path config, Path api, Duration within) throws IOException {
+        VportdProcess v = launchArgs(name, List.of("--config", config.toString()));
+        try {
+            v.awaitLog("management API listening on " + api, within);
+        } catch (RuntimeException | Error e) {
+            v.close();
+            throw e;
+        }
+        return v;
+    }
+
+    /** Starts vportd with exactly these arguments and returns at once. */
+    public static VportdProcess launchArgs(String name, List<String> args) throws IOException {
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(),
-                "--socket-path", socket.toString()));
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString()));
         cmd.addAll(args);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();

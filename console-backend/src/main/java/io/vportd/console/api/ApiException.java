@@ -1,16 +1,16 @@
 package io.vportd.console.api;
 
 /** A request the protocol refuses before it reaches the device; {@link #code()} is the wire error code. */
-final class ApiException extends RuntimeException {
+public final class ApiException extends RuntimeException {
 
     private final String code;
 
-    ApiException(String code, String message) {
+    public ApiException(String code, String message) {
         super(message);
         this.code = code;
     }
 
-    String code() {
+    public String code() {
         return code;
     }
 }

@@ -30,8 +30,16 @@ import java.util.Set;
  * <p>A request is an object {@code {"id": ANY, "op": OP, ...arguments}}; the response is
  * {@code {"id": ANY, "ok": true, ...results}} or {@code {"id": ANY, "error": {"code": CODE,
  * "message": TEXT}}}. {@code id} is echoed as given (null when the request had none or could not
- * be read). Unknown arguments are refused, so typos do not pass silently. Operations:
+ * be read). Unknown arguments are refused, so typos do not pass silently. Every port operation
+ * (and {@code metrics}) takes an optional {@code device}: the id of the device it is for, needed
+ * when the daemon serves more than one. Operations:
  * <ul>
+ * <li>{@code list-devices}: answers {@code devices} (id, socket, max ports, port count, whether a
+ *     frontend is connected).</li>
+ * <li>{@code add-device}: {@code config}, an object with a {@code [[device]]} table's keys (see
+ *     {@link io.vportd.console.cli.ConfigFile}); answers {@code device}.</li>
+ * <li>{@code remove-device}: {@code device}; ends its frontend's connection and closes its
+ *     endpoints, and tells the guest nothing.</li>
  * <li>{@code add-port}: either {@code "spec": "nr=5,name=x,socket=/p"} (the --port syntax) or the
  *     fields {@code nr}, {@code name}, {@code console}, {@code cols}, {@code rows},
  *     {@code resize-order}, {@code endpoint} (e.g. {@code "socket=/p"}); answers {@code port}.</li>
@@ -41,8 +49,10 @@ import java.util.Set;
  * <li>{@code list-ports}: answers {@code ports}.</li>
  * <li>{@code resize}: {@code nr}, {@code cols}, {@code rows} (console ports).</li>
  * <li>{@code subscribe} / {@code unsubscribe}: port events on this connection, as lines
- *     {@code {"event": TYPE, "data": {...}, "timestamp": {"seconds": S, "microseconds": U}}}.</li>
- * <li>{@code metrics}: answers {@code metrics}, the Prometheus text format.</li>
+ *     {@code {"event": TYPE, "data": {...}, "timestamp": {"seconds": S, "microseconds": U}}};
+ *     in a daemon of several devices {@code data} names the {@code device}.</li>
+ * <li>{@code metrics}: answers {@code metrics}, the Prometheus text format (every device's,
+ *     labelled {@code device} in a daemon of several, unless {@code device} names one).</li>
  * <li>{@code log}: {@code nr} or {@code name}, optionally {@code tail} (lines) and {@code follow};
  *     answers {@code data} (base64), the port's replay ring or its last lines; with follow, live
  *     output follows as {@code log} events and a {@code log-end} event says why it stopped.</li>
@@ -74,9 +84,10 @@ public final class ApiProtocol {
     public static final String BAD_SPEC = "bad-spec";
     public static final String REQUEST_TOO_LONG = "request-too-long";
     public static final String INTERNAL_ERROR = "internal-error";
+    public static final String NO_SUCH_DEVICE = "no-such-device";
 
-    public static final List<String> OPS =
-            List.of("add-port", "remove-port", "list-ports", "resize", "subscribe", "unsubscribe", "metrics", "log");
+    public static final List<String> OPS = List.of("add-port", "remove-port", "list-ports", "resize", "subscribe",
+            "unsubscribe", "metrics", "log", "list-devices", "add-device", "remove-device");
 
     static final ObjectMapper JSON = JsonMapper.builder()
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
@@ -85,12 +96,17 @@ public final class ApiProtocol {
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     private static final Set<String> ADD_FIELDS =
-            Set.of("id", "op", "spec", "nr", "name", "console", "cols", "rows", "resize-order", "endpoint");
+            Set.of("id", "op", "device", "spec", "nr", "name", "console", "cols", "rows", "resize-order", "endpoint");
 
-    private final PortManager ports;
+    private final DeviceDirectory devices;
 
+    /** The protocol for a daemon of one device. */
     public ApiProtocol(PortManager ports) {
-        this.ports = ports;
+        this(DeviceDirectory.single(ports, null));
+    }
+
+    public ApiProtocol(DeviceDirectory devices) {
+        this.devices = devices;
     }
 
     /** Handles one request line; never throws; the result is one JSON line without the newline. */
@@ -150,16 +166,68 @@ public final class ApiProtocol {
     private ObjectNode dispatch(String op, ObjectNode req, Session session) {
         ObjectNode out = NODES.objectNode();
         switch (op) {
+            case "list-devices" -> {
+                allowOnly(req, Set.of("id", "op"));
+                ArrayNode list = out.putArray("devices");
+                for (DeviceDirectory.DeviceInfo d : devices.listDevices()) {
+                    list.add(deviceJson(d));
+                }
+                return out;
+            }
+            case "add-device" -> {
+                allowOnly(req, Set.of("id", "op", "config"));
+                JsonNode config = req.get("config");
+                if (config == null || !config.isObject()) {
+                    throw new ApiException(INVALID_REQUEST, "add-device needs \"config\": an object with the keys of a "
+                            + "[[device]] table (id, socket, max-ports, allow-unsealed-memory, ports)");
+                }
+                io.vportd.console.cli.DeviceConfig c;
+                try {
+                    c = io.vportd.console.cli.ConfigFile.device(config, -1,
+                            new io.vportd.console.cli.ConfigFile.Errors("add-device", io.vportd.console.cli.ConfigFile.Locator.NONE));
+                } catch (IllegalArgumentException e) {
+                    throw new ApiException(BAD_SPEC, e.getMessage());
+                }
+                out.set("device", deviceJson(devices.addDevice(c)));
+                return out;
+            }
+            case "remove-device" -> {
+                allowOnly(req, Set.of("id", "op", "device"));
+                String id = text(req, "device", true);
+                devices.removeDevice(id);
+                out.put("removed", id);
+                return out;
+            }
+            case "metrics" -> {
+                allowOnly(req, Set.of("id", "op", "device"));
+                String id = text(req, "device", false);
+                out.put("metrics", id == null ? devices.metrics() : devices.device(id).metrics());
+                return out;
+            }
+            case "subscribe", "unsubscribe" -> {
+                allowOnly(req, Set.of("id", "op"));
+                session.subscribe(op.equals("subscribe"));
+                out.put("subscribed", op.equals("subscribe"));
+                return out;
+            }
+            default -> {
+            }
+        }
+        if (!OPS.contains(op)) {
+            throw new ApiException(UNKNOWN_OP, "unknown op '" + op + "' (known: " + String.join(", ", OPS) + ")");
+        }
+        PortManager ports = devices.device(text(req, "device", false));
+        switch (op) {
             case "add-port" -> {
                 allowOnly(req, ADD_FIELDS);
-                PortConfig config = addPortConfig(req);
+                PortConfig config = addPortConfig(ports, req);
                 out.set("port", portJson(ports.addPort(config)));
             }
             case "remove-port" -> {
-                allowOnly(req, Set.of("id", "op", "nr", "name", "drain-ms"));
-                int nr = portByNrOrName(req);
+                allowOnly(req, Set.of("id", "op", "device", "nr", "name", "drain-ms"));
+                int nr = portByNrOrName(ports, req);
                 int drainMs = req.has("drain-ms") ? integer(req, "drain-ms", true, 0, MAX_DRAIN_MS) : 0;
-                boolean drained = drain(nr, drainMs);
+                boolean drained = drain(ports, nr, drainMs);
                 ObjectNode removed = removalJson(ports.removePort(nr));
                 if (drainMs > 0) {
                     removed.put("drained", drained);
@@ -167,15 +235,15 @@ public final class ApiProtocol {
                 out.set("removed", removed);
             }
             case "list-ports" -> {
-                allowOnly(req, Set.of("id", "op"));
+                allowOnly(req, Set.of("id", "op", "device"));
                 ArrayNode list = out.putArray("ports");
                 for (PortStatus p : ports.listPorts()) {
                     list.add(portJson(p));
                 }
             }
             case "resize" -> {
-                allowOnly(req, Set.of("id", "op", "nr", "name", "cols", "rows"));
-                int nr = portByNrOrName(req);
+                allowOnly(req, Set.of("id", "op", "device", "nr", "name", "cols", "rows"));
+                int nr = portByNrOrName(ports, req);
                 int cols = integer(req, "cols", true, 1, 0xFFFF);
                 int rows = integer(req, "rows", true, 1, 0xFFFF);
                 ports.resize(nr, cols, rows);
@@ -183,18 +251,9 @@ public final class ApiProtocol {
                 out.put("cols", cols);
                 out.put("rows", rows);
             }
-            case "subscribe", "unsubscribe" -> {
-                allowOnly(req, Set.of("id", "op"));
-                session.subscribe(op.equals("subscribe"));
-                out.put("subscribed", op.equals("subscribe"));
-            }
-            case "metrics" -> {
-                allowOnly(req, Set.of("id", "op"));
-                out.put("metrics", ports.metrics());
-            }
             case "log" -> {
-                allowOnly(req, Set.of("id", "op", "nr", "name", "tail", "follow"));
-                int nr = portByNrOrName(req);
+                allowOnly(req, Set.of("id", "op", "device", "nr", "name", "tail", "follow"));
+                int nr = portByNrOrName(ports, req);
                 int tail = req.has("tail") ? integer(req, "tail", true, 0, MAX_TAIL_LINES) : -1;
                 JsonNode follow = req.get("follow");
                 if (follow != null && !follow.isBoolean()) {
@@ -255,7 +314,7 @@ public final class ApiProtocol {
      * Waits up to {@code drainMs} until the port holds no guest output the host has not taken
      * (a slow host catching up). Returns true when it holds none.
      */
-    private boolean drain(int nr, int drainMs) {
+    private static boolean drain(PortManager ports, int nr, int drainMs) {
         long deadline = System.nanoTime() + drainMs * 1_000_000L;
         while (true) {
             PortStatus p = null;
@@ -292,7 +351,7 @@ public final class ApiProtocol {
         }
     }
 
-    private PortConfig addPortConfig(ObjectNode req) {
+    private static PortConfig addPortConfig(PortManager ports, ObjectNode req) {
         String spec;
         if (req.has("spec")) {
             for (String f : List.of("nr", "name", "console", "cols", "rows", "resize-order", "endpoint")) {
@@ -348,7 +407,7 @@ public final class ApiProtocol {
         return value.replace(",", ",,");
     }
 
-    private int portByNrOrName(ObjectNode req) {
+    private static int portByNrOrName(PortManager ports, ObjectNode req) {
         boolean hasNr = req.has("nr");
         boolean hasName = req.has("name");
         if (hasNr == hasName) {
@@ -454,11 +513,29 @@ public final class ApiProtocol {
         return o;
     }
 
+    static ObjectNode deviceJson(DeviceDirectory.DeviceInfo d) {
+        ObjectNode o = NODES.objectNode();
+        o.put("device", d.id());
+        o.put("socket", d.socket() == null ? null : d.socket().toString());
+        o.put("max-ports", d.maxPorts());
+        o.put("ports", d.ports());
+        o.put("frontend-connected", d.frontendConnected());
+        return o;
+    }
+
     /** An event line. */
     public static String eventLine(PortEvent e, long epochMicros) {
+        return eventLine(null, e, epochMicros);
+    }
+
+    /** An event line of device {@code device} (null: a daemon of one device, whose events name none). */
+    public static String eventLine(String device, PortEvent e, long epochMicros) {
         ObjectNode o = NODES.objectNode();
         o.put("event", e.type());
         ObjectNode data = o.putObject("data");
+        if (device != null) {
+            data.put("device", device);
+        }
         data.put("nr", e.id());
         if (e.name() == null) {
             data.putNull("name");

@@ -12,9 +12,26 @@ import java.util.function.Supplier;
 public final class DataPlanePorts implements PortManager {
 
     private final DataPlane dataPlane;
+    private final java.util.function.BooleanSupplier frontendConnected;
 
     public DataPlanePorts(DataPlane dataPlane) {
+        this(dataPlane, () -> false);
+    }
+
+    /** With {@code frontendConnected} telling whether QEMU is connected (list-devices). */
+    public DataPlanePorts(DataPlane dataPlane, java.util.function.BooleanSupplier frontendConnected) {
         this.dataPlane = dataPlane;
+        this.frontendConnected = frontendConnected;
+    }
+
+    @Override
+    public boolean frontendConnected() {
+        return frontendConnected.getAsBoolean();
+    }
+
+    /** This device's part of a multi-device exposition, labelled {@code labels}. */
+    public Metrics.Source metricsSource(java.util.List<String> labels) {
+        return new Metrics.Source(labels, unwrap(dataPlane::ports), dataPlane.metrics());
     }
 
     @Override

@@ -71,10 +71,15 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
 
     /** Binds {@code path} (replacing a stale socket file only) and starts serving. */
     public static ManagementServer start(Path path, PortManager ports) throws IOException {
+        return start(path, DeviceDirectory.single(ports, null));
+    }
+
+    /** Binds {@code path} (replacing a stale socket file only) and serves the devices of {@code devices}. */
+    public static ManagementServer start(Path path, DeviceDirectory devices) throws IOException {
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             SocketFiles.removeStale(path, "--api-socket");
         }
-        return serve(path, path, ports);
+        return serve(path, path, devices);
     }
 
     /**
@@ -85,7 +90,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
     public static ManagementServer replacing(Path path, PortManager ports) throws IOException {
         Path fresh = path.resolveSibling(path.getFileName() + ".new");
         Files.deleteIfExists(fresh);
-        ManagementServer s = serve(fresh, path, ports);
+        ManagementServer s = serve(fresh, path, DeviceDirectory.single(ports, null));
         try {
             Files.move(fresh, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
@@ -95,7 +100,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
         return s;
     }
 
-    private static ManagementServer serve(Path bindAt, Path path, PortManager ports) throws IOException {
+    private static ManagementServer serve(Path bindAt, Path path, DeviceDirectory devices) throws IOException {
         ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
             ch.bind(UnixDomainSocketAddress.of(bindAt), 8);
@@ -105,7 +110,7 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
             ch.close();
             throw e;
         }
-        ManagementServer s = new ManagementServer(path, new ApiProtocol(ports), ch);
+        ManagementServer s = new ManagementServer(path, new ApiProtocol(devices), ch);
         s.acceptor.start();
         LOG.log(Level.INFO, "management API listening on {0}", path);
         return s;
@@ -181,11 +186,16 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
 
     @Override
     public void onPortEvent(PortEvent event) {
+        onPortEvent(null, event);
+    }
+
+    /** An event of device {@code device} (null in a daemon of one device: its events name none). */
+    public void onPortEvent(String device, PortEvent event) {
         String line = null;
         for (Client c : clients) {
             if (c.subscribed) {
                 if (line == null) {
-                    line = ApiProtocol.eventLine(event, epochMicros());
+                    line = ApiProtocol.eventLine(device, event, epochMicros());
                 }
                 c.offerEvent(line);
             }

@@ -24,57 +24,102 @@ public final class Metrics {
     private Metrics() {
     }
 
+    /** One device's part: its ports, its registry, and the labels that tell it from the others (none for a lone device). */
+    public record Source(List<String> labels, List<PortStatus> ports, MetricRegistry registry) {
+    }
+
+    /** The exposition of a daemon of one device: no device label. */
     public static String render(List<PortStatus> ports, MetricRegistry registry) {
+        return renderAll(List.of(new Source(List.of(), ports, registry)), null);
+    }
+
+    /**
+     * The exposition of several devices (samples of one metric from every device under one
+     * header, each labelled by its source) and of {@code shared}, the process's own counters
+     * (unlabelled; may be null).
+     */
+    public static String renderAll(List<Source> sources, MetricRegistry shared) {
+        Map<String, Out> families = new LinkedHashMap<>();
+        for (Source src : sources) {
+            List<PortStatus> ports = src.ports();
+            // Port counters: the same walk as the registry's, labels from the live port listing.
+            for (PortStatus p : ports) {
+                for (MetricSet.Metric m : p.counters().metrics().metrics()) {
+                    List<String> labels = new ArrayList<>(src.labels());
+                    labels.addAll(portLabelPairs(p));
+                    labels.addAll(m.labels());
+                    family(families, m.name(), type(m.type()), m.help()).add(labels, m.value().getAsLong());
+                }
+            }
+            gauge(families, src, "vportd_port_guest_open", "1 while the guest has the port open.", PortStatus::guestOpen);
+            gauge(families, src, "vportd_port_host_connected", "1 while the host endpoint is connected.",
+                    PortStatus::hostConnected);
+            gauge(families, src, "vportd_port_holding_guest_data", "1 while a guest buffer waits for the host.",
+                    PortStatus::holdingGuestData);
+            registry(families, src.labels(), src.registry());
+            family(families, "vportd_ports", "gauge", "Ports the device has.").add(src.labels(), ports.size());
+        }
+        if (shared != null) {
+            registry(families, List.of(), shared);
+        }
         StringBuilder b = new StringBuilder(8192);
-        // Port counters: the same walk as the registry's, labels from the live port listing.
-        Map<String, List<MetricRegistry.Sample>> portFamilies = new LinkedHashMap<>();
-        Map<String, MetricSet.Metric> firstOf = new LinkedHashMap<>();
-        for (PortStatus p : ports) {
-            for (MetricSet.Metric m : p.counters().metrics().metrics()) {
-                firstOf.putIfAbsent(m.name(), m);
-                List<String> labels = new ArrayList<>(portLabelPairs(p));
-                labels.addAll(m.labels());
-                portFamilies.computeIfAbsent(m.name(), k -> new ArrayList<>())
-                        .add(new MetricRegistry.Sample(labels, m.value().getAsLong()));
-            }
+        for (Out f : families.values()) {
+            b.append("# HELP ").append(f.name).append(' ').append(f.help).append('\n');
+            b.append("# TYPE ").append(f.name).append(' ').append(f.type).append('\n');
+            b.append(f.samples);
         }
-        for (Map.Entry<String, List<MetricRegistry.Sample>> f : portFamilies.entrySet()) {
-            MetricSet.Metric m = firstOf.get(f.getKey());
-            header(b, m.name(), type(m.type()), m.help());
-            for (MetricRegistry.Sample s : f.getValue()) {
-                sample(b, m.name(), s.labels(), s.value());
-            }
-        }
-        gauge(b, ports, "vportd_port_guest_open", "1 while the guest has the port open.", PortStatus::guestOpen);
-        gauge(b, ports, "vportd_port_host_connected", "1 while the host endpoint is connected.", PortStatus::hostConnected);
-        gauge(b, ports, "vportd_port_holding_guest_data", "1 while a guest buffer waits for the host.",
-                PortStatus::holdingGuestData);
-        for (MetricRegistry.Family f : registry.families()) {
-            header(b, f.name(), type(f.type()), f.help());
-            for (MetricRegistry.Sample s : f.samples()) {
-                sample(b, f.name(), s.labels(), s.value());
-            }
-        }
-        header(b, "vportd_ports", "gauge", "Ports the device has.");
-        b.append("vportd_ports ").append(ports.size()).append('\n');
         return b.toString();
+    }
+
+    /** One metric name's header and its samples so far. */
+    private static final class Out {
+        final String name;
+        final String type;
+        final String help;
+        final StringBuilder samples = new StringBuilder();
+
+        Out(String name, String type, String help) {
+            this.name = name;
+            this.type = type;
+            this.help = help;
+        }
+
+        void add(List<String> labels, long value) {
+            sample(samples, name, labels, value);
+        }
+    }
+
+    private static Out family(Map<String, Out> families, String name, String type, String help) {
+        return families.computeIfAbsent(name, n -> new Out(n, type, help));
+    }
+
+    private static void registry(Map<String, Out> families, List<String> prefix, MetricRegistry registry) {
+        for (MetricRegistry.Family f : registry.families()) {
+            Out out = family(families, f.name(), type(f.type()), f.help());
+            for (MetricRegistry.Sample s : f.samples()) {
+                if (prefix.isEmpty()) {
+                    out.add(s.labels(), s.value());
+                } else {
+                    List<String> labels = new ArrayList<>(prefix);
+                    labels.addAll(s.labels());
+                    out.add(labels, s.value());
+                }
+            }
+        }
+    }
+
+    private static void gauge(Map<String, Out> families, Source src, String name, String help,
+                              java.util.function.Predicate<PortStatus> on) {
+        Out out = family(families, name, "gauge", help);
+        for (PortStatus p : src.ports()) {
+            List<String> labels = new ArrayList<>(src.labels());
+            labels.addAll(portLabelPairs(p));
+            out.add(labels, on.test(p) ? 1 : 0);
+        }
     }
 
     private static String type(MetricSet.Type t) {
         return t.name().toLowerCase(Locale.ROOT);
-    }
-
-    private static void header(StringBuilder b, String name, String type, String help) {
-        b.append("# HELP ").append(name).append(' ').append(help).append('\n');
-        b.append("# TYPE ").append(name).append(' ').append(type).append('\n');
-    }
-
-    private static void gauge(StringBuilder b, List<PortStatus> ports, String name, String help,
-            java.util.function.Predicate<PortStatus> on) {
-        header(b, name, "gauge", help);
-        for (PortStatus p : ports) {
-            sample(b, name, portLabelPairs(p), on.test(p) ? 1 : 0);
-        }
     }
 
     private static void sample(StringBuilder b, String name, List<String> labels, long value) {

@@ -23,6 +23,11 @@ public interface PortManager {
 
     void resize(int id, int cols, int rows);
 
+    /** Whether a frontend (QEMU) is connected to the device now. */
+    default boolean frontendConnected() {
+        return false;
+    }
+
     /** Every counter in the Prometheus text exposition format. */
     String metrics();
 

@@ -1,17 +1,12 @@
 package io.vportd.console.cli;
 
-import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.console.control.PortConfig;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 
 /**
  * Everything the daemon needs from its command line, already cross-checked.
@@ -32,7 +27,8 @@ import java.util.Set;
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                            HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
-                           boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile) {
+                           boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile)
+        implements Invocation {
 
     /** Without --fd-store and the web console. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
@@ -98,60 +94,14 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
 
     private static void check(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                               HostPort metricsListen) {
-        Map<Integer, PortConfig> ids = new HashMap<>();
-        Map<String, Integer> names = new HashMap<>();
-        Map<Path, String> paths = new HashMap<>();
-        Set<String> tcp = new HashSet<>();
-        claim(paths, socketPath, "--socket-path");
+        Claims claims = new Claims();
+        claims.path(socketPath, "--socket-path");
         if (apiSocket != null) {
-            claim(paths, apiSocket, "--api-socket");
+            claims.path(apiSocket, "--api-socket");
         }
-        if (metricsListen != null && metricsListen.port() != 0) { // port 0: a free port, never a clash
-            tcp.add(metricsListen.toString());
+        if (metricsListen != null) {
+            claims.tcp(metricsListen, "--metrics-listen");
         }
-        Integer stdioPort = null;
-        for (PortConfig p : ports) {
-            if (p.id() >= maxPorts) {
-                throw new IllegalArgumentException("port " + p.id() + ": nr must be below --max-ports " + maxPorts
-                        + " (raise --max-ports or pick a smaller nr)");
-            }
-            PortConfig twin = ids.putIfAbsent(p.id(), p);
-            if (twin != null) {
-                throw new IllegalArgumentException("port nr=" + p.id() + " is given twice");
-            }
-            if (p.name() != null) {
-                Integer other = names.putIfAbsent(p.name(), p.id());
-                if (other != null) {
-                    throw new IllegalArgumentException("ports " + other + " and " + p.id() + " have the same name '"
-                            + p.name() + "'");
-                }
-            }
-            EndpointSpec e = p.endpoint();
-            if (e instanceof EndpointSpec.Stdio) {
-                if (stdioPort != null) {
-                    throw new IllegalArgumentException("ports " + stdioPort + " and " + p.id()
-                            + " both use stdio; at most one port may");
-                }
-                stdioPort = p.id();
-            }
-            if (e.ownedPath() != null) {
-                claim(paths, e.ownedPath(), "port " + p.id() + " (" + e.toSpec() + ")");
-            }
-            if (e instanceof EndpointSpec.Tcp t && t.port() != 0) {
-                String key = new HostPort(t.host(), t.port()).toString();
-                if (!tcp.add(key)) {
-                    throw new IllegalArgumentException("port " + p.id() + ": TCP address " + key
-                            + " is already used by another port or --metrics-listen");
-                }
-            }
-        }
-    }
-
-    private static void claim(Map<Path, String> paths, Path path, String who) {
-        Path key = path.toAbsolutePath().normalize();
-        String other = paths.putIfAbsent(key, who);
-        if (other != null) {
-            throw new IllegalArgumentException(who + " and " + other + " use the same path " + path);
-        }
+        claims.ports(ports, maxPorts, "--max-ports", "");
     }
 }

@@ -40,10 +40,18 @@ public final class VportdCommand {
     /** The version printed by --version (from the build; see {@link BuildInfo}). */
     public static final String VERSION = BuildInfo.current().version();
 
-    @Option(names = "--socket-path", paramLabel = "PATH", required = true, order = 1,
+    @Option(names = "--socket-path", paramLabel = "PATH", order = 1,
             description = "The vhost-user Unix socket QEMU connects to (QEMU's -chardev socket,path=PATH). "
-                    + "Required.")
+                    + "Required, unless --config describes the devices.")
     String socketPath;
+
+    @Option(names = "--config", paramLabel = "FILE", order = 1,
+            description = "Serve several devices, one per VM, described in a TOML file: each [[device]] has an id, "
+                    + "its own vhost-user socket, max-ports and ports (the --port syntax); api-socket, metrics-listen "
+                    + "and log-level may be set there too. Only --log-level goes with it on the command line. "
+                    + "Devices can also be added and removed at run time (vportd ctl add-device). "
+                    + "See docs/multi-device.md.")
+    String config;
 
     @Option(names = "--max-ports", paramLabel = "N", defaultValue = "31", order = 2,
             description = "max_nr_ports of the device, 1..511 (default: ${DEFAULT-VALUE}). The device has "
@@ -182,6 +190,20 @@ public final class VportdCommand {
      * @throws UsageException with a clear error, or informational for --help / --version
      */
     public static DaemonConfig parse(String... args) throws UsageException {
+        Invocation i = parseInvocation(args);
+        if (i instanceof DaemonConfig c) {
+            return c;
+        }
+        throw UsageException.error("--config describes several devices, not one");
+    }
+
+    /**
+     * Parses and cross-checks a command line: one device from options, or the devices of
+     * {@code --config FILE} (read and checked here).
+     *
+     * @throws UsageException with a clear error, or informational for --help / --version
+     */
+    public static Invocation parseInvocation(String... args) throws UsageException {
         VportdCommand command = new VportdCommand();
         CommandLine cl = newCommandLine(command);
         try {
@@ -194,6 +216,28 @@ public final class VportdCommand {
         }
         if (cl.isVersionHelpRequested()) {
             throw UsageException.informational(BuildInfo.current().versionText());
+        }
+        if (command.config != null) {
+            for (String refused : List.of("--socket-path", "--port", "--max-ports", "--api-socket", "--metrics-listen",
+                    "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--take-over", "--fd-store")) {
+                if (cl.getParseResult().hasMatchedOption(refused)) {
+                    throw UsageException.error("--config: " + refused + " may not be given with it ("
+                            + (List.of("--take-over", "--fd-store", "--web-listen", "--web-token-file").contains(refused)
+                            ? "a daemon of several devices does not offer it yet"
+                            : "the file says it, per device where it is a device's") + ")"
+                            + "\nTry 'vportd --help' for more information.");
+                }
+            }
+            try {
+                System.Logger.Level level = cl.getParseResult().hasMatchedOption("--log-level") ? level(command.logLevel) : null;
+                return ConfigFile.load(path("--config", command.config), level);
+            } catch (IllegalArgumentException e) {
+                throw UsageException.error(e.getMessage());
+            }
+        }
+        if (command.socketPath == null) {
+            throw UsageException.error("Missing required option: '--socket-path=PATH' (or --config FILE)"
+                    + "\nTry 'vportd --help' for more information.");
         }
         if (command.takeOver) {
             if (command.fdStore) {

@@ -26,14 +26,21 @@ import picocli.CommandLine.ParentCommand;
         description = "Manage the ports of a running vportd through its --api-socket.",
         subcommands = {CtlCommand.AddPort.class, CtlCommand.RemovePort.class, CtlCommand.ListPorts.class,
                 CtlCommand.Resize.class, CtlCommand.MetricsCmd.class, CtlCommand.Events.class, CtlCommand.Log.class,
-                CtlCommand.Batch.class},
+                CtlCommand.Batch.class, CtlCommand.ListDevices.class, CtlCommand.AddDevice.class,
+                CtlCommand.RemoveDevice.class},
         footer = {"", "Examples:",
                 "  vportd ctl --api-socket /run/vm1/api.sock add-port nr=5,name=org.example.log,socket=/run/vm1/log.sock",
                 "  vportd ctl --api-socket /run/vm1/api.sock list-ports",
                 "  vportd ctl --api-socket /run/vm1/api.sock remove-port 5",
                 "  vportd ctl --api-socket /run/vm1/api.sock events --count 3",
                 "  vportd ctl --api-socket /run/vm1/api.sock log 0 --tail 20 --follow",
-                "  vportd ctl --api-socket /run/vm1/api.sock batch requests.jsonl"})
+                "  vportd ctl --api-socket /run/vm1/api.sock batch requests.jsonl",
+                "A daemon of several devices (vportd --config FILE): name the device of a port command with --device,",
+                "  vportd ctl --api-socket /run/vportd/api.sock --device vm2 list-ports",
+                "  vportd ctl --api-socket /run/vportd/api.sock list-devices",
+                "  vportd ctl --api-socket /run/vportd/api.sock add-device --id vm3 --socket /run/vportd/vm3.sock \\",
+                "      --max-ports 8 --port nr=0,console,pty --port nr=1,name=org.qemu.guest_agent.0,socket=/run/vm3/qga.sock",
+                "  vportd ctl --api-socket /run/vportd/api.sock remove-device vm3"})
 public final class CtlCommand implements Callable<Integer> {
 
     static final int OK = 0;
@@ -50,12 +57,18 @@ public final class CtlCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print the daemon's JSON response instead of a table")
     boolean json;
 
+    @Option(names = "--device", paramLabel = "ID",
+            description = "the device a port command (add-port, remove-port, list-ports, resize, metrics, log) is for: "
+                    + "needed when the daemon serves several (vportd --config); see list-devices")
+    String device;
+
     private PrintWriter out;
     private PrintWriter err;
 
     @Override
     public Integer call() {
-        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events, log, batch); see --help");
+        err.println("vportd ctl: name a command (add-port, remove-port, list-ports, resize, metrics, events, log, batch, "
+                + "list-devices, add-device, remove-device); see --help");
         return USAGE;
     }
 
@@ -124,6 +137,15 @@ public final class CtlCommand implements Callable<Integer> {
         return r;
     }
 
+    /** A request for one device's ports: names the --device when one was given. */
+    ObjectNode portOp(String op) {
+        ObjectNode r = op(op);
+        if (device != null) {
+            r.put("device", device);
+        }
+        return r;
+    }
+
     /** Parses {@code 5} or {@code name=NAME} into the request's nr/name. */
     static void portRef(ObjectNode r, String ref) {
         if (ref.startsWith("name=")) {
@@ -153,7 +175,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            ObjectNode r = op("add-port");
+            ObjectNode r = top.portOp("add-port");
             r.put("spec", spec);
             return top.send(r, resp -> top.portTable(List.of(resp.get("port"))));
         }
@@ -170,7 +192,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            ObjectNode r = op("remove-port");
+            ObjectNode r = top.portOp("remove-port");
             try {
                 portRef(r, port);
             } catch (IllegalArgumentException e) {
@@ -195,7 +217,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            return top.send(op("list-ports"), resp -> {
+            return top.send(top.portOp("list-ports"), resp -> {
                 List<JsonNode> ports = new ArrayList<>();
                 resp.get("ports").forEach(ports::add);
                 top.portTable(ports);
@@ -215,7 +237,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            ObjectNode r = op("resize");
+            ObjectNode r = top.portOp("resize");
             try {
                 portRef(r, port);
             } catch (IllegalArgumentException e) {
@@ -235,7 +257,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            return top.send(op("metrics"), resp -> top.out.print(resp.path("metrics").asText()));
+            return top.send(top.portOp("metrics"), resp -> top.out.print(resp.path("metrics").asText()));
         }
     }
 
@@ -259,7 +281,8 @@ public final class CtlCommand implements Callable<Integer> {
                         top.out.println(COMPACT.writeValueAsString(e));
                     } else {
                         JsonNode d = e.path("data");
-                        top.out.printf("%-18s port %-4d %s%s%n", e.path("event").asText(), d.path("nr").asInt(),
+                        top.out.printf("%-18s %sport %-4d %s%s%n", e.path("event").asText(),
+                                d.has("device") ? "device " + d.path("device").asText() + " " : "", d.path("nr").asInt(),
                                 d.path("name").isNull() ? "-" : d.path("name").asText(),
                                 d.has("detail") ? "  (" + d.path("detail").asText() + ")" : "");
                     }
@@ -389,7 +412,7 @@ public final class CtlCommand implements Callable<Integer> {
             "Print a port's recent guest output (its replay ring, replay=SIZE) and, with --follow, its live output.",
             "Read-only: the port's endpoint keeps its interactive client. A follower that cannot keep up is dropped",
             "(exit status 1). Output is printed as UTF-8 text; --json gives the exact bytes (base64).",
-            "There is one device per daemon today, so there is no --device option."})
+            "In a daemon of several devices, name the device with --device (before the command)."})
     static final class Log implements Callable<Integer> {
         @ParentCommand CtlCommand top;
         @Parameters(index = "0", paramLabel = "NR|name=NAME")
@@ -401,7 +424,7 @@ public final class CtlCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            ObjectNode r = op("log");
+            ObjectNode r = top.portOp("log");
             try {
                 portRef(r, port);
             } catch (IllegalArgumentException e) {
@@ -467,6 +490,78 @@ public final class CtlCommand implements Callable<Integer> {
         }
     }
 
+    @Command(name = "list-devices", description = "List the devices the daemon serves (one, unless it was started with --config).")
+    static final class ListDevices implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+
+        @Override
+        public Integer call() {
+            return top.send(op("list-devices"), resp -> {
+                List<String[]> rows = new ArrayList<>();
+                rows.add(new String[] {"DEVICE", "SOCKET", "MAX-PORTS", "PORTS", "FRONTEND"});
+                for (JsonNode d : resp.path("devices")) {
+                    rows.add(new String[] {d.path("device").asText(), d.path("socket").asText("-"),
+                        d.path("max-ports").asText(), d.path("ports").asText(),
+                        d.path("frontend-connected").asBoolean() ? "connected" : "-"});
+                }
+                top.table(rows);
+            });
+        }
+    }
+
+    @Command(name = "add-device", description = {
+            "Start serving a further device (a daemon started with --config): its own vhost-user socket, for",
+            "one more VM's QEMU to connect to. The same keys as a [[device]] table of the configuration file."})
+    static final class AddDevice implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Option(names = "--id", required = true, paramLabel = "ID", description = "the device's id (letters, digits, . _ -)")
+        String id;
+        @Option(names = "--socket", required = true, paramLabel = "PATH", description = "the vhost-user socket its QEMU connects to")
+        String socket;
+        @Option(names = "--max-ports", paramLabel = "N", description = "max_nr_ports, 1..511 (default 31)")
+        Integer maxPorts;
+        @Option(names = "--port", paramLabel = "SPEC", description = "a port, in the --port syntax; repeat for more")
+        List<String> ports = new ArrayList<>();
+        @Option(names = "--allow-unsealed-memory", description = "accept guest memory not sealed against shrinking")
+        boolean allowUnsealedMemory;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("add-device");
+            ObjectNode c = r.putObject("config");
+            c.put("id", id);
+            c.put("socket", socket);
+            if (maxPorts != null) {
+                c.put("max-ports", maxPorts);
+            }
+            if (allowUnsealedMemory) {
+                c.put("allow-unsealed-memory", true);
+            }
+            com.fasterxml.jackson.databind.node.ArrayNode list = c.putArray("ports");
+            ports.forEach(list::add);
+            return top.send(r, resp -> top.out.printf("device %s serving on %s (%d port(s))%n",
+                    resp.path("device").path("device").asText(), resp.path("device").path("socket").asText(),
+                    resp.path("device").path("ports").asInt()));
+        }
+    }
+
+    @Command(name = "remove-device", description = {
+            "Stop serving a device: its QEMU's vhost-user connection ends and its endpoints close. The guest is",
+            "told nothing (no port is removed in it): unplug the device in QEMU first (device_del), as for any",
+            "vhost-user device whose backend goes away."})
+    static final class RemoveDevice implements Callable<Integer> {
+        @ParentCommand CtlCommand top;
+        @Parameters(paramLabel = "ID", description = "the device's id")
+        String id;
+
+        @Override
+        public Integer call() {
+            ObjectNode r = op("remove-device");
+            r.put("device", id);
+            return top.send(r, resp -> top.out.printf("removed device %s%n", resp.path("removed").asText()));
+        }
+    }
+
     // ------------------------------------------------------------------ tables
 
     void portTable(List<JsonNode> ports) {
@@ -487,7 +582,12 @@ public final class CtlCommand implements Callable<Integer> {
                 Long.toString(p.path("console-dropped-bytes").asLong() + p.path("host-write-errors").asLong()),
             });
         }
-        int[] width = new int[head.length];
+        table(rows);
+    }
+
+    /** Prints rows (the first is the heading) as aligned columns. */
+    void table(List<String[]> rows) {
+        int[] width = new int[rows.get(0).length];
         for (String[] r : rows) {
             for (int i = 0; i < r.length; i++) {
                 width[i] = Math.max(width[i], r[i].length());

@@ -1,0 +1,250 @@
+package io.vportd.console;
+
+import io.vportd.console.api.ApiException;
+import io.vportd.console.api.ApiProtocol;
+import io.vportd.console.api.DataPlanePorts;
+import io.vportd.console.api.DeviceDirectory;
+import io.vportd.console.api.Metrics;
+import io.vportd.console.api.PortManager;
+import io.vportd.console.cli.DeviceConfig;
+import io.vportd.console.cli.HostPort;
+import io.vportd.console.device.ConsoleDevice;
+import io.vportd.console.device.PortEvent;
+import io.vportd.console.device.PortLogContext;
+import io.vportd.telemetry.MetricRegistry;
+import io.vportd.telemetry.MetricSet;
+import io.vportd.telemetry.SharedCounter;
+import io.vportd.vhost.VhostUserServer;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BiConsumer;
+
+/**
+ * The devices of one vportd process ({@code --config FILE}). Each device is a {@link ConsoleDevice}
+ * with its own data-plane thread and its own {@link VhostUserServer}: what one frontend or guest
+ * does ends or stalls that device only. A device whose data plane dies is closed and logged; the
+ * others serve on. The table is guarded by this object's lock, held only to look a device up or
+ * change the table, never while a device's data plane is asked anything, so a request for one
+ * device never waits on another's data plane.
+ */
+final class Devices implements DeviceDirectory, AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger("vportd");
+
+    /** One device being served. */
+    private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports) {
+    }
+
+    private final Path apiSocket;
+    private final HostPort metricsListen;
+    private final String journalSocket;
+    private final Map<String, Served> served = new LinkedHashMap<>(); // guarded by this
+    private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
+
+    /** The process's own counters: the devices', labelled, come from each device. */
+    private final MetricRegistry shared = new MetricRegistry();
+    private final MetricSet stats = new MetricSet();
+    private final SharedCounter added = stats.shared("vportd_devices_added_total",
+            "Devices started (from the configuration file and add-device).");
+    private final SharedCounter removed = stats.shared("vportd_devices_removed_total",
+            "Devices stopped by remove-device.");
+    private final SharedCounter failed = stats.shared("vportd_devices_failed_total",
+            "Devices closed because their data plane stopped unexpectedly (the other devices serve on).");
+
+    Devices(Path apiSocket, HostPort metricsListen, String journalSocket) {
+        this.apiSocket = apiSocket;
+        this.metricsListen = metricsListen;
+        this.journalSocket = journalSocket;
+        stats.gauge("vportd_devices", "Devices this process serves.", () -> {
+            synchronized (this) {
+                return served.size();
+            }
+        });
+        shared.register(stats);
+    }
+
+    /** The process-wide registry (the logger, the management API), exported unlabelled beside the devices'. */
+    MetricRegistry shared() {
+        return shared;
+    }
+
+    /** Where port events go, with the device's id. */
+    void onEvents(BiConsumer<String, PortEvent> listener) {
+        this.events = listener == null ? (d, e) -> { } : listener;
+    }
+
+    /**
+     * Starts serving {@code config} beside the devices served now.
+     *
+     * @throws IllegalArgumentException when it clashes with one of them (id, a path, a TCP address)
+     * @throws IOException when its socket cannot be served or an endpoint cannot be set up
+     */
+    DeviceInfo start(DeviceConfig config) throws IOException {
+        synchronized (this) {
+            List<DeviceConfig> others = new ArrayList<>();
+            for (Served s : served.values()) {
+                others.add(s.config());
+            }
+            DeviceConfig.checkBeside(config, others, apiSocket, metricsListen);
+            Served s = build(config);
+            served.put(config.id(), s);
+            added.incrementAndGet();
+            LOG.log(Level.INFO, "device {0}: serving {1} port(s) on {2}; max ports {3}, {4} queues", config.id(),
+                    config.ports().size(), config.socketPath(), config.maxPorts(), s.device().queueCount());
+            return info(s);
+        }
+    }
+
+    /**
+     * Builds and starts one device. Its threads (data plane, vhost-user, endpoint pumps) are
+     * created here, with the device's id as their log tag.
+     */
+    private Served build(DeviceConfig c) throws IOException {
+        String before = Logging.DEVICE.get();
+        Logging.DEVICE.set(c.id());
+        try {
+            ConsoleDevice device = new ConsoleDevice(c.maxPorts(), c.ports(),
+                    new PortLogContext(c.id(), Path.of(journalSocket)));
+            VhostUserServer server;
+            try {
+                server = new VhostUserServer(c.socketPath(), device,
+                        new VhostUserServer.Options(c.allowUnsealedMemory(), VhostUserServer.DEFAULT_HANDSHAKE_TIMEOUT));
+            } catch (IOException | RuntimeException e) {
+                device.close();
+                throw e;
+            }
+            String id = c.id();
+            device.dataPlane().metrics().register(server.stats().metrics());
+            device.dataPlane().setEventListener(e -> events.accept(id, e));
+            device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-device-failed").start(() -> {
+                LOG.log(Level.ERROR, "device {0}: its data plane stopped unexpectedly; closing the device (the other "
+                        + "devices serve on; add it again with add-device)", id);
+                failed.incrementAndGet();
+                stop(id);
+            }));
+            server.start();
+            return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
+                    () -> server.sessionsStarted() > server.sessionsEnded()));
+        } finally {
+            Logging.DEVICE.set(before);
+        }
+    }
+
+    @Override
+    public DeviceInfo addDevice(DeviceConfig config) {
+        try {
+            return start(config);
+        } catch (IllegalArgumentException e) {
+            throw new ApiException(ApiProtocol.BAD_SPEC, "device " + config.id() + ": " + e.getMessage());
+        } catch (IOException e) {
+            throw new ApiException(ApiProtocol.BAD_SPEC, "device " + config.id() + ": cannot serve it: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public void removeDevice(String id) {
+        if (!stop(id)) {
+            throw noSuchDevice(id);
+        }
+        removed.incrementAndGet();
+    }
+
+    /** Stops serving device {@code id}; false when there is none. */
+    private boolean stop(String id) {
+        Served s;
+        synchronized (this) {
+            s = served.remove(id);
+        }
+        if (s == null) {
+            return false;
+        }
+        close(s);
+        LOG.log(Level.INFO, "device {0}: removed; its frontend''s connection and endpoints are closed", id);
+        return true;
+    }
+
+    private static void close(Served s) {
+        try {
+            s.server().close();
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "device {0}: closing its vhost-user server: {1}", s.config().id(), e.getMessage());
+        }
+        s.device().close();
+    }
+
+    @Override
+    public PortManager device(String id) {
+        synchronized (this) {
+            if (id == null) {
+                if (served.size() == 1) {
+                    return served.values().iterator().next().ports();
+                }
+                throw new ApiException(ApiProtocol.INVALID_REQUEST, "this daemon serves " + served.size()
+                        + " devices: name one with \"device\" (vportd ctl --device ID; list them with list-devices)");
+            }
+            Served s = served.get(id);
+            if (s == null) {
+                throw noSuchDevice(id);
+            }
+            return s.ports();
+        }
+    }
+
+    private ApiException noSuchDevice(String id) {
+        List<String> ids;
+        synchronized (this) {
+            ids = List.copyOf(served.keySet());
+        }
+        return new ApiException(ApiProtocol.NO_SUCH_DEVICE, "there is no device '" + id + "' (devices: "
+                + (ids.isEmpty() ? "none" : String.join(", ", ids)) + ")");
+    }
+
+    @Override
+    public List<DeviceInfo> listDevices() {
+        List<Served> all;
+        synchronized (this) {
+            all = List.copyOf(served.values());
+        }
+        List<DeviceInfo> out = new ArrayList<>(all.size());
+        for (Served s : all) {
+            out.add(info(s));
+        }
+        return out;
+    }
+
+    private static DeviceInfo info(Served s) {
+        return new DeviceInfo(s.config().id(), s.config().socketPath(), s.config().maxPorts(),
+                s.ports().listPorts().size(), s.ports().frontendConnected());
+    }
+
+    @Override
+    public String metrics() {
+        List<Served> all;
+        synchronized (this) {
+            all = List.copyOf(served.values());
+        }
+        List<Metrics.Source> sources = new ArrayList<>(all.size());
+        for (Served s : all) {
+            sources.add(s.ports().metricsSource(List.of("device", s.config().id())));
+        }
+        return Metrics.renderAll(sources, shared);
+    }
+
+    /** Stops every device. */
+    @Override
+    public void close() {
+        List<Served> all;
+        synchronized (this) {
+            all = List.copyOf(served.values());
+            served.clear();
+        }
+        for (Served s : all) {
+            close(s);
+        }
+    }
+}
