@@ -44,6 +44,8 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private final HostPort metricsListen;
     private final String journalSocket;
     private final Map<String, Served> served = new LinkedHashMap<>(); // guarded by this
+    /** Devices being built: their ids and paths are taken already. Guarded by this. */
+    private final Map<String, DeviceConfig> starting = new LinkedHashMap<>();
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
 
     /** The process's own counters: the devices', labelled, come from each device. */
@@ -85,19 +87,36 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * @throws IOException when its socket cannot be served or an endpoint cannot be set up
      */
     DeviceInfo start(DeviceConfig config) throws IOException {
+        // Checked and reserved under the lock; built outside it (binding sockets, opening files and
+        // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
         synchronized (this) {
-            List<DeviceConfig> others = new ArrayList<>();
+            if (served.size() + starting.size() >= io.vportd.console.cli.ConfigFile.MAX_DEVICES) {
+                throw new IllegalArgumentException("this process serves " + served.size() + " devices, the most it takes");
+            }
+            List<DeviceConfig> others = new ArrayList<>(starting.values());
             for (Served s : served.values()) {
                 others.add(s.config());
             }
             DeviceConfig.checkBeside(config, others, apiSocket, metricsListen);
-            Served s = build(config);
-            served.put(config.id(), s);
-            added.incrementAndGet();
-            LOG.log(Level.INFO, "device {0}: serving {1} port(s) on {2}; max ports {3}, {4} queues", config.id(),
-                    config.ports().size(), config.socketPath(), config.maxPorts(), s.device().queueCount());
-            return info(s);
+            starting.put(config.id(), config);
         }
+        Served s;
+        try {
+            s = build(config);
+        } catch (IOException | RuntimeException e) {
+            synchronized (this) {
+                starting.remove(config.id());
+            }
+            throw e;
+        }
+        synchronized (this) {
+            starting.remove(config.id());
+            served.put(config.id(), s);
+        }
+        added.incrementAndGet();
+        LOG.log(Level.INFO, "device {0}: serving {1} port(s) on {2}; max ports {3}, {4} queues", config.id(),
+                config.ports().size(), config.socketPath(), config.maxPorts(), s.device().queueCount());
+        return info(s);
     }
 
     /**
@@ -140,7 +159,9 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         try {
             return start(config);
         } catch (IllegalArgumentException e) {
-            throw new ApiException(ApiProtocol.BAD_SPEC, "device " + config.id() + ": " + e.getMessage());
+            String why = e.getMessage();
+            throw new ApiException(ApiProtocol.BAD_SPEC,
+                    why.startsWith("device " + config.id()) ? why : "device " + config.id() + ": " + why);
         } catch (IOException e) {
             throw new ApiException(ApiProtocol.BAD_SPEC, "device " + config.id() + ": cannot serve it: " + e.getMessage());
         }

@@ -5,20 +5,34 @@ package io.vportd.console.portlog;
  * and for {@code vportd ctl log}. Confined to the data-plane thread, which both appends guest
  * output and hands the contents to a new client, so a client's replay and the live output after
  * it meet at one place in the stream: no gap, no byte twice.
+ *
+ * <p>The array grows with the output, by doubling, up to {@code capacity}: a port that has said
+ * little holds little (a daemon of many idle devices holds one console ring each). Until it is
+ * full size, the bytes sit at their stream positions, as they do in the full ring.
  */
 public final class ReplayRing {
 
-    private final byte[] ring;
+    /** The first array, when the first byte comes. */
+    static final int FIRST = 4096;
+    private static final byte[] NONE = new byte[0];
+
+    private final int capacity;
+    private byte[] ring = NONE;
     private long total; // bytes ever appended
 
     public ReplayRing(int capacity) {
         if (capacity <= 0) {
             throw new IllegalArgumentException("capacity " + capacity);
         }
-        this.ring = new byte[capacity];
+        this.capacity = capacity;
     }
 
     public int capacity() {
+        return capacity;
+    }
+
+    /** The bytes of memory the ring holds now (it grows up to {@link #capacity}). */
+    int allocated() {
         return ring.length;
     }
 
@@ -29,10 +43,26 @@ public final class ReplayRing {
 
     /** Bytes held now: min(total, capacity). */
     public int size() {
-        return (int) Math.min(total, ring.length);
+        return (int) Math.min(total, capacity);
     }
 
     public void append(byte[] b, int off, int len) {
+        if (ring.length < capacity) {
+            long needed = total + len;
+            if (needed > ring.length) {
+                // At most log2(capacity / FIRST) times in a port's life: not per write.
+                long grown = Math.max(FIRST, 2L * ring.length);
+                while (grown < needed) {
+                    grown *= 2;
+                }
+                ring = java.util.Arrays.copyOf(ring, (int) Math.min(capacity, grown));
+            }
+            if (ring.length < capacity) { // not full size yet: nothing wraps, bytes go at their positions
+                System.arraycopy(b, off, ring, (int) total, len);
+                total += len;
+                return;
+            }
+        }
         int cap = ring.length;
         if (len > cap) { // only the last cap bytes stay
             off += len - cap;
@@ -50,6 +80,9 @@ public final class ReplayRing {
     public byte[] snapshot() {
         int n = size();
         byte[] out = new byte[n];
+        if (n == 0) {
+            return out;
+        }
         int cap = ring.length;
         int start = (int) ((total - n) % cap);
         int first = Math.min(n, cap - start);
