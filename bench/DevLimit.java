@@ -62,6 +62,8 @@ public final class DevLimit {
     // ---- options -----------------------------------------------------------------------
 
     int rounds = 5;
+    /** Devices of 8 ports (no frontend) served beside the measured one by the same process (vportd --config). */
+    int idleDevices = 0;
     double gibPerRow = 2;
     boolean smoke;
     Path out;
@@ -79,6 +81,7 @@ public final class DevLimit {
                 case "--out" -> b.out = Path.of(args[++i]);
                 case "--jar" -> b.jar = Path.of(args[++i]);
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
+                case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -156,14 +159,34 @@ public final class DevLimit {
         List<String> cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
                 "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
                 "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning");
+        if (idleDevices > 0) {
+            // The measured device is the first of a configuration file; the others idle beside it.
+            StringBuilder toml = new StringBuilder();
+            toml.append("[[device]]\nid = \"measured\"\nsocket = \"").append(vhost).append("\"\nmax-ports = ")
+                    .append(MAX_PORTS).append("\nports = [\"nr=1,name=devlimit,socket=").append(port).append("\"]\n");
+            for (int i = 0; i < idleDevices; i++) {
+                Path idle = out.resolve("idle-" + i);
+                toml.append("\n[[device]]\nid = \"idle").append(i).append("\"\nsocket = \"").append(idle)
+                        .append(".sock\"\nmax-ports = 8\nports = [\"nr=0,console,null\"");
+                for (int q = 1; q < 8; q++) {
+                    toml.append(", \"nr=").append(q).append(",name=p").append(q).append(",socket=").append(idle)
+                            .append('-').append(q).append(".sock\"");
+                }
+                toml.append("]\n");
+            }
+            Path config = out.resolve("vportd.toml");
+            Files.writeString(config, toml);
+            cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(), "--config",
+                    config.toString(), "--log-level", "warning");
+        }
         Path log = out.resolve("vportd.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
         try {
             awaitFile(vhost, p);
             awaitFile(port, p);
-            System.err.printf(Locale.ROOT, "devlimit: vportd pid %d; %s per row, %d round(s), output %s%n",
-                    p.pid(), human(rowBytes), rounds, out);
+            System.err.printf(Locale.ROOT, "devlimit: vportd pid %d; %s per row, %d round(s), %d idle device(s) beside, "
+                    + "output %s%n", p.pid(), human(rowBytes), rounds, idleDevices, out);
             return measure(p, vhost, port, rowBytes, log);
         } finally {
             p.destroy();

@@ -37,7 +37,8 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vportd");
 
     /** One device being served. */
-    private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports) {
+    private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports,
+                          long order) {
     }
 
     private final Path apiSocket;
@@ -46,6 +47,8 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private final Map<String, Served> served = new LinkedHashMap<>(); // guarded by this
     /** Devices being built: their ids and paths are taken already. Guarded by this. */
     private final Map<String, DeviceConfig> starting = new LinkedHashMap<>();
+    /** Devices list in the order they were asked for (a file's order), however their starts overlap. Guarded by this. */
+    private long nextOrder;
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
 
     /** The process's own counters: the devices', labelled, come from each device. */
@@ -87,6 +90,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * @throws IOException when its socket cannot be served or an endpoint cannot be set up
      */
     DeviceInfo start(DeviceConfig config) throws IOException {
+        long order;
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
         synchronized (this) {
@@ -99,10 +103,11 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             }
             DeviceConfig.checkBeside(config, others, apiSocket, metricsListen);
             starting.put(config.id(), config);
+            order = nextOrder++;
         }
         Served s;
         try {
-            s = build(config);
+            s = build(config, order);
         } catch (IOException | RuntimeException e) {
             synchronized (this) {
                 starting.remove(config.id());
@@ -123,7 +128,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * Builds and starts one device. Its threads (data plane, vhost-user, endpoint pumps) are
      * created here, with the device's id as their log tag.
      */
-    private Served build(DeviceConfig c) throws IOException {
+    private Served build(DeviceConfig c, long order) throws IOException {
         String before = Logging.DEVICE.get();
         Logging.DEVICE.set(c.id());
         try {
@@ -148,7 +153,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             }));
             server.start();
             return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
-                    () -> server.sessionsStarted() > server.sessionsEnded()));
+                    () -> server.sessionsStarted() > server.sessionsEnded()), order);
         } finally {
             Logging.DEVICE.set(before);
         }
@@ -225,12 +230,19 @@ final class Devices implements DeviceDirectory, AutoCloseable {
                 + (ids.isEmpty() ? "none" : String.join(", ", ids)) + ")");
     }
 
-    @Override
-    public List<DeviceInfo> listDevices() {
+    /** The devices served now, in the order they were asked for. */
+    private List<Served> snapshot() {
         List<Served> all;
         synchronized (this) {
-            all = List.copyOf(served.values());
+            all = new ArrayList<>(served.values());
         }
+        all.sort(java.util.Comparator.comparingLong(Served::order));
+        return all;
+    }
+
+    @Override
+    public List<DeviceInfo> listDevices() {
+        List<Served> all = snapshot();
         List<DeviceInfo> out = new ArrayList<>(all.size());
         for (Served s : all) {
             out.add(info(s));
@@ -245,10 +257,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     @Override
     public String metrics() {
-        List<Served> all;
-        synchronized (this) {
-            all = List.copyOf(served.values());
-        }
+        List<Served> all = snapshot();
         List<Metrics.Source> sources = new ArrayList<>(all.size());
         for (Served s : all) {
             sources.add(s.ports().metricsSource(List.of("device", s.config().id())));
