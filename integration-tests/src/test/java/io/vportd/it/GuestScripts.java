@@ -48,6 +48,24 @@ public final class GuestScripts {
             }
             """;
 
+    /**
+     * Starts streaming {@code bytes} both ways in the background: random data (its sha256 marked
+     * "out-sha") to port stream.out, and exactly {@code bytes} from port stream.in into /tmp/in;
+     * $sw and $sr are the writer and reader, marks "streaming" once both run.
+     */
+    public static String streamsBothWays(int bytes) {
+        return """
+                need_ports stream.out stream.in
+                head -c %1$d /dev/urandom > /tmp/out || fail "no random data"
+                mark out-sha "$(sha256sum /tmp/out | cut -d' ' -f1)"
+                cat /tmp/out > "$(port stream.out)" &
+                sw=$!
+                head -c %1$d < "$(port stream.in)" > /tmp/in &
+                sr=$!
+                mark streaming
+                """.formatted(bytes);
+    }
+
     /** The prelude followed by {@code body}. */
     public static String script(String body) {
         return PRELUDE + body;

@@ -98,15 +98,7 @@ class VportdHotplugIT {
                 .mapToObj(Integer::toString).reduce((a, b) -> a + " " + b).orElseThrow();
         guest = Guest.builder()
                 .name("vportd-hotplug")
-                .scenario(GuestScripts.script("""
-                        need_ports stream.out stream.in
-                        head -c %1$d /dev/urandom > /tmp/out || fail "no random data"
-                        mark out-sha "$(sha256sum /tmp/out | cut -d' ' -f1)"
-                        cat /tmp/out > "$(port stream.out)" &
-                        sw=$!
-                        head -c %1$d < "$(port stream.in)" > /tmp/in &
-                        sr=$!
-                        mark streaming
+                .scenario(GuestScripts.script(GuestScripts.streamsBothWays(STREAM) + """
                         hp() { ls /dev/virtio-ports | grep -c '^hp\\.'; }
                         i=0
                         while [ "$(hp)" -lt %3$d ]; do

@@ -90,22 +90,14 @@ class VportdMultiDeviceIT {
     }
 
     /** Both ways on one guest: out-sha/in-sha marks from the guest, the host's digests in the futures. */
-    private static final String STREAMS = """
-            need_ports stream.out stream.in
-            head -c %1$d /dev/urandom > /tmp/out || fail "no random data"
-            mark out-sha "$(sha256sum /tmp/out | cut -d' ' -f1)"
-            cat /tmp/out > "$(port stream.out)" &
-            sw=$!
-            head -c %1$d < "$(port stream.in)" > /tmp/in &
-            sr=$!
-            mark streaming
+    private static final String STREAMS = GuestScripts.streamsBothWays(STREAM) + """
             wait $sw || fail "stream writer failed"
             wait $sr
             mark in-bytes "$(wc -c < /tmp/in)"
             mark in-sha "$(sha256sum /tmp/in | cut -d' ' -f1)"
             mark await-done
             [ "$(recv_token "$(port stream.out)" 4)" = done ] || fail "no acknowledgement"
-            """.formatted(STREAM);
+            """;
 
     @Test
     @Timeout(1800)
