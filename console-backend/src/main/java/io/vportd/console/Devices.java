@@ -26,9 +26,9 @@ import java.util.function.BiConsumer;
 
 /**
  * The devices of one vportd process ({@code --config FILE}). Each device is a {@link ConsoleDevice}
- * with its own data-plane thread and its own {@link VhostUserServer}: what one frontend or guest
- * does ends or stalls that device only. A device whose data plane dies is closed and logged; the
- * others serve on. The table is guarded by this object's lock, held only to look a device up or
+ * whose data plane takes turns on one of a fixed set of event loops, and a {@link VhostUserServer}
+ * of its own: what one frontend or guest does ends or stalls that device only. A device whose data
+ * plane dies is detached from its loop, closed and logged; the others serve on. The table is guarded by this object's lock, held only to look a device up or
  * change the table, never while a device's data plane is asked anything, so a request for one
  * device never waits on another's data plane.
  */
@@ -61,10 +61,14 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private final SharedCounter failed = stats.shared("vportd_devices_failed_total",
             "Devices closed because their data plane stopped unexpectedly (the other devices serve on).");
 
-    Devices(Path apiSocket, HostPort metricsListen, String journalSocket) {
+    /** The event loops the devices' data planes run on (a fixed set, devices assigned to the least loaded). */
+    private final io.vportd.console.device.EventLoop.Group loops;
+
+    Devices(Path apiSocket, HostPort metricsListen, String journalSocket, int eventLoops) throws IOException {
         this.apiSocket = apiSocket;
         this.metricsListen = metricsListen;
         this.journalSocket = journalSocket;
+        this.loops = new io.vportd.console.device.EventLoop.Group(eventLoops, Logging.DEVICE::set);
         stats.gauge("vportd_devices", "Devices this process serves.", () -> {
             synchronized (this) {
                 return served.size();
@@ -133,7 +137,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         Logging.DEVICE.set(c.id());
         try {
             ConsoleDevice device = new ConsoleDevice(c.maxPorts(), c.ports(),
-                    new PortLogContext(c.id(), Path.of(journalSocket)));
+                    new PortLogContext(c.id(), Path.of(journalSocket)), loops.leastLoaded());
             VhostUserServer server;
             try {
                 server = new VhostUserServer(c.socketPath(), device,
@@ -276,5 +280,11 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         for (Served s : all) {
             close(s);
         }
+        loops.close();
+    }
+
+    /** How many event loops run the devices. */
+    int eventLoops() {
+        return loops.size();
     }
 }

@@ -416,9 +416,17 @@ public final class Main {
      */
     private static void serveDevices(io.vportd.console.cli.DevicesConfig config) {
         String journal = System.getenv("VPORTD_JOURNAL_SOCKET");
-        Devices devices = new Devices(config.apiSocket(), config.metricsListen(),
-                journal == null || journal.isEmpty()
-                        ? io.vportd.console.portlog.JournalLogTarget.DEFAULT_SOCKET.toString() : journal);
+        Devices devices;
+        try {
+            devices = new Devices(config.apiSocket(), config.metricsListen(),
+                    journal == null || journal.isEmpty()
+                            ? io.vportd.console.portlog.JournalLogTarget.DEFAULT_SOCKET.toString() : journal,
+                    config.eventLoops() > 0 ? config.eventLoops() : io.vportd.console.device.EventLoop.Group.defaultCount());
+        } catch (java.io.IOException | RuntimeException e) {
+            System.err.println("vportd: cannot start the event loops: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
         devices.shared().register(Logging.metrics());
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
@@ -442,7 +450,8 @@ public final class Main {
             System.exit(1);
             return;
         }
-        LOG.log(Level.INFO, "vportd serving {0} device(s) from {1}", config.devices().size(), config.source());
+        LOG.log(Level.INFO, "vportd serving {0} device(s) from {1} on {2} event loop(s)", config.devices().size(),
+                config.source(), devices.eventLoops());
         ManagementServer apiServer = api;
         MetricsHttpServer metricsServer = metrics;
         CountDownLatch stopped = new CountDownLatch(1);

@@ -70,7 +70,7 @@ class DevicesTest {
     }
 
     private Devices twoDevices() throws IOException {
-        devices = new Devices(null, null, dir.resolve("no-journal").toString());
+        devices = new Devices(null, null, dir.resolve("no-journal").toString(), 1); // both devices on one loop
         devices.start(config("a", "nr=0,console,null", "nr=1,name=agent,socket=" + dir.resolve("a-agent.sock")));
         devices.start(config("b", "nr=0,console,null", "nr=1,name=agent,socket=" + dir.resolve("b-agent.sock")));
         return devices;

@@ -25,6 +25,7 @@ import java.util.regex.Pattern;
  * api-socket = "/run/vportd/api.sock"      # optional
  * metrics-listen = "127.0.0.1:9100"        # optional
  * log-level = "info"                       # optional
+ * event-loops = 2                          # optional: threads running the devices (default: one per CPU, at most 8)
  *
  * [[device]]
  * id = "vm1"
@@ -45,7 +46,9 @@ public final class ConfigFile {
     /** Devices one process serves at most. */
     public static final int MAX_DEVICES = 1024;
 
-    static final Set<String> TOP_KEYS = Set.of("api-socket", "metrics-listen", "log-level", "device");
+    static final Set<String> TOP_KEYS = Set.of("api-socket", "metrics-listen", "log-level", "event-loops", "device");
+    /** Most event loops a file may ask for. */
+    public static final int MAX_EVENT_LOOPS = 64;
     public static final Set<String> DEVICE_KEYS = Set.of("id", "socket", "max-ports", "allow-unsealed-memory", "ports");
 
     private static final TomlMapper TOML = new TomlMapper();
@@ -123,6 +126,14 @@ public final class ConfigFile {
                 }
             }
         }
+        int loops = 0;
+        if (root.has("event-loops")) {
+            JsonNode n = root.get("event-loops");
+            if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < 1 || n.intValue() > MAX_EVENT_LOOPS) {
+                throw err.at(-1, "event-loops", "must be a whole number 1.." + MAX_EVENT_LOOPS + ", got " + n);
+            }
+            loops = n.intValue();
+        }
         List<DeviceConfig> devices = new ArrayList<>();
         JsonNode list = root.get("device");
         if (list != null) {
@@ -167,7 +178,7 @@ public final class ConfigFile {
                 throw err.at(i, "ports", e.getMessage());
             }
         }
-        return new DevicesConfig(file, api, metrics, level, devices);
+        return new DevicesConfig(file, api, metrics, level, devices, loops);
     }
 
     /**

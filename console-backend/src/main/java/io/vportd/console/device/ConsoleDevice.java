@@ -52,7 +52,22 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
 
     private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
                           PortLogContext logContext) throws IOException {
-        this(maxPorts, ports, endpoints, logContext, null, null);
+        this(maxPorts, ports, endpoints, logContext, null, null, null);
+    }
+
+    /** With another way to make endpoints, on {@code loop} (tests). */
+    ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
+                  PortLogContext logContext, EventLoop loop) throws IOException {
+        this(maxPorts, ports, endpoints, logContext, null, null, loop);
+    }
+
+    /**
+     * A device whose data plane runs on {@code loop}, shared with other devices (a daemon of many
+     * devices); its log lines on the loop are tagged with the log context's device name.
+     */
+    public ConsoleDevice(int maxPorts, List<PortConfig> ports, PortLogContext logContext, EventLoop loop)
+            throws IOException {
+        this(maxPorts, ports, ConsoleDevice::endpointFor, logContext, null, null, loop);
     }
 
     /**
@@ -63,12 +78,13 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
     public ConsoleDevice(DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt,
                          PortLogContext logContext) throws IOException {
         this(snapshot.maxPorts(), snapshot.ports().stream().map(DeviceSnapshot.Port::config).toList(),
-                ConsoleDevice::endpointFor, logContext, snapshot, adopt);
+                ConsoleDevice::endpointFor, logContext, snapshot, adopt, null);
     }
 
     private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
                           PortLogContext logContext, DeviceSnapshot snapshot,
-                          java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt) throws IOException {
+                          java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt, EventLoop loop)
+            throws IOException {
         this.map = new QueueMap(maxPorts);
         this.config = new ConfigSpace(maxPorts);
         for (PortConfig p : ports) {
@@ -85,6 +101,9 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
         } else {
             this.dataPlane = new DataPlane(map, List.of(), endpoints, logContext);
             dataPlane.restore(snapshot, adopt);
+        }
+        if (loop != null) {
+            dataPlane.runOn(loop, logContext.device());
         }
         dataPlane.start();
     }

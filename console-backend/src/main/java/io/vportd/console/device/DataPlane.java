@@ -82,7 +82,16 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private final DeviceCounters deviceCounters = new DeviceCounters();
     /** Every counter of this device (queues, control, device-wide; the daemon adds its own); ports are walked live. */
     private final MetricRegistry metrics = new MetricRegistry();
-    private final Thread thread;
+    /** The thread that runs this data plane: its own, or its {@link EventLoop}'s once started on one. */
+    private volatile Thread thread;
+    /** The loop this data plane runs on, or null: a thread of its own. */
+    private EventLoop loop;
+    /** How log lines of this data plane's turns on a loop name it (the device id); null with a thread of its own. */
+    private String tag;
+    /** Set once the loop has let go of this data plane (it ran its last turn). */
+    private final java.util.concurrent.CountDownLatch detached = new java.util.concurrent.CountDownLatch(1);
+    private volatile boolean started;
+    private volatile boolean ended;
     private volatile boolean running = true;
     private int consecutiveFailures;
     /**
@@ -140,7 +149,70 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     }
 
     public void start() {
-        thread.start();
+        started = true;
+        if (loop != null) {
+            thread = loop.thread(); // before anyone can call(): commands from the loop's thread run inline
+            loop.attach(this);
+        } else {
+            thread.start();
+        }
+    }
+
+    /**
+     * Before {@link #start}: run on {@code loop} (shared with other devices) instead of a thread of
+     * its own; {@code tag} names the device in log lines of its turns.
+     */
+    public void runOn(EventLoop loop, String tag) {
+        if (started) {
+            throw new IllegalStateException("runOn before start");
+        }
+        this.loop = loop;
+        this.tag = tag;
+    }
+
+    String tag() {
+        return tag;
+    }
+
+    int epollFd() {
+        return epoll.fd();
+    }
+
+    /** How long, at most, the loop may leave this data plane without a turn. */
+    int nextWaitMillis() {
+        return frozen ? 1000 : waitMillis();
+    }
+
+    /**
+     * One turn on the loop's thread, without waiting; false once this data plane has stopped (a
+     * close, or a failure: then its owner is told through {@link #onUnexpectedStop}).
+     */
+    boolean turnOnLoop() {
+        try {
+            if (running) {
+                turn(false);
+            }
+        } catch (Throwable t) {
+            LOG.log(Level.ERROR, "data plane stopped by an unexpected error", t);
+            running = false;
+        }
+        if (!running) {
+            stopped();
+            return false;
+        }
+        return true;
+    }
+
+    /** The loop ended (or could not take this data plane): it stops as after a failure. */
+    void stoppedOnLoop() {
+        running = false;
+        stopped();
+        detachedFromLoop();
+    }
+
+    /** The loop no longer touches this data plane: close may free what it used. */
+    void detachedFromLoop() {
+        detached.countDown();
     }
 
     // ---------------------------------------------------------------- live hand-over
@@ -567,7 +639,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
                 if (!toCompletion) {
                     throw new IllegalStateException("the data plane did not answer within " + COMMAND_TIMEOUT_SECONDS + " s");
                 }
-                if (!thread.isAlive() && !c.result.isDone()) {
+                if ((!thread.isAlive() || ended) && !c.result.isDone()) {
                     throw new IllegalStateException("the data plane has stopped");
                 }
                 LOG.log(Level.WARNING, "still waiting for the data plane after {0} s (a ring or memory command cannot be"
@@ -598,47 +670,64 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private void run() {
         try {
             while (running) {
-                if (frozen) {
-                    Epoll.poll(frozenEpoll.fd(), events, MAX_EVENTS, 1000);
-                    EventFd.drain(wake.fd());
-                    runCommands();
-                    continue;
-                }
-                int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, waitMillis());
-                if (n < 0 && n != -Errno.EINTR) {
-                    LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
-                    break;
-                }
-                for (int i = 0; i < n; i++) {
-                    dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
-                }
-                try {
-                    runCommands();
-                    management.tickEndpoints();
-                    service();
-                    management.followTerminalSizes();
-                    checkpointIfDue();
-                    consecutiveFailures = 0;
-                } catch (InternalError fault) {
-                    guestMemoryFault(fault); // issue 11.3b: SIGBUS in guest memory ends that session only
-                } catch (RuntimeException bug) {
-                    // A defect must not silently freeze every port: log it and go on, unless it
-                    // repeats on every cycle, which would only spin.
-                    if (++consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
-                        throw bug;
-                    }
-                    LOG.log(Level.ERROR, "data plane cycle failed; carrying on", bug);
-                }
+                turn(true);
             }
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "data plane stopped by an unexpected error", t);
         } finally {
+            stopped();
+        }
+    }
+
+    /**
+     * One pass of the loop: wait for events ({@code block}: up to the duty cycle's wait; on a shared
+     * loop not at all), dispatch them, run commands, move what can move. A defect is logged and the
+     * loop goes on, unless it repeats on every pass (then it is thrown).
+     */
+    private void turn(boolean block) {
+        if (frozen) {
+            Epoll.poll(frozenEpoll.fd(), events, MAX_EVENTS, block ? 1000 : 0);
+            EventFd.drain(wake.fd());
+            runCommands();
+            return;
+        }
+        int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, block ? waitMillis() : 0);
+        if (n < 0 && n != -Errno.EINTR) {
+            LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
             running = false;
-            runCommands(); // fail nobody silently: commands that raced the stop still get an answer
-            Runnable stopped = onUnexpectedStop;
-            if (!closeRequested && stopped != null) {
-                stopped.run(); // issue 11.3c: the daemon exits rather than live on without a data plane
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
+        }
+        try {
+            runCommands();
+            management.tickEndpoints();
+            service();
+            management.followTerminalSizes();
+            checkpointIfDue();
+            consecutiveFailures = 0;
+        } catch (InternalError fault) {
+            guestMemoryFault(fault); // issue 11.3b: SIGBUS in guest memory ends that session only
+        } catch (RuntimeException bug) {
+            // A defect must not silently freeze every port: log it and go on, unless it
+            // repeats on every cycle, which would only spin.
+            if (++consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
+                throw bug;
             }
+            LOG.log(Level.ERROR, "data plane cycle failed; carrying on", bug);
+        }
+    }
+
+    /** The loop ended: answer commands that raced it, and tell the owner unless it asked for this. */
+    private void stopped() {
+        running = false;
+        runCommands(); // fail nobody silently: commands that raced the stop still get an answer
+        ended = true;
+        runCommands();
+        Runnable stopped = onUnexpectedStop;
+        if (!closeRequested && stopped != null) {
+            stopped.run(); // issue 11.3c: the daemon exits rather than live on without a data plane
         }
     }
 
@@ -784,7 +873,26 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     @Override
     public void close() {
         closeRequested = true;
-        if (thread.isAlive()) {
+        if (loop != null && started) {
+            try {
+                call(() -> {
+                    running = false;
+                    return null;
+                });
+            } catch (IllegalStateException e) {
+                running = false;
+            }
+            try {
+                if (!detached.await(5, TimeUnit.SECONDS)) {
+                    LOG.log(Level.ERROR, "the event loop did not let go of this data plane within 5 s; its queues, memory"
+                            + " and descriptors are left to the process exit");
+                    return;
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        } else if (thread.isAlive()) {
             try {
                 call(() -> {
                     running = false;

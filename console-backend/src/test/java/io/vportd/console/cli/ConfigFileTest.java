@@ -70,6 +70,15 @@ class ConfigFileTest {
     }
 
     @Test
+    void eventLoopsAreOptionalAndBounded() {
+        assertEquals(0, parse(GOOD).eventLoops(), "the default: chosen from the CPU count");
+        assertEquals(3, parse("event-loops = 3\n" + GOOD).eventLoops());
+        assertTrue(refusal("event-loops = 0\n" + GOOD).contains(":1: key 'event-loops': must be a whole number 1..64"));
+        assertTrue(refusal("event-loops = 65\n" + GOOD).contains("key 'event-loops'"));
+        assertTrue(refusal("event-loops = \"2\"\n" + GOOD).contains("key 'event-loops'"));
+    }
+
+    @Test
     void theCommandLineLogLevelWinsOverTheFiles() {
         assertEquals(System.Logger.Level.WARNING, ConfigFile.parse(FILE, GOOD, System.Logger.Level.WARNING).logLevel());
     }

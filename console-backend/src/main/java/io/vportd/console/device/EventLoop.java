@@ -1,0 +1,259 @@
+package io.vportd.console.device;
+
+import io.vportd.sys.Epoll;
+import io.vportd.sys.Errno;
+import io.vportd.sys.EventFd;
+import io.vportd.sys.Fd;
+import io.vportd.sys.NativeException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.System.Logger.Level;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Consumer;
+
+/**
+ * One thread that runs the data planes of several devices (a daemon of many devices, issue 13),
+ * instead of a thread each. Each data plane keeps its own epoll set; the loop watches those sets
+ * in one epoll set of its own (an epoll descriptor is readable while its set has events), and
+ * gives a data plane a turn when its set is ready or its own timer (completions lingering,
+ * endpoint ticks) is due. A turn is what one pass of a data plane's own loop does, bounded per
+ * port by the pump's budget, so devices take turns: a busy device cannot starve another on the
+ * same loop. A data plane that fails is detached alone; the others go on.
+ */
+public final class EventLoop implements AutoCloseable {
+
+    private static final System.Logger LOG = System.getLogger("vportd.device");
+    private static final int MAX_EVENTS = 64;
+    private static final long WAKE = 0;
+
+    /** One attached data plane. Loop thread only, except for creation. */
+    private static final class Slot {
+        final DataPlane dataPlane;
+        final long token;
+        boolean ready;
+        long dueAt;
+
+        Slot(DataPlane dataPlane, long token) {
+            this.dataPlane = dataPlane;
+            this.token = token;
+        }
+    }
+
+    private final String name;
+    private final Consumer<String> tagger;
+    private final Fd epoll;
+    private final Fd wake;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment events;
+    private final Thread thread;
+    private final ConcurrentLinkedQueue<DataPlane> attaching = new ConcurrentLinkedQueue<>();
+    private final List<Slot> slots = new ArrayList<>(); // loop thread only
+    private long nextToken = 1;
+    private final java.util.concurrent.atomic.AtomicInteger attached = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean closed;
+
+    /**
+     * Starts a loop. {@code tagger} is told the device tag of each data plane before its turn
+     * (and null after), so that log lines name their device.
+     */
+    public EventLoop(String name, Consumer<String> tagger) throws NativeException {
+        this.name = name;
+        this.tagger = tagger == null ? t -> { } : tagger;
+        this.epoll = Epoll.create();
+        this.wake = EventFd.create(0, EventFd.EFD_NONBLOCK | EventFd.EFD_CLOEXEC);
+        int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, wake.fd(), Epoll.EPOLLIN, WAKE);
+        if (r < 0) {
+            epoll.closeQuietly();
+            wake.closeQuietly();
+            throw new NativeException("epoll_ctl(ADD loop wake eventfd)", -r);
+        }
+        this.events = arena.allocate((long) Epoll.EPOLL_EVENT_SIZE * MAX_EVENTS, 8);
+        this.thread = Thread.ofPlatform().name(name).daemon(true).unstarted(this::run);
+        thread.start();
+    }
+
+    /** The loop's thread: the data-plane thread of every data plane attached to it. */
+    Thread thread() {
+        return thread;
+    }
+
+    /** Data planes attached now (for choosing the least loaded loop). */
+    public int attached() {
+        return attached.get();
+    }
+
+    /** Hands {@code dp} to this loop; it gets its first turn at once. */
+    void attach(DataPlane dp) {
+        attached.incrementAndGet();
+        attaching.add(dp);
+        EventFd.signal(wake.fd());
+    }
+
+    private void run() {
+        try {
+            while (!closed) {
+                int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, timeoutMillis());
+                if (n < 0 && n != -Errno.EINTR) {
+                    LOG.log(Level.ERROR, "{0}: epoll_wait failed: {1}", name, Errno.describe(-n));
+                    break;
+                }
+                for (int i = 0; i < n; i++) {
+                    long token = Epoll.eventData(events, i);
+                    if (token == WAKE) {
+                        EventFd.drain(wake.fd());
+                        takeNew();
+                    } else {
+                        Slot s = find(token);
+                        if (s != null) {
+                            s.ready = true;
+                        }
+                    }
+                }
+                turns();
+            }
+        } catch (Throwable t) {
+            LOG.log(Level.ERROR, name + ": stopped by an unexpected error; its devices stop", t);
+        } finally {
+            // Whatever ended the loop ends its data planes (each says so to its device's owner).
+            for (Slot s : slots) {
+                s.dataPlane.stoppedOnLoop();
+            }
+            slots.clear();
+            DataPlane dp;
+            while ((dp = attaching.poll()) != null) {
+                dp.stoppedOnLoop();
+            }
+        }
+    }
+
+    private void takeNew() throws NativeException {
+        DataPlane dp;
+        while ((dp = attaching.poll()) != null) {
+            Slot s = new Slot(dp, nextToken++);
+            int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, dp.epollFd(), Epoll.EPOLLIN, s.token);
+            if (r < 0) {
+                LOG.log(Level.ERROR, "{0}: cannot watch a data plane: {1}", name, Errno.describe(-r));
+                attached.decrementAndGet();
+                dp.stoppedOnLoop();
+                continue;
+            }
+            s.ready = true; // a first turn at once
+            slots.add(s);
+        }
+    }
+
+    private Slot find(long token) {
+        for (Slot s : slots) {
+            if (s.token == token) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /** How long the loop may sleep: until the earliest data plane's timer. */
+    private int timeoutMillis() {
+        long now = System.nanoTime();
+        long wait = 1000;
+        for (Slot s : slots) {
+            if (s.ready) {
+                return 0;
+            }
+            wait = Math.min(wait, Math.max(0, (s.dueAt - now + 999_999) / 1_000_000));
+        }
+        return (int) wait;
+    }
+
+    /** One turn for each data plane that is ready or due, in order; the failed ones are detached. */
+    private void turns() {
+        long now = System.nanoTime();
+        for (int i = 0; i < slots.size(); i++) {
+            Slot s = slots.get(i);
+            if (!s.ready && now - s.dueAt < 0) {
+                continue;
+            }
+            s.ready = false;
+            tagger.accept(s.dataPlane.tag());
+            boolean alive;
+            try {
+                alive = s.dataPlane.turnOnLoop();
+            } finally {
+                tagger.accept(null);
+            }
+            if (alive) {
+                s.dueAt = System.nanoTime() + s.dataPlane.nextWaitMillis() * 1_000_000L;
+            } else {
+                Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, s.dataPlane.epollFd(), 0, 0);
+                slots.remove(i--);
+                attached.decrementAndGet();
+                s.dataPlane.detachedFromLoop();
+            }
+        }
+    }
+
+    /** Stops the loop (its data planes must have been closed first). */
+    @Override
+    public void close() {
+        closed = true;
+        EventFd.signal(wake.fd());
+        try {
+            thread.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (!thread.isAlive()) {
+            wake.closeQuietly();
+            epoll.closeQuietly();
+            arena.close();
+        }
+    }
+
+    /** A small fixed set of loops; each device goes to the one with the fewest. */
+    public static final class Group implements AutoCloseable {
+        private final List<EventLoop> loops = new ArrayList<>();
+
+        /** {@code count} loops named vportd-loop-N. */
+        public Group(int count, Consumer<String> tagger) throws NativeException {
+            if (count < 1) {
+                throw new IllegalArgumentException("at least one event loop, got " + count);
+            }
+            try {
+                for (int i = 0; i < count; i++) {
+                    loops.add(new EventLoop("vportd-loop-" + i, tagger));
+                }
+            } catch (NativeException | RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        /** The default count: one per CPU, at most 8. */
+        public static int defaultCount() {
+            return Math.max(1, Math.min(8, Runtime.getRuntime().availableProcessors()));
+        }
+
+        public int size() {
+            return loops.size();
+        }
+
+        /** The loop with the fewest data planes. */
+        public synchronized EventLoop leastLoaded() {
+            EventLoop best = loops.get(0);
+            for (EventLoop l : loops) {
+                if (l.attached() < best.attached()) {
+                    best = l;
+                }
+            }
+            return best;
+        }
+
+        @Override
+        public void close() {
+            for (EventLoop l : loops) {
+                l.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+package io.vportd.console.device;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vportd.console.control.PortConfig;
+import io.vportd.console.endpoint.EndpointSpec;
+import io.vportd.testsupport.Await;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Devices sharing one {@link EventLoop} (issue 13): each gets its turns, a device that fails stops
+ * alone while the others on its loop go on, and closing a device on a loop is not a failure.
+ */
+class EventLoopTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    private static final PortConfig PORT = new PortConfig(1, "org.test.ticker", false, 0, 0, null, new EndpointSpec.Null());
+
+    /** A null endpoint that counts its ticks, can be made slow, and throws an Error once armed. */
+    private static final class Ticker extends io.vportd.console.endpoint.NullEndpoint {
+        final AtomicInteger ticks = new AtomicInteger();
+        final AtomicBoolean armed = new AtomicBoolean();
+        final AtomicReference<String> tickThread = new AtomicReference<>();
+        volatile long spinNanos;
+
+        @Override
+        public String describe() {
+            return "ticker";
+        }
+
+        @Override
+        public boolean wantsTicks() {
+            return true;
+        }
+
+        @Override
+        public void tick(long nanoTime) {
+            tickThread.set(Thread.currentThread().getName());
+            ticks.incrementAndGet();
+            if (armed.get()) {
+                throw new AssertionError("simulated defect on a shared event loop");
+            }
+            long until = System.nanoTime() + spinNanos;
+            while (System.nanoTime() - until < 0) {
+                Thread.onSpinWait(); // a device whose turns take long
+            }
+        }
+    }
+
+    private static ConsoleDevice device(Ticker t, EventLoop loop, String tag) throws Exception {
+        return new ConsoleDevice(2, List.of(PORT), c -> t, new PortLogContext(tag, PortLogContext.DEFAULT.journalSocket()), loop);
+    }
+
+    @Test
+    void devicesOnOneLoopRunOnItsThreadAndAFailingOneStopsAlone() throws Exception {
+        List<String> tags = new java.util.concurrent.CopyOnWriteArrayList<>();
+        try (EventLoop loop = new EventLoop("vportd-loop-test", t -> {
+            if (t != null) {
+                tags.add(t);
+            }
+        })) {
+            Ticker a = new Ticker();
+            Ticker b = new Ticker();
+            Ticker slow = new Ticker();
+            try (ConsoleDevice da = device(a, loop, "a"); ConsoleDevice db = device(b, loop, "b");
+                 ConsoleDevice ds = device(slow, loop, "slow")) {
+                assertEquals(3, loop.attached());
+                Await.until("every device ticks", WAIT, () -> a.ticks.get() > 2 && b.ticks.get() > 2 && slow.ticks.get() > 2);
+                assertEquals("vportd-loop-test", b.tickThread.get(), "a device's data plane runs on its loop's thread");
+                assertTrue(tags.contains("a") && tags.contains("b") && tags.contains("slow"), "turns are tagged: " + tags);
+
+                // One device whose turns take 30 ms: the others still get theirs.
+                slow.spinNanos = TimeUnit.MILLISECONDS.toNanos(30);
+                int before = b.ticks.get();
+                Await.until("device b to tick beside a slow device", WAIT, () -> b.ticks.get() >= before + 5);
+                slow.spinNanos = 0;
+
+                // One device fails: it alone stops, its owner is told, the others go on.
+                CountDownLatch aStopped = new CountDownLatch(1);
+                CountDownLatch bStopped = new CountDownLatch(1);
+                da.dataPlane().onUnexpectedStop(aStopped::countDown);
+                db.dataPlane().onUnexpectedStop(bStopped::countDown);
+                a.armed.set(true);
+                assertTrue(aStopped.await(10, TimeUnit.SECONDS), "the failed device's stop action ran");
+                Await.until("the failed device to be detached", WAIT, () -> loop.attached() == 2);
+                int bTicks = b.ticks.get();
+                Await.until("device b to go on ticking", WAIT, () -> b.ticks.get() >= bTicks + 3);
+                assertEquals(2, db.dataPlane().ports().size() + 1, "device b answers commands");
+                assertEquals(1, bStopped.getCount(), "device b did not stop");
+            }
+            assertEquals(0, loop.attached(), "closed devices leave the loop");
+        }
+    }
+
+    @Test
+    void closingADeviceOnALoopIsNotAFailure() throws Exception {
+        try (EventLoop loop = new EventLoop("vportd-loop-test", null)) {
+            Ticker t = new Ticker();
+            CountDownLatch stopped = new CountDownLatch(1);
+            try (ConsoleDevice d = device(t, loop, "d")) {
+                d.dataPlane().onUnexpectedStop(stopped::countDown);
+                Await.until("a tick", WAIT, () -> t.ticks.get() > 0);
+            }
+            assertEquals(1, stopped.getCount(), "close() is an expected stop");
+            assertEquals(0, loop.attached(), "the loop let go of the device before close returned (else close gives up "
+                    + "after 5 s and leaves it attached)");
+        }
+    }
+}
