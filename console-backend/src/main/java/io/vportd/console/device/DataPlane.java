@@ -870,18 +870,23 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     // ---------------------------------------------------------------- shutdown
 
+    /** Has the loop stop at its next turn (at once when it has stopped already). */
+    private void askToStop() {
+        try {
+            call(() -> {
+                running = false;
+                return null;
+            });
+        } catch (IllegalStateException e) {
+            running = false;
+        }
+    }
+
     @Override
     public void close() {
         closeRequested = true;
         if (loop != null && started) {
-            try {
-                call(() -> {
-                    running = false;
-                    return null;
-                });
-            } catch (IllegalStateException e) {
-                running = false;
-            }
+            askToStop();
             try {
                 if (!detached.await(5, TimeUnit.SECONDS)) {
                     LOG.log(Level.ERROR, "the event loop did not let go of this data plane within 5 s; its queues, memory"
@@ -893,14 +898,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
                 return;
             }
         } else if (thread.isAlive()) {
-            try {
-                call(() -> {
-                    running = false;
-                    return null;
-                });
-            } catch (IllegalStateException e) {
-                running = false;
-            }
+            askToStop();
             try {
                 thread.join(5000);
             } catch (InterruptedException e) {
