@@ -38,7 +38,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     /** One device being served. */
     private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports,
-                          long order) {
+                          long order, List<Object> claims) {
     }
 
     private final Path apiSocket;
@@ -47,6 +47,8 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private final Map<String, Served> served = new LinkedHashMap<>(); // guarded by this
     /** Devices being built: their ids and paths are taken already. Guarded by this. */
     private final Map<String, DeviceConfig> starting = new LinkedHashMap<>();
+    /** Every path and TCP address the daemon and its devices hold (one set: a device's start checks O(its ports)). Guarded by this. */
+    private final io.vportd.console.cli.Claims claims = new io.vportd.console.cli.Claims();
     /** Devices list in the order they were asked for (a file's order), however their starts overlap. Guarded by this. */
     private long nextOrder;
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
@@ -68,6 +70,12 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         this.apiSocket = apiSocket;
         this.metricsListen = metricsListen;
         this.journalSocket = journalSocket;
+        if (apiSocket != null) {
+            claims.path(apiSocket, "api-socket");
+        }
+        if (metricsListen != null) {
+            claims.tcp(metricsListen, "metrics-listen");
+        }
         this.loops = new io.vportd.console.device.EventLoop.Group(eventLoops, Logging.DEVICE::set);
         stats.gauge("vportd_devices", "Devices this process serves.", () -> {
             synchronized (this) {
@@ -95,26 +103,27 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      */
     DeviceInfo start(DeviceConfig config) throws IOException {
         long order;
+        List<Object> held;
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
         synchronized (this) {
             if (served.size() + starting.size() >= io.vportd.console.cli.ConfigFile.MAX_DEVICES) {
                 throw new IllegalArgumentException("this process serves " + served.size() + " devices, the most it takes");
             }
-            List<DeviceConfig> others = new ArrayList<>(starting.values());
-            for (Served s : served.values()) {
-                others.add(s.config());
+            if (served.containsKey(config.id()) || starting.containsKey(config.id())) {
+                throw new IllegalArgumentException("there is a device '" + config.id() + "' already");
             }
-            DeviceConfig.checkBeside(config, others, apiSocket, metricsListen);
+            held = claims.claimDevice(config);
             starting.put(config.id(), config);
             order = nextOrder++;
         }
         Served s;
         try {
-            s = build(config, order);
+            s = build(config, order, held);
         } catch (IOException | RuntimeException e) {
             synchronized (this) {
                 starting.remove(config.id());
+                claims.release(held);
             }
             throw e;
         }
@@ -132,7 +141,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * Builds and starts one device. Its threads (data plane, vhost-user, endpoint pumps) are
      * created here, with the device's id as their log tag.
      */
-    private Served build(DeviceConfig c, long order) throws IOException {
+    private Served build(DeviceConfig c, long order, List<Object> held) throws IOException {
         String before = Logging.DEVICE.get();
         Logging.DEVICE.set(c.id());
         try {
@@ -157,7 +166,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             }));
             server.start();
             return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
-                    () -> server.sessionsStarted() > server.sessionsEnded()), order);
+                    () -> server.sessionsStarted() > server.sessionsEnded()), order, held);
         } finally {
             Logging.DEVICE.set(before);
         }
@@ -189,6 +198,9 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         Served s;
         synchronized (this) {
             s = served.remove(id);
+            if (s != null) {
+                claims.release(s.claims()); // its paths are free again once it is closed below
+            }
         }
         if (s == null) {
             return false;

@@ -204,6 +204,14 @@ class DevicesTest {
             JsonNode clash = c.call(addDevice("c", dir.resolve("a.sock"), c));
             assertEquals(ApiProtocol.BAD_SPEC, clash.path("error").path("code").asText(), clash::toString);
             assertTrue(clash.path("error").path("message").asText().contains("same path"), clash::toString);
+            com.fasterxml.jackson.databind.node.ObjectNode half = addDevice("d", dir.resolve("d.sock"), c);
+            ((com.fasterxml.jackson.databind.node.ArrayNode) half.path("config").path("ports"))
+                    .add("nr=0,socket=" + dir.resolve("a-agent.sock")); // device a's endpoint: refused
+            JsonNode halfRefused = c.call(half);
+            assertTrue(halfRefused.path("error").path("message").asText().contains("same path"), halfRefused::toString);
+            JsonNode dFree = c.call(addDevice("d", dir.resolve("d.sock"), c));
+            assertTrue(dFree.path("ok").asBoolean(), () -> "a refused device kept none of its claims: " + dFree);
+            assertTrue(c.call(c.request("remove-device").put("device", "d")).path("ok").asBoolean());
             JsonNode twin = c.call(addDevice("a", dir.resolve("a2.sock"), c));
             assertTrue(twin.path("error").path("message").asText().contains("there is a device 'a' already"), twin::toString);
             JsonNode badKey = c.call(c.request("add-device").set("config", JSON.readTree("{\"id\":\"c\",\"sock\":\"/x\"}")));
@@ -234,8 +242,12 @@ class DevicesTest {
             assertEquals(List.of("a", "b"), ids(c.call(c.request("list-devices"))));
             JsonNode again = c.call(c.request("remove-device").put("device", "c"));
             assertEquals(ApiProtocol.NO_SUCH_DEVICE, again.path("error").path("code").asText());
+            // A removed device's id and paths are free again; a refused add took nothing.
+            JsonNode readded = c.call(addDevice("c", dir.resolve("c.sock"), c));
+            assertTrue(readded.path("ok").asBoolean(), readded::toString);
+            assertTrue(c.call(c.request("remove-device").put("device", "c")).path("ok").asBoolean());
             String after = c.call(c.request("metrics")).path("metrics").asText();
-            assertTrue(after.contains("vportd_devices_added_total 3") && after.contains("vportd_devices_removed_total 1"), after);
+            assertTrue(after.contains("vportd_devices_added_total 5") && after.contains("vportd_devices_removed_total 3"), after);
         }
     }
 

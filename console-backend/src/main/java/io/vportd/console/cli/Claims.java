@@ -14,27 +14,79 @@ import java.util.Set;
  * standard I/O. Two claims on one thing are refused with a message naming both claimants, so a
  * configuration that cannot work is refused before anything is created. One set of claims covers a
  * whole process (every device it serves).
+ *
+ * <p>A daemon of many devices keeps one set for its life: {@link #claimDevice} takes a device's
+ * claims (all or none) and says what it took, {@link #release} gives them back when the device
+ * goes. Not thread-safe: the owner locks.
  */
-final class Claims {
+public final class Claims {
+
+    private static final String STDIO = "\u0000stdio";
 
     private final Map<Path, String> paths = new HashMap<>();
     private final Set<String> tcp = new HashSet<>();
     private String stdioPort;
+    /** What the claims in progress took (null: not recording). */
+    private List<Object> taken;
+
+    public Claims() {
+    }
 
     /** Claims {@code path} for {@code who}. */
-    void path(Path path, String who) {
+    public void path(Path path, String who) {
         Path key = path.toAbsolutePath().normalize();
         String other = paths.putIfAbsent(key, who);
         if (other != null) {
             throw new IllegalArgumentException(who + " and " + other + " use the same path " + path);
         }
+        record(key);
     }
 
     /** Claims a TCP listen address (port 0, a free port, never clashes). */
-    void tcp(HostPort address, String who) {
-        if (address.port() != 0 && !tcp.add(address.toString())) {
-            throw new IllegalArgumentException(who + ": TCP address " + address
-                    + " is already used by another port or the metrics listener");
+    public void tcp(HostPort address, String who) {
+        if (address.port() != 0) {
+            if (!tcp.add(address.toString())) {
+                throw new IllegalArgumentException(who + ": TCP address " + address
+                        + " is already used by another port or the metrics listener");
+            }
+            record(address.toString());
+        }
+    }
+
+    private void record(Object key) {
+        if (taken != null) {
+            taken.add(key);
+        }
+    }
+
+    /**
+     * Claims everything device {@code d} needs beside what is claimed already, or nothing (the
+     * first clash is thrown). Returns what it took, for {@link #release}.
+     */
+    public List<Object> claimDevice(DeviceConfig d) {
+        List<Object> mine = new java.util.ArrayList<>();
+        taken = mine;
+        try {
+            d.claim(this);
+            return mine;
+        } catch (IllegalArgumentException e) {
+            release(mine);
+            throw e;
+        } finally {
+            taken = null;
+        }
+    }
+
+    /** Gives back what {@link #claimDevice} took. */
+    public void release(List<Object> claims) {
+        for (Object k : claims) {
+            if (k instanceof Path p) {
+                paths.remove(p);
+            } else if (k == STDIO) {
+                stdioPort = null;
+            } else {
+                tcp.remove((String) k);
+            }
         }
     }
 
@@ -69,6 +121,7 @@ final class Claims {
                             + " both use stdio; at most one port may");
                 }
                 stdioPort = who;
+                record(STDIO);
             }
             if (e.ownedPath() != null) {
                 path(e.ownedPath(), who + " (" + e.toSpec() + ")");

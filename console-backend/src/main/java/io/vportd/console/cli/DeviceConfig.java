@@ -59,22 +59,4 @@ public record DeviceConfig(String id, Path socketPath, int maxPorts, List<PortCo
         claims.path(socketPath, who + " socket");
         claims.ports(ports, maxPorts, "max-ports", who + ": ");
     }
-
-    /** Checks a device to be added beside {@code others} (and the daemon's own sockets): the same checks as a config file's. */
-    public static void checkBeside(DeviceConfig added, List<DeviceConfig> others, Path apiSocket, HostPort metrics) {
-        Claims claims = new Claims();
-        if (apiSocket != null) {
-            claims.path(apiSocket, "api-socket");
-        }
-        if (metrics != null) {
-            claims.tcp(metrics, "metrics-listen");
-        }
-        for (DeviceConfig d : others) {
-            if (d.id().equals(added.id())) {
-                throw new IllegalArgumentException("there is a device '" + d.id() + "' already");
-            }
-            d.claim(claims);
-        }
-        added.claim(claims);
-    }
 }
