@@ -28,9 +28,10 @@ import java.util.function.BiConsumer;
  * The devices of one vportd process ({@code --config FILE}). Each device is a {@link ConsoleDevice}
  * whose data plane takes turns on one of a fixed set of event loops, and a {@link VhostUserServer}
  * of its own: what one frontend or guest does ends or stalls that device only. A device whose data
- * plane dies is detached from its loop, closed and logged; the others serve on. The table is guarded by this object's lock, held only to look a device up or
- * change the table, never while a device's data plane is asked anything, so a request for one
- * device never waits on another's data plane.
+ * plane dies is detached from its loop, closed and logged; the others serve on. The table is
+ * guarded by this object's lock, held only to look a device up or change the table, never while a
+ * device's data plane is asked anything, so a request for one device never waits on another's
+ * data plane. Devices list in the order they started (a file's order).
  */
 final class Devices implements DeviceDirectory, AutoCloseable {
 
@@ -38,19 +39,15 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     /** One device being served. */
     private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports,
-                          long order, List<Object> claims) {
+                          List<Object> claims) {
     }
 
-    private final Path apiSocket;
-    private final HostPort metricsListen;
     private final String journalSocket;
     private final Map<String, Served> served = new LinkedHashMap<>(); // guarded by this
-    /** Devices being built: their ids and paths are taken already. Guarded by this. */
-    private final Map<String, DeviceConfig> starting = new LinkedHashMap<>();
+    /** Ids of devices being built (their paths are claimed already). Guarded by this. */
+    private final java.util.Set<String> starting = new java.util.HashSet<>();
     /** Every path and TCP address the daemon and its devices hold (one set: a device's start checks O(its ports)). Guarded by this. */
     private final io.vportd.console.cli.Claims claims = new io.vportd.console.cli.Claims();
-    /** Devices list in the order they were asked for (a file's order), however their starts overlap. Guarded by this. */
-    private long nextOrder;
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
 
     /** The process's own counters: the devices', labelled, come from each device. */
@@ -67,8 +64,6 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     private final io.vportd.console.device.EventLoop.Group loops;
 
     Devices(Path apiSocket, HostPort metricsListen, String journalSocket, int eventLoops) throws IOException {
-        this.apiSocket = apiSocket;
-        this.metricsListen = metricsListen;
         this.journalSocket = journalSocket;
         if (apiSocket != null) {
             claims.path(apiSocket, "api-socket");
@@ -102,7 +97,6 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * @throws IOException when its socket cannot be served or an endpoint cannot be set up
      */
     DeviceInfo start(DeviceConfig config) throws IOException {
-        long order;
         List<Object> held;
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
@@ -110,16 +104,15 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             if (served.size() + starting.size() >= io.vportd.console.cli.ConfigFile.MAX_DEVICES) {
                 throw new IllegalArgumentException("this process serves " + served.size() + " devices, the most it takes");
             }
-            if (served.containsKey(config.id()) || starting.containsKey(config.id())) {
+            if (served.containsKey(config.id()) || starting.contains(config.id())) {
                 throw new IllegalArgumentException("there is a device '" + config.id() + "' already");
             }
             held = claims.claimDevice(config);
-            starting.put(config.id(), config);
-            order = nextOrder++;
+            starting.add(config.id());
         }
         Served s;
         try {
-            s = build(config, order, held);
+            s = build(config, held);
         } catch (IOException | RuntimeException e) {
             synchronized (this) {
                 starting.remove(config.id());
@@ -138,10 +131,10 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     }
 
     /**
-     * Builds and starts one device. Its threads (data plane, vhost-user, endpoint pumps) are
-     * created here, with the device's id as their log tag.
+     * Builds and starts one device. Its threads (vhost-user, endpoint pumps) are created here,
+     * with the device's id as their log tag; its data plane takes turns on the least loaded loop.
      */
-    private Served build(DeviceConfig c, long order, List<Object> held) throws IOException {
+    private Served build(DeviceConfig c, List<Object> held) throws IOException {
         String before = Logging.DEVICE.get();
         Logging.DEVICE.set(c.id());
         try {
@@ -166,7 +159,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             }));
             server.start();
             return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
-                    () -> server.sessionsStarted() > server.sessionsEnded()), order, held);
+                    () -> server.sessionsStarted() > server.sessionsEnded()), held);
         } finally {
             Logging.DEVICE.set(before);
         }
@@ -246,14 +239,9 @@ final class Devices implements DeviceDirectory, AutoCloseable {
                 + (ids.isEmpty() ? "none" : String.join(", ", ids)) + ")");
     }
 
-    /** The devices served now, in the order they were asked for. */
-    private List<Served> snapshot() {
-        List<Served> all;
-        synchronized (this) {
-            all = new ArrayList<>(served.values());
-        }
-        all.sort(java.util.Comparator.comparingLong(Served::order));
-        return all;
+    /** The devices served now, in the order they started. */
+    private synchronized List<Served> snapshot() {
+        return List.copyOf(served.values());
     }
 
     @Override

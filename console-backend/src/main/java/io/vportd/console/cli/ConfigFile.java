@@ -321,6 +321,7 @@ public final class ConfigFile {
     static final class Lines implements Locator {
         private static final Pattern HEADER = Pattern.compile("^\\s*\\[\\[\\s*\"?device\"?\\s*]]");
         private static final Pattern OTHER_HEADER = Pattern.compile("^\\s*\\[");
+        private static final Pattern HEADER_NAME = Pattern.compile("^\\s*\\[+\\s*\"?([A-Za-z0-9_-]+)");
         private static final Pattern KEY = Pattern.compile("^\\s*\"?([A-Za-z0-9_-]+)\"?\\s*=");
 
         private final String[] lines;
@@ -345,7 +346,7 @@ public final class ConfigFile {
                     continue;
                 }
                 if (!inArray && OTHER_HEADER.matcher(l).find()) {
-                    Matcher m = Pattern.compile("^\\s*\\[+\\s*\"?([A-Za-z0-9_-]+)").matcher(l);
+                    Matcher m = HEADER_NAME.matcher(l);
                     if (m.find()) {
                         keys.computeIfAbsent(-1, t -> new HashMap<>()).putIfAbsent(m.group(1), i + 1);
                     }

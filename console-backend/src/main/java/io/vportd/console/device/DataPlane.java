@@ -723,6 +723,8 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private void stopped() {
         running = false;
         runCommands(); // fail nobody silently: commands that raced the stop still get an answer
+        // A caller that saw running just before it turned false may queue after that drain; once
+        // ended is set it gives up at its next check, and this second drain answers those between.
         ended = true;
         runCommands();
         Runnable stopped = onUnexpectedStop;
