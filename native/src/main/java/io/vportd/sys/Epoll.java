@@ -34,15 +34,22 @@ public final class Epoll {
 
     private static final int EPOLL_CLOEXEC = 02000000;
 
-    private static final MethodHandle EPOLL_CREATE1 = Libc.link("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle EPOLL_CTL =
-            Libc.link("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle EPOLL_WAIT =
-            Libc.link("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT));
+    private static final class EpollCreate1 {
+        static final MethodHandle H =
+                Libc.link("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class EpollCtl {
+        static final MethodHandle H =
+                Libc.link("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    }
+    private static final class EpollWait {
+        static final MethodHandle H =
+                Libc.link("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT));
+    }
 
     /** epoll_create1(EPOLL_CLOEXEC). */
     public static Fd create() throws NativeException {
-        return Fd.adopt((int) Libc.check("epoll_create1", cap -> (int) EPOLL_CREATE1.invokeExact(cap, EPOLL_CLOEXEC)));
+        return Fd.adopt((int) Libc.check("epoll_create1", cap -> (int) EpollCreate1.H.invokeExact(cap, EPOLL_CLOEXEC)));
     }
 
     /** epoll_ctl(2) with {@code events} and the 64-bit user {@code data}: 0 or -errno. */
@@ -52,7 +59,7 @@ public final class Epoll {
         ev.set(JAVA_INT_UNALIGNED, 0, events);
         ev.set(JAVA_LONG_UNALIGNED, 4, data);
         try {
-            return Libc.orErrno((int) EPOLL_CTL.invokeExact(s.capture, epfd, op, fd, ev.address()), s.capture);
+            return Libc.orErrno((int) EpollCtl.H.invokeExact(s.capture, epfd, op, fd, ev.address()), s.capture);
         } catch (Throwable t) {
             throw Libc.linkageBug(t);
         }
@@ -72,7 +79,7 @@ public final class Epoll {
         try {
             int r;
             do {
-                r = Libc.orErrno((int) EPOLL_WAIT.invokeExact(cap, epfd, addr, max, timeoutMs), cap);
+                r = Libc.orErrno((int) EpollWait.H.invokeExact(cap, epfd, addr, max, timeoutMs), cap);
             } while (r == -Errno.EINTR);
             return r;
         } catch (Throwable t) {

@@ -21,11 +21,14 @@ public final class EventFd {
     public static final int EFD_NONBLOCK = 04000;
     public static final int EFD_CLOEXEC = 02000000;
 
-    private static final MethodHandle EVENTFD = Libc.link("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final class Eventfd {
+        static final MethodHandle H =
+                Libc.link("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    }
 
     /** eventfd(2); {@link #EFD_CLOEXEC} is always added. */
     public static Fd create(int initval, int flags) throws NativeException {
-        return Fd.adopt((int) Libc.check("eventfd", cap -> (int) EVENTFD.invokeExact(cap, initval, flags | EFD_CLOEXEC)));
+        return Fd.adopt((int) Libc.check("eventfd", cap -> (int) Eventfd.H.invokeExact(cap, initval, flags | EFD_CLOEXEC)));
     }
 
     /** Adds {@code value} to an eventfd counter: 8 or -errno (-EAGAIN when it would overflow). */

@@ -33,10 +33,14 @@ public final class Inet {
     private static final int SOCKADDR_IN_SIZE = 16;
     private static final int SOCKADDR_IN6_SIZE = 28;
 
-    private static final MethodHandle SETSOCKOPT = Libc.link("setsockopt",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle GETSOCKNAME = Libc.link("getsockname",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    private static final class Setsockopt {
+        static final MethodHandle H =
+                Libc.link("setsockopt", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    }
+    private static final class Getsockname {
+        static final MethodHandle H =
+                Libc.link("getsockname", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    }
 
     /**
      * A non-blocking, close-on-exec TCP listener on {@code address:port} with SO_REUSEADDR
@@ -69,7 +73,7 @@ public final class Inet {
     private static void setFlag(int fd, int level, int option, String name) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocateFrom(JAVA_INT, 1);
-            Libc.check("setsockopt(" + name + ")", cap -> (int) SETSOCKOPT.invokeExact(cap, fd, level, option, one, 4));
+            Libc.check("setsockopt(" + name + ")", cap -> (int) Setsockopt.H.invokeExact(cap, fd, level, option, one, 4));
         }
     }
 
@@ -98,7 +102,7 @@ public final class Inet {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sa = arena.allocate(SOCKADDR_IN6_SIZE, 4);
             MemorySegment len = arena.allocateFrom(JAVA_INT, SOCKADDR_IN6_SIZE);
-            int r = (int) Libc.once(cap -> (int) GETSOCKNAME.invokeExact(cap, fd, sa, len));
+            int r = (int) Libc.once(cap -> (int) Getsockname.H.invokeExact(cap, fd, sa, len));
             if (r < 0) {
                 return r;
             }
@@ -111,7 +115,7 @@ public final class Inet {
     public static int tcpNoDelay(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocateFrom(JAVA_INT, 1);
-            return (int) Libc.once(cap -> (int) SETSOCKOPT.invokeExact(cap, fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+            return (int) Libc.once(cap -> (int) Setsockopt.H.invokeExact(cap, fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
         }
     }
 }

@@ -51,28 +51,49 @@ public final class Io {
     private static final long STAT_ST_DEV = 0;
     private static final long STAT_ST_INO = 8;
 
-    private static final MethodHandle CLOSE = Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle READ = Libc.asFdAddrLen(
-            Libc.link("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
-    private static final MethodHandle WRITE = Libc.asFdAddrLen(
-            Libc.link("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
-    private static final MethodHandle READV = Libc.asFdAddrLen(
-            Libc.link("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
-    private static final MethodHandle WRITEV = Libc.asFdAddrLen(
-            Libc.link("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    private static final class Close {
+        static final MethodHandle H =
+                Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class Read {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
+    }
+    private static final class Write {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG)));
+    }
+    private static final class Readv {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("readv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    }
+    private static final class Writev {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    }
     /** fcntl(fd, cmd, int arg); shared with {@link MemFd} for the seal commands. */
-    static final MethodHandle FCNTL =
-            Libc.linkVariadic("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), 2);
-    private static final MethodHandle OPEN =
-            Libc.linkVariadic("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
-    private static final MethodHandle FSTAT = Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle PIPE2 = Libc.link("pipe2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    static final class Fcntl {
+        static final MethodHandle H =
+                Libc.linkVariadic("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), 2);
+    }
+    private static final class Open {
+        static final MethodHandle H =
+                Libc.linkVariadic("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+    }
+    private static final class Fstat {
+        static final MethodHandle H =
+                Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+    }
+    private static final class Pipe2 {
+        static final MethodHandle H =
+                Libc.link("pipe2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    }
 
     /** close(2): 0 or -errno. Never retried (Linux releases the descriptor even on EINTR). */
     public static int close(int fd) {
         MemorySegment cap = Libc.capture();
         try {
-            return Libc.orErrno((int) CLOSE.invokeExact(cap, fd), cap);
+            return Libc.orErrno((int) Close.H.invokeExact(cap, fd), cap);
         } catch (Throwable t) {
             throw Libc.linkageBug(t);
         }
@@ -80,26 +101,26 @@ public final class Io {
 
     /** read(2) into host memory at {@code addr}: bytes read (0 = EOF) or -errno. */
     public static long read(int fd, long addr, long len) {
-        return Libc.retry(READ, fd, addr, len);
+        return Libc.retry(Read.H, fd, addr, len);
     }
 
     /** write(2) from host memory at {@code addr}: bytes written or -errno. */
     public static long write(int fd, long addr, long len) {
-        return Libc.retry(WRITE, fd, addr, len);
+        return Libc.retry(Write.H, fd, addr, len);
     }
 
     /** readv(2) with an array of {@code iovCnt} 16-byte iovecs at {@code iovAddr}: bytes or -errno. */
     public static long readv(int fd, long iovAddr, int iovCnt) {
-        return Libc.retry(READV, fd, iovAddr, iovCnt);
+        return Libc.retry(Readv.H, fd, iovAddr, iovCnt);
     }
 
     /** writev(2) with an array of {@code iovCnt} 16-byte iovecs at {@code iovAddr}: bytes or -errno. */
     public static long writev(int fd, long iovAddr, int iovCnt) {
-        return Libc.retry(WRITEV, fd, iovAddr, iovCnt);
+        return Libc.retry(Writev.H, fd, iovAddr, iovCnt);
     }
 
     private static int statusFlags(int fd) throws NativeException {
-        return (int) Libc.check("fcntl(" + fd + ", F_GETFL)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFL, 0));
+        return (int) Libc.check("fcntl(" + fd + ", F_GETFL)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_GETFL, 0));
     }
 
     /** Sets or clears O_NONBLOCK. */
@@ -107,7 +128,7 @@ public final class Io {
         int flags = statusFlags(fd);
         int wanted = nonBlocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
         if (wanted != flags) {
-            Libc.check("fcntl(" + fd + ", F_SETFL)", cap -> (int) FCNTL.invokeExact(cap, fd, F_SETFL, wanted));
+            Libc.check("fcntl(" + fd + ", F_SETFL)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_SETFL, wanted));
         }
     }
 
@@ -118,16 +139,16 @@ public final class Io {
 
     /** Sets or clears FD_CLOEXEC (the descriptor flag: it does not travel with dup'ed copies). */
     public static void setCloseOnExec(int fd, boolean closeOnExec) throws NativeException {
-        int flags = (int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFD, 0));
+        int flags = (int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_GETFD, 0));
         int wanted = closeOnExec ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
         if (wanted != flags) {
-            Libc.check("fcntl(" + fd + ", F_SETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_SETFD, wanted));
+            Libc.check("fcntl(" + fd + ", F_SETFD)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_SETFD, wanted));
         }
     }
 
     /** True when FD_CLOEXEC is set on {@code fd}. */
     public static boolean isCloseOnExec(int fd) throws NativeException {
-        return ((int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) FCNTL.invokeExact(cap, fd, F_GETFD, 0))
+        return ((int) Libc.check("fcntl(" + fd + ", F_GETFD)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_GETFD, 0))
                 & FD_CLOEXEC) != 0;
     }
 
@@ -139,7 +160,7 @@ public final class Io {
     public static FileId fileId(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            Libc.check("fstat(" + fd + ")", cap -> (int) FSTAT.invokeExact(cap, fd, st));
+            Libc.check("fstat(" + fd + ")", cap -> (int) Fstat.H.invokeExact(cap, fd, st));
             return new FileId(st.get(JAVA_LONG, STAT_ST_DEV), st.get(JAVA_LONG, STAT_ST_INO));
         }
     }
@@ -149,7 +170,7 @@ public final class Io {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cpath = arena.allocateFrom(path.toString());
             return Fd.adopt((int) Libc.check("open(" + path + ")",
-                    cap -> (int) OPEN.invokeExact(cap, cpath, flags | O_CLOEXEC, mode)));
+                    cap -> (int) Open.H.invokeExact(cap, cpath, flags | O_CLOEXEC, mode)));
         }
     }
 
@@ -157,7 +178,7 @@ public final class Io {
     public static Fd[] pipe() throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fds = arena.allocate(JAVA_INT, 2);
-            Libc.check("pipe2", cap -> (int) PIPE2.invokeExact(cap, fds, O_CLOEXEC));
+            Libc.check("pipe2", cap -> (int) Pipe2.H.invokeExact(cap, fds, O_CLOEXEC));
             return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
         }
     }
@@ -165,14 +186,14 @@ public final class Io {
     /** A second descriptor for the same open file (fcntl F_DUPFD_CLOEXEC), owned by the caller. */
     public static Fd dup(int fd) throws NativeException {
         return Fd.adopt((int) Libc.check("fcntl(" + fd + ", F_DUPFD_CLOEXEC)",
-                cap -> (int) FCNTL.invokeExact(cap, fd, F_DUPFD_CLOEXEC, 0)));
+                cap -> (int) Fcntl.H.invokeExact(cap, fd, F_DUPFD_CLOEXEC, 0)));
     }
 
-    /** kcmp(2) is linked on first use: only crash recovery needs it. */
+    /** kcmp(2), through syscall(2): only crash recovery needs it. */
     private static final class Kcmp {
         static final long SYS_KCMP = 312; // x86_64
         static final int KCMP_FILE = 0;
-        static final MethodHandle SYSCALL = Libc.linkVariadic("syscall",
+        static final MethodHandle H = Libc.linkVariadic("syscall",
                 FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), 1);
     }
 
@@ -186,6 +207,6 @@ public final class Io {
     public static boolean sameOpenFile(int a, int b) throws NativeException {
         long pid = ProcessHandle.current().pid();
         return Libc.check("kcmp(" + a + ", " + b + ")",
-                cap -> (long) Kcmp.SYSCALL.invokeExact(cap, Kcmp.SYS_KCMP, pid, pid, (long) Kcmp.KCMP_FILE, (long) a, (long) b)) == 0;
+                cap -> (long) Kcmp.H.invokeExact(cap, Kcmp.SYS_KCMP, pid, pid, (long) Kcmp.KCMP_FILE, (long) a, (long) b)) == 0;
     }
 }

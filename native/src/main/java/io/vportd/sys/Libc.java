@@ -17,8 +17,12 @@ import java.lang.invoke.VarHandle;
  * classes share: symbol lookup, the errno capture option, the per-thread capture segment and
  * scratch buffers, the EINTR retry and the {@link NativeException} of a failed set-up call.
  *
- * <p>Method handles are {@code static final} in the binding classes, linked once here, and called
- * with {@code invokeExact}. errno is captured with {@code Linker.Option.captureCallState("errno")}
+ * <p>Each function's method handle is the {@code static final} field {@code H} of a small holder
+ * class of its own in the binding class, linked here when that holder is first used and called
+ * with {@code invokeExact}. Linking a downcall costs the JVM some 5-20 ms at start-up (it
+ * generates the call's adapter classes), so a daemon links only what it calls: a pty, a TCP port
+ * or a guest's memory table pays for its functions when it first needs them. Once initialised,
+ * the holder's field is a constant to the JIT, as a field of the binding class would be. errno is captured with {@code Linker.Option.captureCallState("errno")}
  * into the calling thread's capture segment; it is never read afterwards through
  * {@code __errno_location}.
  */

@@ -33,25 +33,39 @@ public final class MemFd {
     private static final long STAT_SIZE = 144;   // struct stat, x86_64
     private static final long STAT_ST_SIZE = 48; // st_size offset
 
-    private static final MethodHandle MEMFD_CREATE = Libc.link("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle FTRUNCATE = Libc.link("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle FSTAT = Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle MMAP = Libc.link("mmap",
-            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle MUNMAP = Libc.link("munmap", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG));
+    private static final class MemfdCreate {
+        static final MethodHandle H =
+                Libc.link("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    }
+    private static final class Ftruncate {
+        static final MethodHandle H =
+                Libc.link("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+    }
+    private static final class Fstat {
+        static final MethodHandle H =
+                Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+    }
+    private static final class Mmap {
+        static final MethodHandle H =
+                Libc.link("mmap", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    }
+    private static final class Munmap {
+        static final MethodHandle H =
+                Libc.link("munmap", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG));
+    }
 
     /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); size 0 until {@link #truncate}. */
     public static Fd create(String name) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cname = arena.allocateFrom(name);
             return Fd.adopt((int) Libc.check("memfd_create(" + name + ")",
-                    cap -> (int) MEMFD_CREATE.invokeExact(cap, cname, MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+                    cap -> (int) MemfdCreate.H.invokeExact(cap, cname, MFD_CLOEXEC | MFD_ALLOW_SEALING)));
         }
     }
 
     /** ftruncate(2). */
     public static void truncate(int fd, long len) throws NativeException {
-        Libc.check("ftruncate(" + fd + ", " + len + ")", cap -> (int) FTRUNCATE.invokeExact(cap, fd, len));
+        Libc.check("ftruncate(" + fd + ", " + len + ")", cap -> (int) Ftruncate.H.invokeExact(cap, fd, len));
     }
 
     /**
@@ -59,19 +73,19 @@ public final class MemFd {
      * sealed). A mapping of a file that can still shrink may fault (SIGBUS) after a truncate.
      */
     public static int seals(int fd) {
-        return (int) Libc.once(cap -> (int) Io.FCNTL.invokeExact(cap, fd, F_GET_SEALS, 0));
+        return (int) Libc.once(cap -> (int) Io.Fcntl.H.invokeExact(cap, fd, F_GET_SEALS, 0));
     }
 
     /** Adds memfd seals (F_ADD_SEALS). */
     public static void addSeals(int fd, int seals) throws NativeException {
-        Libc.check("fcntl(" + fd + ", F_ADD_SEALS)", cap -> (int) Io.FCNTL.invokeExact(cap, fd, F_ADD_SEALS, seals));
+        Libc.check("fcntl(" + fd + ", F_ADD_SEALS)", cap -> (int) Io.Fcntl.H.invokeExact(cap, fd, F_ADD_SEALS, seals));
     }
 
     /** Size in bytes of the file behind {@code fd} (fstat st_size); use before mapping it. */
     public static long size(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            Libc.check("fstat(" + fd + ")", cap -> (int) FSTAT.invokeExact(cap, fd, st));
+            Libc.check("fstat(" + fd + ")", cap -> (int) Fstat.H.invokeExact(cap, fd, st));
             return st.get(JAVA_LONG, STAT_ST_SIZE);
         }
     }
@@ -87,7 +101,7 @@ public final class MemFd {
             throw new NativeException(what, Errno.EINVAL);
         }
         // user-space addresses are positive on x86_64 and aarch64: only MAP_FAILED (-1) is negative
-        long addr = Libc.check(what, cap -> (long) MMAP.invokeExact(cap, 0L, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset));
+        long addr = Libc.check(what, cap -> (long) Mmap.H.invokeExact(cap, 0L, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset));
         try {
             return MemorySegment.ofAddress(addr).reinterpret(len, arena, ignored -> munmap(addr, len));
         } catch (RuntimeException e) {
@@ -97,6 +111,6 @@ public final class MemFd {
     }
 
     private static int munmap(long addr, long len) {
-        return (int) Libc.once(cap -> (int) MUNMAP.invokeExact(cap, addr, len));
+        return (int) Libc.once(cap -> (int) Munmap.H.invokeExact(cap, addr, len));
     }
 }

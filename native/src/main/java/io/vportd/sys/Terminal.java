@@ -22,20 +22,46 @@ public final class Terminal {
     private static final int TCSANOW = 0;
     private static final int TERMIOS_SIZE = 60;
 
-    private static final MethodHandle ISATTY = Libc.link("isatty", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle IOCTL_PTR =
-            Libc.linkVariadic("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
-    private static final MethodHandle TCGETATTR = Libc.link("tcgetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle TCSETATTR = Libc.link("tcsetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle CFMAKERAW = Libc.linkPlain("cfmakeraw", FunctionDescriptor.ofVoid(ADDRESS));
-    private static final MethodHandle POSIX_OPENPT = Libc.link("posix_openpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle GRANTPT = Libc.link("grantpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle UNLOCKPT = Libc.link("unlockpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle PTSNAME_R = Libc.link("ptsname_r", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final class Isatty {
+        static final MethodHandle H =
+                Libc.link("isatty", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class IoctlPtr {
+        static final MethodHandle H =
+                Libc.linkVariadic("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+    }
+    private static final class Tcgetattr {
+        static final MethodHandle H =
+                Libc.link("tcgetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+    }
+    private static final class Tcsetattr {
+        static final MethodHandle H =
+                Libc.link("tcsetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+    }
+    private static final class Cfmakeraw {
+        static final MethodHandle H =
+                Libc.linkPlain("cfmakeraw", FunctionDescriptor.ofVoid(ADDRESS));
+    }
+    private static final class PosixOpenpt {
+        static final MethodHandle H =
+                Libc.link("posix_openpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class Grantpt {
+        static final MethodHandle H =
+                Libc.link("grantpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class Unlockpt {
+        static final MethodHandle H =
+                Libc.link("unlockpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+    private static final class PtsnameR {
+        static final MethodHandle H =
+                Libc.link("ptsname_r", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
+    }
 
     /** isatty(3). */
     public static boolean isatty(int fd) {
-        return Libc.once(cap -> (int) ISATTY.invokeExact(cap, fd)) == 1;
+        return Libc.once(cap -> (int) Isatty.H.invokeExact(cap, fd)) == 1;
     }
 
     /**
@@ -44,7 +70,7 @@ public final class Terminal {
      */
     public static int windowSize(int fd) {
         MemorySegment ws = Libc.scratch().u64;
-        int r = (int) Libc.once(cap -> (int) IOCTL_PTR.invokeExact(cap, fd, TIOCGWINSZ, ws));
+        int r = (int) Libc.once(cap -> (int) IoctlPtr.H.invokeExact(cap, fd, TIOCGWINSZ, ws));
         if (r < 0) {
             return r;
         }
@@ -70,14 +96,14 @@ public final class Terminal {
         ws.set(JAVA_SHORT, 2, (short) cols);
         ws.set(JAVA_SHORT, 4, (short) 0);
         ws.set(JAVA_SHORT, 6, (short) 0);
-        Libc.check("ioctl(" + fd + ", TIOCSWINSZ)", cap -> (int) IOCTL_PTR.invokeExact(cap, fd, TIOCSWINSZ, ws));
+        Libc.check("ioctl(" + fd + ", TIOCSWINSZ)", cap -> (int) IoctlPtr.H.invokeExact(cap, fd, TIOCSWINSZ, ws));
     }
 
     /** The terminal attributes of {@code fd} (an opaque {@code struct termios} copy). */
     public static byte[] tcgetattr(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment t = arena.allocate(TERMIOS_SIZE, 8);
-            Libc.check("tcgetattr(" + fd + ")", cap -> (int) TCGETATTR.invokeExact(cap, fd, t));
+            Libc.check("tcgetattr(" + fd + ")", cap -> (int) Tcgetattr.H.invokeExact(cap, fd, t));
             return t.toArray(ValueLayout.JAVA_BYTE);
         }
     }
@@ -103,9 +129,9 @@ public final class Terminal {
             MemorySegment.copy(termios, 0, t, ValueLayout.JAVA_BYTE, 0, TERMIOS_SIZE);
             Libc.check(what, cap -> {
                 if (raw) {
-                    CFMAKERAW.invokeExact(t);
+                    Cfmakeraw.H.invokeExact(t);
                 }
-                return (int) TCSETATTR.invokeExact(cap, fd, TCSANOW, t);
+                return (int) Tcsetattr.H.invokeExact(cap, fd, TCSANOW, t);
             });
         }
     }
@@ -117,14 +143,14 @@ public final class Terminal {
     /** posix_openpt(O_RDWR|O_NOCTTY|O_CLOEXEC), grantpt, unlockpt, ptsname_r. */
     public static Pty openPty() throws NativeException {
         int m = (int) Libc.check("posix_openpt",
-                cap -> (int) POSIX_OPENPT.invokeExact(cap, Io.O_RDWR | Io.O_NOCTTY | Io.O_CLOEXEC));
+                cap -> (int) PosixOpenpt.H.invokeExact(cap, Io.O_RDWR | Io.O_NOCTTY | Io.O_CLOEXEC));
         Fd master = Fd.adopt(m);
         try (Arena arena = Arena.ofConfined()) {
-            Libc.check("grantpt(" + m + ")", cap -> (int) GRANTPT.invokeExact(cap, m));
-            Libc.check("unlockpt(" + m + ")", cap -> (int) UNLOCKPT.invokeExact(cap, m));
+            Libc.check("grantpt(" + m + ")", cap -> (int) Grantpt.H.invokeExact(cap, m));
+            Libc.check("unlockpt(" + m + ")", cap -> (int) Unlockpt.H.invokeExact(cap, m));
             MemorySegment name = arena.allocate(128);
             Libc.check("ptsname_r(" + m + ")", cap -> {
-                int r = (int) PTSNAME_R.invokeExact(cap, m, name, 128L);
+                int r = (int) PtsnameR.H.invokeExact(cap, m, name, 128L);
                 if (r != 0) {
                     throw new NativeException("ptsname_r(" + m + ")", r); // returns the error number
                 }

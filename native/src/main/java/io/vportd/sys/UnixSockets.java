@@ -45,13 +45,22 @@ public final class UnixSockets {
     static final long MSGHDR_SIZE = 56;
     static final long CMSG_HDR = 16;
 
-    private static final MethodHandle SOCKETPAIR =
-            Libc.link("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle CHMOD = Libc.link("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle RECVMSG = Libc.asFdAddrLen(
-            Libc.link("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
-    private static final MethodHandle SENDMSG = Libc.asFdAddrLen(
-            Libc.link("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    private static final class Socketpair {
+        static final MethodHandle H =
+                Libc.link("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+    }
+    private static final class Chmod {
+        static final MethodHandle H =
+                Libc.link("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    }
+    private static final class Recvmsg {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    }
+    private static final class Sendmsg {
+        static final MethodHandle H =
+                Libc.asFdAddrLen( Libc.link("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)));
+    }
 
     private static MemorySegment sockaddrUn(Arena arena, Path path, String call) throws NativeException {
         byte[] bytes = path.toString().getBytes(StandardCharsets.UTF_8);
@@ -95,7 +104,7 @@ public final class UnixSockets {
                 Sockets.bind(fd, sa, address);
                 if (!address.startsWith("@")) {
                     MemorySegment cpath = arena.allocateFrom(address);
-                    Libc.check("chmod(" + address + ")", cap -> (int) CHMOD.invokeExact(cap, cpath, 0600));
+                    Libc.check("chmod(" + address + ")", cap -> (int) Chmod.H.invokeExact(cap, cpath, 0600));
                 }
                 return fd;
             } catch (NativeException | RuntimeException e) {
@@ -131,7 +140,7 @@ public final class UnixSockets {
             try {
                 Sockets.bind(fd, sa, path.toString());
                 MemorySegment cpath = arena.allocateFrom(path.toString());
-                Libc.check("chmod(" + path + ")", cap -> (int) CHMOD.invokeExact(cap, cpath, 0600));
+                Libc.check("chmod(" + path + ")", cap -> (int) Chmod.H.invokeExact(cap, cpath, 0600));
                 Sockets.listen(fd, backlog, path.toString());
                 return fd;
             } catch (NativeException | RuntimeException e) {
@@ -188,7 +197,7 @@ public final class UnixSockets {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fds = arena.allocate(JAVA_INT, 2);
             Libc.check("socketpair(AF_UNIX)",
-                    cap -> (int) SOCKETPAIR.invokeExact(cap, AF_UNIX, Sockets.SOCK_STREAM | Sockets.SOCK_CLOEXEC, 0, fds));
+                    cap -> (int) Socketpair.H.invokeExact(cap, AF_UNIX, Sockets.SOCK_STREAM | Sockets.SOCK_CLOEXEC, 0, fds));
             return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
         }
     }
@@ -226,7 +235,7 @@ public final class UnixSockets {
         msg.set(JAVA_LONG, MSG_CONTROL, ctl.address());
         msg.set(JAVA_LONG, MSG_CONTROLLEN, ctl.byteSize());
         // an interrupted recvmsg leaves the msghdr as it was, so the retry can reuse it
-        long r = Libc.retry(RECVMSG, fd, msg.address(), MSG_CMSG_CLOEXEC);
+        long r = Libc.retry(Recvmsg.H, fd, msg.address(), MSG_CMSG_CLOEXEC);
         if (r < 0) {
             return r;
         }
@@ -287,6 +296,6 @@ public final class UnixSockets {
             msg.set(JAVA_LONG, MSG_CONTROL, ctl.address());
             msg.set(JAVA_LONG, MSG_CONTROLLEN, CMSG_HDR + ((dataLen + 7) & ~7L));
         }
-        return Libc.retry(SENDMSG, fd, msg.address(), MSG_NOSIGNAL);
+        return Libc.retry(Sendmsg.H, fd, msg.address(), MSG_NOSIGNAL);
     }
 }

@@ -53,7 +53,7 @@ class ListenFdsTest {
         for (int i = 0; i < sources.length; i++) {
             int src = sources[i];
             int want = base + i;
-            long got = Libc.check("fcntl(F_DUPFD)", cap -> (int) Io.FCNTL.invokeExact(cap, src, F_DUPFD, want));
+            long got = Libc.check("fcntl(F_DUPFD)", cap -> (int) Io.Fcntl.H.invokeExact(cap, src, F_DUPFD, want));
             assertEquals(want, got, "consecutive descriptors");
             assertFalse(Io.isCloseOnExec(want));
         }
@@ -61,7 +61,7 @@ class ListenFdsTest {
     }
 
     private static boolean isOpen(int fd) {
-        return Libc.once(cap -> (int) Io.FCNTL.invokeExact(cap, fd, 1 /* F_GETFD */, 0)) >= 0;
+        return Libc.once(cap -> (int) Io.Fcntl.H.invokeExact(cap, fd, 1 /* F_GETFD */, 0)) >= 0;
     }
 
     private static Map<String, String> env(long pid, String fds, String names) {
