@@ -1,0 +1,119 @@
+package io.vportd.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipInputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 13, launcher defaults: {@code bin/vportd} runs the daemon with the package's measured JVM
+ * flags and an AOT cache trained for the jar it runs, trained again when the jar changes (the JVM
+ * would silently ignore a cache of another jar), and vportd.jar holds no class file the cache
+ * cannot keep. The launcher runs from a copy of the tree's launcher, training script and jar in a
+ * temporary folder, so the tree's own cache is left alone.
+ */
+class LauncherIT {
+
+    private static final Duration RUN = Duration.ofMinutes(2);
+
+    /** Every class file of vportd.jar can go into an AOT cache: none is older than Java 6 (picocli's were). */
+    @Test
+    void theJarHoldsNoClassFileOlderThanJava6() throws IOException {
+        Path jar = Rig.locate().repoRoot().resolve("console-backend/target/vportd.jar");
+        List<String> old = new ArrayList<>();
+        int classes = 0;
+        try (InputStream in = Files.newInputStream(jar); ZipInputStream zip = new ZipInputStream(in)) {
+            ZipEntry e;
+            while ((e = zip.getNextEntry()) != null) {
+                if (!e.getName().endsWith(".class") || e.getName().startsWith("META-INF/")) {
+                    continue;
+                }
+                byte[] head = zip.readNBytes(8);
+                int major = ((head[6] & 0xff) << 8) | (head[7] & 0xff);
+                classes++;
+                if (major < 50) {
+                    old.add(e.getName() + " (" + major + ")");
+                }
+            }
+        }
+        assertTrue(classes > 1000, "only " + classes + " classes in " + jar);
+        assertTrue(old.isEmpty(), old.size() + " class files older than Java 6, e.g. " + old.subList(0, Math.min(5, old.size())));
+    }
+
+    @Test
+    void theLauncherTrainsACacheForItsJarUsesItAndTrainsAgainWhenTheJarChanges(@TempDir Path tree) throws Exception {
+        Path root = Rig.locate().repoRoot();
+        Path launcher = copy(root, tree, "bin/vportd");
+        copy(root, tree, "packaging/aot-train");
+        Path jar = copy(root, tree, "console-backend/target/vportd.jar");
+        Path cache = tree.resolve("console-backend/target/vportd.aot");
+
+        String first = run(launcher, Map.of());
+        assertTrue(first.contains("training the AOT cache"), first);
+        assertTrue(Files.isRegularFile(cache), "no cache after the first run:\n" + first);
+        assertTrue(Files.isRegularFile(tree.resolve("console-backend/target/vportd.aot.jar")),
+                "the launcher noted no jar identity beside the cache");
+
+        // Taken by the JVM, with picocli's classes from the cache, and the measured flags in force.
+        Path loads = tree.resolve("class-load.log");
+        String used = run(launcher, Map.of("VPORTD_JAVA_OPTS",
+                "-Xlog:aot=info -Xlog:class+load=info:file=" + loads + " -XX:+PrintCommandLineFlags"));
+        assertFalse(used.contains("training the AOT cache"), "trained again with an unchanged jar:\n" + used);
+        assertTrue(used.contains("Using AOT-linked classes: true"), used);
+        List<String> picocli = Files.readAllLines(loads).stream().filter(l -> l.contains(" picocli.CommandLine ")).toList();
+        assertTrue(picocli.size() == 1 && picocli.getFirst().contains("shared objects file"),
+                "picocli.CommandLine did not come from the AOT cache: " + picocli);
+        for (String flag : List.of("-XX:+UseSerialGC", "-XX:MaxHeapSize=33554432", "-XX:+UseCompactObjectHeaders",
+                "-XX:ThreadStackSize=256", "-XX:MaxMetaspaceSize=33554432")) {
+            assertTrue(used.contains(flag), flag + " not in force:\n" + used.lines().filter(l -> l.startsWith("-XX")).toList());
+        }
+
+        // VPORTD_AOT=off: no cache.
+        String off = run(launcher, Map.of("VPORTD_AOT", "off", "VPORTD_JAVA_OPTS", "-Xlog:aot=info"));
+        assertFalse(off.contains("Using AOT-linked classes: true"), off);
+
+        // A rebuilt jar (another modification time): trained again, and the new cache is used.
+        Files.setLastModifiedTime(jar, FileTime.from(Instant.now().plusSeconds(60)));
+        String again = run(launcher, Map.of("VPORTD_JAVA_OPTS", "-Xlog:aot=info"));
+        assertTrue(again.contains("training the AOT cache"), again);
+        assertTrue(again.contains("Using AOT-linked classes: true"), again);
+    }
+
+    /** Copies the repository's {@code path} to the same place under {@code tree}, keeping its mode. */
+    private static Path copy(Path root, Path tree, String path) throws IOException {
+        Path to = tree.resolve(path);
+        Files.createDirectories(to.getParent());
+        Files.copy(root.resolve(path), to, StandardCopyOption.COPY_ATTRIBUTES);
+        if (!path.endsWith(".jar")) {
+            Files.setPosixFilePermissions(to, PosixFilePermissions.fromString("rwxr-xr-x"));
+        }
+        return to;
+    }
+
+    /** {@code launcher --version} with {@code env}: its output (stderr merged); it must succeed. */
+    private static String run(Path launcher, Map<String, String> env) {
+        try (HostProcess p = HostProcess.start("bin/vportd", List.of(launcher.toString(), "--version"), null, env)) {
+            int code = p.awaitExit(RUN);
+            String out = p.output();
+            assertEquals(0, code, out);
+            assertTrue(out.contains("vportd "), out);
+            return out;
+        }
+    }
+}
