@@ -96,7 +96,15 @@ final class Devices implements DeviceDirectory, AutoCloseable {
      * @throws IllegalArgumentException when it clashes with one of them (id, a path, a TCP address)
      * @throws IOException when its socket cannot be served or an endpoint cannot be set up
      */
-    DeviceInfo start(DeviceConfig config) throws IOException {
+    void start(DeviceConfig config) throws IOException {
+        launch(config);
+    }
+
+    /**
+     * {@link #start}, returning what was started. Telling what a device serves asks its data plane
+     * (a round trip to its loop), so only the management API's add-device does.
+     */
+    private Served launch(DeviceConfig config) throws IOException {
         List<Object> held;
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
@@ -127,7 +135,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         added.incrementAndGet();
         LOG.log(Level.INFO, "device {0}: serving {1} port(s) on {2}; max ports {3}, {4} queues", config.id(),
                 config.ports().size(), config.socketPath(), config.maxPorts(), s.device().queueCount());
-        return info(s);
+        return s;
     }
 
     /**
@@ -168,7 +176,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     @Override
     public DeviceInfo addDevice(DeviceConfig config) {
         try {
-            return start(config);
+            return info(launch(config));
         } catch (IllegalArgumentException e) {
             String why = e.getMessage();
             throw new ApiException(ApiProtocol.BAD_SPEC,
