@@ -33,7 +33,7 @@ import java.util.function.BiConsumer;
  * device's data plane is asked anything, so a request for one device never waits on another's
  * data plane. Devices list in the order they started (a file's order).
  */
-final class Devices implements DeviceDirectory, AutoCloseable {
+final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console.handover.DevicesHandover.Daemon {
 
     private static final System.Logger LOG = System.getLogger("vportd");
 
@@ -49,6 +49,8 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     /** Every path and TCP address the daemon and its devices hold (one set: a device's start checks O(its ports)). Guarded by this. */
     private final io.vportd.console.cli.Claims claims = new io.vportd.console.cli.Claims();
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
+    /** A live hand-over holds the table: no device is added or removed meanwhile. Guarded by this. */
+    private boolean handingOver;
 
     /** The process's own counters: the devices', labelled, come from each device. */
     private final MetricRegistry shared = new MetricRegistry();
@@ -101,6 +103,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
         synchronized (this) {
+            refuseDuringHandover();
             if (served.size() + starting.size() >= io.vportd.console.cli.ConfigFile.MAX_DEVICES) {
                 throw new IllegalArgumentException("this process serves " + served.size() + " devices, the most it takes");
             }
@@ -148,15 +151,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
                 device.close();
                 throw e;
             }
-            String id = c.id();
-            device.dataPlane().metrics().register(server.stats().metrics());
-            device.dataPlane().setEventListener(e -> events.accept(id, e));
-            device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-device-failed").start(() -> {
-                LOG.log(Level.ERROR, "device {0}: its data plane stopped unexpectedly; closing the device (the other "
-                        + "devices serve on; add it again with add-device)", id);
-                failed.incrementAndGet();
-                stop(id);
-            }));
+            watch(c.id(), device, server);
             server.start();
             return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
                     () -> server.sessionsStarted() > server.sessionsEnded()), held);
@@ -180,6 +175,13 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     @Override
     public void removeDevice(String id) {
+        synchronized (this) {
+            try {
+                refuseDuringHandover();
+            } catch (IllegalArgumentException e) {
+                throw new ApiException(ApiProtocol.INVALID_REQUEST, "device " + id + ": " + e.getMessage());
+            }
+        }
         if (!stop(id)) {
             throw noSuchDevice(id);
         }
@@ -267,6 +269,135 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             sources.add(s.ports().metricsSource(List.of("device", s.config().id())));
         }
         return Metrics.renderAll(sources, shared);
+    }
+
+    // ---------------------------------------------------------------- live hand-over of every device
+
+    private void refuseDuringHandover() {
+        if (handingOver) {
+            throw new IllegalArgumentException("a live hand-over of this daemon is under way; try again when it is over");
+        }
+    }
+
+    @Override
+    public synchronized List<io.vportd.console.handover.DevicesHandover.Unit> hold() throws IOException {
+        if (handingOver) {
+            throw new IOException("a hand-over is under way already");
+        }
+        if (!starting.isEmpty()) {
+            throw new IOException("device(s) " + String.join(", ", starting) + " are starting; try again in a moment");
+        }
+        handingOver = true;
+        List<io.vportd.console.handover.DevicesHandover.Unit> out = new ArrayList<>(served.size());
+        for (Served s : served.values()) {
+            out.add(new io.vportd.console.handover.DevicesHandover.Unit(s.config().id(), s.config().socketPath(),
+                    s.config().allowUnsealedMemory(), s.server(), s.device().dataPlane()));
+        }
+        return out;
+    }
+
+    @Override
+    public synchronized void release() {
+        handingOver = false;
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        return shared.counterValues();
+    }
+
+    /**
+     * Builds a device a previous process handed over from its snapshot, on the least loaded event
+     * loop, frozen (see {@link io.vportd.console.handover.RestoredDevices.Builder}).
+     */
+    ConsoleDevice restore(String id, io.vportd.console.device.DeviceSnapshot snapshot) throws IOException {
+        DeviceConfig.checkId(id);
+        String before = Logging.DEVICE.get();
+        Logging.DEVICE.set(id);
+        try {
+            return new ConsoleDevice(snapshot, ConsoleDevice::adoptEndpoint, new PortLogContext(id, Path.of(journalSocket)),
+                    loops.leastLoaded());
+        } finally {
+            Logging.DEVICE.set(before);
+        }
+    }
+
+    /**
+     * Serves a device rebuilt by {@link #restore} (its vhost-user server not started yet: the
+     * caller thaws and starts it once the previous process lets go).
+     *
+     * @throws IllegalArgumentException it clashes with a device served here (id, a path)
+     */
+    void install(io.vportd.console.handover.RestoredDevices.Device r) {
+        DeviceConfig c = new DeviceConfig(r.id(), r.socketPath(), r.maxPorts(), r.ports(), r.allowUnsealedMemory());
+        Served s;
+        synchronized (this) {
+            if (served.containsKey(c.id()) || starting.contains(c.id())) {
+                throw new IllegalArgumentException("there is a device '" + c.id() + "' already");
+            }
+            List<Object> held = claims.claimDevice(c);
+            s = new Served(c, r.device(), r.vhost(), new DataPlanePorts(r.device().dataPlane(),
+                    () -> r.vhost().sessionsStarted() > r.vhost().sessionsEnded()), held);
+            served.put(c.id(), s);
+        }
+        watch(c.id(), r.device(), r.vhost());
+    }
+
+    /** A device's counters beside its server's, its events labelled, and its data plane's death handled. */
+    private void watch(String id, ConsoleDevice device, VhostUserServer server) {
+        device.dataPlane().metrics().register(server.stats().metrics());
+        device.dataPlane().setEventListener(e -> events.accept(id, e));
+        device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-device-failed").start(() -> {
+            LOG.log(Level.ERROR, "device {0}: its data plane stopped unexpectedly; closing the device (the other "
+                    + "devices serve on; add it again with add-device)", id);
+            failed.incrementAndGet();
+            stop(id);
+        }));
+    }
+
+    /**
+     * {@code --take-over --config}: receives every device of the daemon serving now over
+     * {@code link} and serves them here, frozen, their servers not started (see {@link
+     * #resumeTakenOver}, once the previous process lets go). On failure the previous process is
+     * told why (it serves on) and nothing shared with it is closed: the caller exits at once.
+     */
+    io.vportd.console.handover.RestoredDevices takeOver(io.vportd.console.handover.TakeOver link, Path handoverSocket)
+            throws IOException {
+        io.vportd.console.handover.RestoredDevices r =
+                io.vportd.console.handover.RestoredDevices.from(link, handoverSocket, this::restore);
+        String id = null;
+        try {
+            for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+                id = d.id();
+                install(d);
+            }
+        } catch (RuntimeException e) {
+            String why = "device " + id + ": " + e.getMessage();
+            link.refuse(why);
+            throw new IOException(why, e);
+        }
+        return r;
+    }
+
+    /** The previous process let go: every device taken over thaws and its server starts. */
+    void resumeTakenOver(io.vportd.console.handover.RestoredDevices r) {
+        for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+            d.device().dataPlane().thaw();
+            d.vhost().start();
+        }
+    }
+
+    /**
+     * Counters go on from the previous process's values: each device's, and the process's own (call
+     * once everything the process registers is registered).
+     */
+    void carryCounters(io.vportd.console.handover.RestoredDevices r) {
+        int n = 0;
+        for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+            n += d.device().dataPlane().carryCounters(d.counters());
+        }
+        n += shared.carry(r.counters());
+        LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);
     }
 
     /** Stops every device. */
