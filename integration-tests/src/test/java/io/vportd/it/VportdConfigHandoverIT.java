@@ -43,7 +43,7 @@ import org.junit.jupiter.api.Timeout;
 class VportdConfigHandoverIT {
 
     static final Duration STEP = Duration.ofSeconds(240);
-    static final int MAX_PORTS = 4;
+    static final int MAX_PORTS = 5;
     static final int STREAM = 8 * 1024 * 1024;
     static final int CHUNK = 64 * 1024;
     static final int HANDOVERS = 3;
