@@ -489,7 +489,8 @@ public final class Main {
         TakeOver link;
         try {
             TakeOver.checkListening(socket);
-            Logging.quietly(TakeOver::rehearse); // warm this JVM up before the running daemon pauses
+            // Warm this JVM up before the running daemon pauses, building on this daemon's own loops.
+            Logging.quietly(() -> TakeOver.rehearseDevices(devices::restore));
             link = TakeOver.connectTo(socket);
         } catch (java.io.IOException e) {
             System.err.println("vportd: --take-over: " + e.getMessage());

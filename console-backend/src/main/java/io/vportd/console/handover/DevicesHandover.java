@@ -180,7 +180,7 @@ public final class DevicesHandover implements AutoCloseable {
         }
         LOG.log(Level.INFO, "hand-over: process {0} asks to take over every device", request.path("pid").asText("?"));
         long warming = System.nanoTime();
-        Rehearsal.warmSender();
+        Rehearsal.warmDevicesSender();
         LOG.log(Level.DEBUG, "hand-over: sender warmed up in {0} ms", (System.nanoTime() - warming) / 1_000_000);
         List<Unit> units;
         try {

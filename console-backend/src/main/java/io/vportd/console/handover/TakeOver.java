@@ -46,6 +46,15 @@ public final class TakeOver implements AutoCloseable {
     }
 
     /**
+     * As {@link #rehearse}, for a hand-over of several devices ({@code --take-over --config}):
+     * every rehearsed device is built by {@code builder}, the one the real devices will be built
+     * by, so the pause does not include building on the event loops for the first time either.
+     */
+    public static void rehearseDevices(RestoredDevices.Builder builder) {
+        Rehearsal.runDevices(builder);
+    }
+
+    /**
      * Fails at once, naming what was looked for, when no daemon's hand-over socket exists for
      * {@code socketPath}.
      */
