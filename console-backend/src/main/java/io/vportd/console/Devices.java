@@ -49,8 +49,15 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
     /** Every path and TCP address the daemon and its devices hold (one set: a device's start checks O(its ports)). Guarded by this. */
     private final io.vportd.console.cli.Claims claims = new io.vportd.console.cli.Claims();
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
-    /** A live hand-over holds the table: no device is added or removed meanwhile. Guarded by this. */
-    private boolean handingOver;
+    /**
+     * A live hand-over holds the table: no device is added or removed meanwhile (set under this
+     * object's lock), and no port added, removed or resized (set under the write lock of
+     * {@link #portChanges}, which every port change holds for reading while it runs, so none is
+     * half done when a hand-over begins, and none starts during one).
+     */
+    private volatile boolean handingOver;
+    private final java.util.concurrent.locks.ReentrantReadWriteLock portChanges =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
 
     /** The process's own counters: the devices', labelled, come from each device. */
     private final MetricRegistry shared = new MetricRegistry();
@@ -175,14 +182,13 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
 
     @Override
     public void removeDevice(String id) {
-        synchronized (this) {
-            try {
-                refuseDuringHandover();
-            } catch (IllegalArgumentException e) {
-                throw new ApiException(ApiProtocol.INVALID_REQUEST, "device " + id + ": " + e.getMessage());
-            }
+        boolean stopped;
+        try {
+            stopped = stop(id, true);
+        } catch (IllegalArgumentException e) {
+            throw new ApiException(ApiProtocol.INVALID_REQUEST, "device " + id + ": " + e.getMessage());
         }
-        if (!stop(id)) {
+        if (!stopped) {
             throw noSuchDevice(id);
         }
         removed.incrementAndGet();
@@ -190,8 +196,20 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
 
     /** Stops serving device {@code id}; false when there is none. */
     private boolean stop(String id) {
+        return stop(id, false);
+    }
+
+    /**
+     * Stops serving device {@code id}; false when there is none. With {@code notDuringHandover}
+     * (a request) it is refused while a live hand-over holds the table; a device whose data plane
+     * died is stopped regardless (the hand-over then fails on it and everything resumes).
+     */
+    private boolean stop(String id, boolean notDuringHandover) {
         Served s;
         synchronized (this) {
+            if (notDuringHandover) {
+                refuseDuringHandover();
+            }
             s = served.remove(id);
             if (s != null) {
                 claims.release(s.claims()); // its paths are free again once it is closed below
@@ -219,7 +237,7 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
         synchronized (this) {
             if (id == null) {
                 if (served.size() == 1) {
-                    return served.values().iterator().next().ports();
+                    return new HeldDuringHandover(served.values().iterator().next().ports());
                 }
                 throw new ApiException(ApiProtocol.INVALID_REQUEST, "this daemon serves " + served.size()
                         + " devices: name one with \"device\" (vportd ctl --device ID; list them with list-devices)");
@@ -228,7 +246,7 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
             if (s == null) {
                 throw noSuchDevice(id);
             }
-            return s.ports();
+            return new HeldDuringHandover(s.ports());
         }
     }
 
@@ -280,25 +298,99 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
     }
 
     @Override
-    public synchronized List<io.vportd.console.handover.DevicesHandover.Unit> hold() throws IOException {
-        if (handingOver) {
-            throw new IOException("a hand-over is under way already");
+    public List<io.vportd.console.handover.DevicesHandover.Unit> hold() throws IOException {
+        portChanges.writeLock().lock(); // waits for port changes under way; none starts until it is released
+        try {
+            synchronized (this) {
+                if (handingOver) {
+                    throw new IOException("a hand-over is under way already");
+                }
+                if (!starting.isEmpty()) {
+                    throw new IOException("device(s) " + String.join(", ", starting) + " are starting; try again in a moment");
+                }
+                handingOver = true;
+                List<io.vportd.console.handover.DevicesHandover.Unit> out = new ArrayList<>(served.size());
+                for (Served s : served.values()) {
+                    out.add(new io.vportd.console.handover.DevicesHandover.Unit(s.config().id(), s.config().socketPath(),
+                            s.config().allowUnsealedMemory(), s.server(), s.device().dataPlane()));
+                }
+                return out;
+            }
+        } finally {
+            portChanges.writeLock().unlock();
         }
-        if (!starting.isEmpty()) {
-            throw new IOException("device(s) " + String.join(", ", starting) + " are starting; try again in a moment");
-        }
-        handingOver = true;
-        List<io.vportd.console.handover.DevicesHandover.Unit> out = new ArrayList<>(served.size());
-        for (Served s : served.values()) {
-            out.add(new io.vportd.console.handover.DevicesHandover.Unit(s.config().id(), s.config().socketPath(),
-                    s.config().allowUnsealedMemory(), s.server(), s.device().dataPlane()));
-        }
-        return out;
     }
 
     @Override
     public synchronized void release() {
         handingOver = false;
+    }
+
+    /** Runs a port change of a device unless a live hand-over holds the table (then it is refused). */
+    private <T> T portChange(java.util.function.Supplier<T> change) {
+        portChanges.readLock().lock();
+        try {
+            if (handingOver) {
+                throw new io.vportd.console.device.PortRequestException(
+                        io.vportd.console.device.PortRequestException.Reason.INVALID,
+                        "a live hand-over of this daemon is under way; try again when it is over");
+            }
+            return change.get();
+        } finally {
+            portChanges.readLock().unlock();
+        }
+    }
+
+    /** A device's ports as the management API sees them: changes go through {@link #portChange}. */
+    private final class HeldDuringHandover implements PortManager {
+        private final PortManager ports;
+
+        HeldDuringHandover(PortManager ports) {
+            this.ports = ports;
+        }
+
+        @Override
+        public int maxPorts() {
+            return ports.maxPorts();
+        }
+
+        @Override
+        public List<io.vportd.console.device.PortStatus> listPorts() {
+            return ports.listPorts();
+        }
+
+        @Override
+        public io.vportd.console.device.PortStatus addPort(io.vportd.console.control.PortConfig config) {
+            return portChange(() -> ports.addPort(config));
+        }
+
+        @Override
+        public io.vportd.console.device.RemovalReport removePort(int id) {
+            return portChange(() -> ports.removePort(id));
+        }
+
+        @Override
+        public void resize(int id, int cols, int rows) {
+            portChange(() -> {
+                ports.resize(id, cols, rows);
+                return null;
+            });
+        }
+
+        @Override
+        public boolean frontendConnected() {
+            return ports.frontendConnected();
+        }
+
+        @Override
+        public String metrics() {
+            return ports.metrics();
+        }
+
+        @Override
+        public byte[] readLog(int id, io.vportd.console.portlog.LogFollower follower) {
+            return ports.readLog(id, follower);
+        }
     }
 
     @Override

@@ -347,17 +347,29 @@ class DevicesHandoverTest {
     }
 
     @Test
-    void noDeviceIsAddedOrRemovedWhileTheTableIsHeld() throws Exception {
+    void noDeviceOrPortIsAddedRemovedOrResizedWhileTheTableIsHeld() throws Exception {
         startRunning("nr=2,name=extra,null");
         running.hold();
         var added = assertThrows(io.vportd.console.api.ApiException.class, () -> running.addDevice(config("c")));
         assertTrue(added.getMessage().contains("hand-over"), added.getMessage());
         assertThrows(io.vportd.console.api.ApiException.class, () -> running.removeDevice("a"));
+        var port = assertThrows(io.vportd.console.device.PortRequestException.class,
+                () -> running.device("a").addPort(PortSpecParser.parse("nr=2,name=late,null")));
+        assertTrue(port.getMessage().contains("hand-over"), port.getMessage());
+        for (org.junit.jupiter.api.function.Executable change : List.<org.junit.jupiter.api.function.Executable>of(
+                () -> running.device("b").removePort(2), () -> running.device("a").resize(0, 80, 25))) {
+            var refused = assertThrows(io.vportd.console.device.PortRequestException.class, change);
+            assertTrue(refused.getMessage().contains("hand-over"), refused.getMessage());
+        }
+        assertEquals(3, running.device("b").listPorts().size(), "listing goes on during a hand-over");
         assertThrows(IOException.class, running::hold, "one hand-over at a time");
         running.release();
         running.addDevice(config("c"));
         running.removeDevice("c");
         assertFalse(Files.exists(dir.resolve("c.sock")));
+        running.device("a").addPort(PortSpecParser.parse("nr=2,name=late,null"));
+        running.device("b").removePort(2);
+        running.device("a").resize(0, 80, 25);
     }
 
     private static String withWrite(Guest g, String text) throws IOException {
