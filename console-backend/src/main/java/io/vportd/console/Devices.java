@@ -31,7 +31,9 @@ import java.util.function.BiConsumer;
  * plane dies is detached from its loop, closed and logged; the others serve on. The table is
  * guarded by this object's lock, held only to look a device up or change the table, never while a
  * device's data plane is asked anything, so a request for one device never waits on another's
- * data plane. Devices list in the order they started (a file's order).
+ * data plane. Devices list in the order they started (a file's order). A live hand-over of the
+ * whole daemon ({@link io.vportd.console.handover.DevicesHandover}) holds the table still: see
+ * {@link #hold}; the taking process fills its table with {@link #takeOver}.
  */
 final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console.handover.DevicesHandover.Daemon {
 
