@@ -47,8 +47,8 @@ public final class VportdCommand {
 
     @Option(names = "--config", paramLabel = "FILE", order = 1,
             description = "Serve several devices, one per VM, described in a TOML file: each [[device]] has an id, "
-                    + "its own vhost-user socket, max-ports and ports (the --port syntax); api-socket, metrics-listen "
-                    + "and log-level may be set there too. Only --log-level and --take-over go with it on the command line. "
+                    + "its own vhost-user socket, max-ports and ports (the --port syntax); api-socket, handover-socket, "
+                    + "metrics-listen, event-loops and log-level may be set there too. Only --log-level and --take-over go with it on the command line. "
                     + "Devices can also be added and removed at run time (vportd ctl add-device). "
                     + "See docs/multi-device.md.")
     String config;

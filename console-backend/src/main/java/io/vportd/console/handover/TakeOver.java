@@ -61,7 +61,8 @@ public final class TakeOver implements AutoCloseable {
     public static void checkServed(Path socketPath) throws IOException {
         Path p = HandoverServer.pathFor(socketPath);
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist)");
+            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist; "
+                    + "a device of a --config daemon goes with the whole daemon: --take-over --config FILE)");
         }
     }
 
