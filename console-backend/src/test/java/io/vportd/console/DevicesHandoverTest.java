@@ -98,9 +98,10 @@ class DevicesHandoverTest {
     /** Device a from the start, device b added at run time (as add-device does), and the hand-over socket. */
     private void startRunning(String bSecondPort) throws IOException {
         running = new Devices(null, null, dir.resolve("no-journal").toString(), 1);
-        running.start(config("a", "nr=0,console,null", "nr=1,name=agent,socket=" + dir.resolve("a-agent.sock")));
-        running.addDevice(config("b", "nr=0,console,null", "nr=1,name=agent,socket=" + dir.resolve("b-agent.sock"),
-                bSecondPort));
+        running.start(config("a", "nr=0,console,cols=100,rows=40,null",
+                "nr=1,name=agent,socket=" + dir.resolve("a-agent.sock")));
+        running.addDevice(config("b", "nr=0,console,cols=132,rows=43,null",
+                "nr=1,name=agent,socket=" + dir.resolve("b-agent.sock"), bSecondPort));
         handover = DevicesHandover.start(new DevicesHandover.Context(handoverSocket(), null, null, running,
                 () -> exited.set(true)));
     }
@@ -287,6 +288,9 @@ class DevicesHandoverTest {
             g.hostToGuest(g.id + ":to-guest-after;");
             g.assertClientQuietAndOpen("the hand-over");
             assertEquals(0, g.fe.stopQueue(0), g.id + ": the frontend is answered by the new process");
+            java.nio.ByteBuffer size = ByteBuffer.wrap(g.fe.getConfig(0, 4)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            assertEquals(g.id.equals("a") ? List.of(100, 40) : List.of(132, 43),
+                    List.of(size.getShort() & 0xffff, size.getShort() & 0xffff), g.id + ": the console keeps its size");
         }
         assertTrue(r.devices().stream().allMatch(d -> d.vhost().sessionsStarted() > 0), "both sessions were replayed");
     }
