@@ -27,7 +27,10 @@ import java.util.List;
  * memfd, carried over a socket pair by the hand-over link, decoded, built into a device, replayed
  * into a started vhost-user server, which is then suspended as for a hand-over and closed. The
  * running daemon runs {@link #warmSender} when a take-over is asked for, before it stops
- * anything. Nothing outside this process is touched.
+ * anything. A hand-over of a daemon of several devices ({@code --config}) has its own pair,
+ * {@link #runDevices} and {@link #warmDevicesSender}: the same, with a record of {@link #DEVICES}
+ * such devices, each built by the taking daemon's own builder (on its event loops). Nothing
+ * outside this process is touched.
  */
 final class Rehearsal {
 
