@@ -21,7 +21,9 @@ import java.util.regex.Pattern;
  * each to a new {@code vportd --take-over} process. The pause is what the new process reports
  * (from the old one freezing its data plane to the new one thawing its own, on the same
  * monotonic clock). After every hand-over the frontend's next request must be answered and every
- * host client must still be connected (no end of file), or the run fails.
+ * host client must still be connected (no end of file), or the run fails. With {@code --devices N}
+ * the daemon is a {@code --config} daemon of N such devices (a frontend each), handed over whole
+ * with {@code --take-over --config} (issue 13).
  */
 public final class Handover {
 
@@ -32,6 +34,7 @@ public final class Handover {
     public static void main(String[] args) throws Exception {
         Path jar = null;
         int count = 20;
+        int devices = 0;
         Path out = null;
         List<String> takeOverArgs = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
@@ -39,33 +42,69 @@ public final class Handover {
                 case "--take-over-arg" -> takeOverArgs.add(args[++i]);
                 case "--jar" -> jar = Path.of(args[++i]);
                 case "--count" -> count = Integer.parseInt(args[++i]);
+                case "--devices" -> devices = Integer.parseInt(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
         Path dir = Files.createTempDirectory("vportd-handover-bench");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Path vhost = dir.resolve("vportd.sock");
-        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
-                "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS)));
-        for (int p = 0; p < MAX_PORTS; p++) {
-            cmd.add("--port");
-            cmd.add("nr=" + p + (p == 0 ? ",console" : ",name=port." + p) + ",socket=" + dir.resolve("p" + p + ".sock"));
+        // One device from options, or (--devices N) N devices of a --config daemon, each like the one.
+        List<Path> sockets = new ArrayList<>();
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString()));
+        List<String> takeOverHow = new ArrayList<>();
+        if (devices == 0) {
+            Path vhost = dir.resolve("vportd.sock");
+            sockets.add(vhost);
+            cmd.addAll(List.of("--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS)));
+            for (int p = 0; p < MAX_PORTS; p++) {
+                cmd.add("--port");
+                cmd.add("nr=" + p + (p == 0 ? ",console" : ",name=port." + p) + ",socket=" + dir.resolve("p" + p + ".sock"));
+            }
+            takeOverHow.addAll(List.of("--take-over", "--socket-path", vhost.toString()));
+        } else {
+            StringBuilder toml = new StringBuilder("api-socket = \"" + dir.resolve("api.sock") + "\"\n");
+            for (int d = 0; d < devices; d++) {
+                Path vhost = dir.resolve("vm" + d + ".sock");
+                sockets.add(vhost);
+                toml.append("\n[[device]]\nid = \"vm").append(d).append("\"\nsocket = \"").append(vhost)
+                        .append("\"\nmax-ports = ").append(MAX_PORTS).append("\nports = [\n");
+                for (int p = 0; p < MAX_PORTS; p++) {
+                    toml.append("  \"nr=").append(p).append(p == 0 ? ",console" : ",name=port." + p).append(",socket=")
+                            .append(dir.resolve("vm" + d + "-p" + p + ".sock")).append("\",\n");
+                }
+                toml.append("]\n");
+            }
+            Path config = dir.resolve("vportd.toml");
+            Files.writeString(config, toml);
+            cmd.addAll(List.of("--config", config.toString()));
+            takeOverHow.addAll(List.of("--take-over", "--config", config.toString()));
         }
         List<Process> daemons = new ArrayList<>();
         List<SocketChannel> clients = new ArrayList<>();
+        List<TestFrontend> frontends = new ArrayList<>();
         double[] pauses = new double[count];
         try {
             daemons.add(start(cmd, dir.resolve("vportd-0.log")));
-            await(vhost, daemons.get(0));
-            try (TestFrontend fe = TestFrontend.connect(vhost, TestFrontend.Options.defaults(QUEUES, 12))) {
+            for (Path vhost : sockets) {
+                await(vhost, daemons.get(0));
+            }
+            if (devices > 0) {
+                await(dir.resolve("api.sock.handover"), daemons.get(0));
+            }
+            for (Path vhost : sockets) {
+                TestFrontend fe = TestFrontend.connect(vhost, TestFrontend.Options.defaults(QUEUES, 12));
+                frontends.add(fe);
                 for (int q = 0; q < QUEUES; q++) {
                     long base = 0x10000L + q * 0x4000L;
                     fe.startQueue(q, base, base + 0x1000, base + 0x2000, 256);
                 }
-                for (int p = 0; p < MAX_PORTS; p++) {
+            }
+            {
+                for (int p = 0; p < MAX_PORTS * sockets.size(); p++) {
                     SocketChannel c = SocketChannel.open(StandardProtocolFamily.UNIX);
-                    c.connect(UnixDomainSocketAddress.of(dir.resolve("p" + p + ".sock")));
+                    c.connect(UnixDomainSocketAddress.of(devices == 0 ? dir.resolve("p" + p + ".sock")
+                            : dir.resolve("vm" + p / MAX_PORTS + "-p" + p % MAX_PORTS + ".sock")));
                     c.configureBlocking(false);
                     clients.add(c);
                 }
@@ -73,7 +112,8 @@ public final class Handover {
                 for (int i = 0; i < count; i++) {
                     Path log = dir.resolve("vportd-" + (i + 1) + ".log");
                     List<String> takeOver = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-jar",
-                            jar.toString(), "--take-over", "--socket-path", vhost.toString()));
+                            jar.toString()));
+                    takeOver.addAll(takeOverHow);
                     takeOver.addAll(takeOverArgs);
                     Process next = start(takeOver, log);
                     daemons.add(next);
@@ -82,10 +122,12 @@ public final class Handover {
                         throw new IOException("hand-over " + (i + 1) + ": the old daemon did not exit 0; see " + log);
                     }
                     pauses[i] = pause(log, next);
-                    // The frontend is served by the new process, and no host client saw end of file.
-                    fe.stopQueue(QUEUES - 1);
-                    long base = 0x10000L + (QUEUES - 1) * 0x4000L;
-                    fe.startQueue(QUEUES - 1, base, base + 0x1000, base + 0x2000, 256);
+                    // Every frontend is served by the new process, and no host client saw end of file.
+                    for (TestFrontend fe : frontends) {
+                        fe.stopQueue(QUEUES - 1);
+                        long base = 0x10000L + (QUEUES - 1) * 0x4000L;
+                        fe.startQueue(QUEUES - 1, base, base + 0x1000, base + 0x2000, 256);
+                    }
                     for (SocketChannel c : clients) {
                         if (c.read(ByteBuffer.allocate(64)) < 0) {
                             throw new IOException("hand-over " + (i + 1) + ": a host client saw end of file");
@@ -95,6 +137,9 @@ public final class Handover {
                 }
             }
         } finally {
+            for (TestFrontend fe : frontends) {
+                fe.close();
+            }
             for (SocketChannel c : clients) {
                 c.close();
             }
@@ -106,10 +151,10 @@ public final class Handover {
         double[] sorted = pauses.clone();
         Arrays.sort(sorted);
         String report = String.format(Locale.ROOT,
-                "hand-overs: %d, ports: %d (each with a connected host client), queues: %d%n"
+                "hand-overs: %d, devices: %d, ports: %d per device (each with a connected host client), queues: %d%n"
                         + "pause ms: min %.1f, p50 %.1f, p90 %.1f, p99 %.1f, max %.1f%n"
                         + "loadavg at the end: %s%n",
-                count, MAX_PORTS, QUEUES, sorted[0], pct(sorted, 50), pct(sorted, 90), pct(sorted, 99),
+                count, sockets.size(), MAX_PORTS, QUEUES, sorted[0], pct(sorted, 50), pct(sorted, 90), pct(sorted, 99),
                 sorted[sorted.length - 1], Files.readString(Path.of("/proc/loadavg")).trim());
         System.out.print(report);
         if (out != null) {

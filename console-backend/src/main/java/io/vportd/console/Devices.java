@@ -31,9 +31,11 @@ import java.util.function.BiConsumer;
  * plane dies is detached from its loop, closed and logged; the others serve on. The table is
  * guarded by this object's lock, held only to look a device up or change the table, never while a
  * device's data plane is asked anything, so a request for one device never waits on another's
- * data plane. Devices list in the order they started (a file's order).
+ * data plane. Devices list in the order they started (a file's order). A live hand-over of the
+ * whole daemon ({@link io.vportd.console.handover.DevicesHandover}) holds the table still: see
+ * {@link #hold}; the taking process fills its table with {@link #takeOver}.
  */
-final class Devices implements DeviceDirectory, AutoCloseable {
+final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console.handover.DevicesHandover.Daemon {
 
     private static final System.Logger LOG = System.getLogger("vportd");
 
@@ -49,6 +51,15 @@ final class Devices implements DeviceDirectory, AutoCloseable {
     /** Every path and TCP address the daemon and its devices hold (one set: a device's start checks O(its ports)). Guarded by this. */
     private final io.vportd.console.cli.Claims claims = new io.vportd.console.cli.Claims();
     private volatile BiConsumer<String, PortEvent> events = (d, e) -> { };
+    /**
+     * A live hand-over holds the table: no device is added or removed meanwhile (set under this
+     * object's lock), and no port added, removed or resized (set under the write lock of
+     * {@link #portChanges}, which every port change holds for reading while it runs, so none is
+     * half done when a hand-over begins, and none starts during one).
+     */
+    private volatile boolean handingOver;
+    private final java.util.concurrent.locks.ReentrantReadWriteLock portChanges =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
 
     /** The process's own counters: the devices', labelled, come from each device. */
     private final MetricRegistry shared = new MetricRegistry();
@@ -109,6 +120,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         // Checked and reserved under the lock; built outside it (binding sockets, opening files and
         // resolving TCP hosts may take a while, and lookups for other devices must not wait on it).
         synchronized (this) {
+            refuseDuringHandover();
             if (served.size() + starting.size() >= io.vportd.console.cli.ConfigFile.MAX_DEVICES) {
                 throw new IllegalArgumentException("this process serves " + served.size() + " devices, the most it takes");
             }
@@ -156,15 +168,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
                 device.close();
                 throw e;
             }
-            String id = c.id();
-            device.dataPlane().metrics().register(server.stats().metrics());
-            device.dataPlane().setEventListener(e -> events.accept(id, e));
-            device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-device-failed").start(() -> {
-                LOG.log(Level.ERROR, "device {0}: its data plane stopped unexpectedly; closing the device (the other "
-                        + "devices serve on; add it again with add-device)", id);
-                failed.incrementAndGet();
-                stop(id);
-            }));
+            watch(c.id(), device, server);
             server.start();
             return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
                     () -> server.sessionsStarted() > server.sessionsEnded()), held);
@@ -188,7 +192,13 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     @Override
     public void removeDevice(String id) {
-        if (!stop(id)) {
+        boolean stopped;
+        try {
+            stopped = stop(id, true);
+        } catch (IllegalArgumentException e) {
+            throw new ApiException(ApiProtocol.INVALID_REQUEST, "device " + id + ": " + e.getMessage());
+        }
+        if (!stopped) {
             throw noSuchDevice(id);
         }
         removed.incrementAndGet();
@@ -196,8 +206,20 @@ final class Devices implements DeviceDirectory, AutoCloseable {
 
     /** Stops serving device {@code id}; false when there is none. */
     private boolean stop(String id) {
+        return stop(id, false);
+    }
+
+    /**
+     * Stops serving device {@code id}; false when there is none. With {@code notDuringHandover}
+     * (a request) it is refused while a live hand-over holds the table; a device whose data plane
+     * died is stopped regardless (the hand-over then fails on it and everything resumes).
+     */
+    private boolean stop(String id, boolean notDuringHandover) {
         Served s;
         synchronized (this) {
+            if (notDuringHandover) {
+                refuseDuringHandover();
+            }
             s = served.remove(id);
             if (s != null) {
                 claims.release(s.claims()); // its paths are free again once it is closed below
@@ -225,7 +247,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
         synchronized (this) {
             if (id == null) {
                 if (served.size() == 1) {
-                    return served.values().iterator().next().ports();
+                    return new HeldDuringHandover(served.values().iterator().next().ports());
                 }
                 throw new ApiException(ApiProtocol.INVALID_REQUEST, "this daemon serves " + served.size()
                         + " devices: name one with \"device\" (vportd ctl --device ID; list them with list-devices)");
@@ -234,7 +256,7 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             if (s == null) {
                 throw noSuchDevice(id);
             }
-            return s.ports();
+            return new HeldDuringHandover(s.ports());
         }
     }
 
@@ -275,6 +297,209 @@ final class Devices implements DeviceDirectory, AutoCloseable {
             sources.add(s.ports().metricsSource(List.of("device", s.config().id())));
         }
         return Metrics.renderAll(sources, shared);
+    }
+
+    // ---------------------------------------------------------------- live hand-over of every device
+
+    private void refuseDuringHandover() {
+        if (handingOver) {
+            throw new IllegalArgumentException("a live hand-over of this daemon is under way; try again when it is over");
+        }
+    }
+
+    @Override
+    public List<io.vportd.console.handover.DevicesHandover.Unit> hold() throws IOException {
+        portChanges.writeLock().lock(); // waits for port changes under way; none starts until it is released
+        try {
+            synchronized (this) {
+                if (handingOver) {
+                    throw new IOException("a hand-over is under way already");
+                }
+                if (!starting.isEmpty()) {
+                    throw new IOException("device(s) " + String.join(", ", starting) + " are starting; try again in a moment");
+                }
+                handingOver = true;
+                List<io.vportd.console.handover.DevicesHandover.Unit> out = new ArrayList<>(served.size());
+                for (Served s : served.values()) {
+                    out.add(new io.vportd.console.handover.DevicesHandover.Unit(s.config().id(), s.config().socketPath(),
+                            s.config().allowUnsealedMemory(), s.server(), s.device().dataPlane()));
+                }
+                return out;
+            }
+        } finally {
+            portChanges.writeLock().unlock();
+        }
+    }
+
+    @Override
+    public synchronized void release() {
+        handingOver = false;
+    }
+
+    /** Runs a port change of a device unless a live hand-over holds the table (then it is refused). */
+    private <T> T portChange(java.util.function.Supplier<T> change) {
+        portChanges.readLock().lock();
+        try {
+            if (handingOver) {
+                throw new io.vportd.console.device.PortRequestException(
+                        io.vportd.console.device.PortRequestException.Reason.INVALID,
+                        "a live hand-over of this daemon is under way; try again when it is over");
+            }
+            return change.get();
+        } finally {
+            portChanges.readLock().unlock();
+        }
+    }
+
+    /** A device's ports as the management API sees them: changes go through {@link #portChange}. */
+    private final class HeldDuringHandover implements PortManager {
+        private final PortManager ports;
+
+        HeldDuringHandover(PortManager ports) {
+            this.ports = ports;
+        }
+
+        @Override
+        public int maxPorts() {
+            return ports.maxPorts();
+        }
+
+        @Override
+        public List<io.vportd.console.device.PortStatus> listPorts() {
+            return ports.listPorts();
+        }
+
+        @Override
+        public io.vportd.console.device.PortStatus addPort(io.vportd.console.control.PortConfig config) {
+            return portChange(() -> ports.addPort(config));
+        }
+
+        @Override
+        public io.vportd.console.device.RemovalReport removePort(int id) {
+            return portChange(() -> ports.removePort(id));
+        }
+
+        @Override
+        public void resize(int id, int cols, int rows) {
+            portChange(() -> {
+                ports.resize(id, cols, rows);
+                return null;
+            });
+        }
+
+        @Override
+        public boolean frontendConnected() {
+            return ports.frontendConnected();
+        }
+
+        @Override
+        public String metrics() {
+            return ports.metrics();
+        }
+
+        @Override
+        public byte[] readLog(int id, io.vportd.console.portlog.LogFollower follower) {
+            return ports.readLog(id, follower);
+        }
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        return shared.counterValues();
+    }
+
+    /**
+     * Builds a device a previous process handed over from its snapshot, on the least loaded event
+     * loop, frozen (see {@link io.vportd.console.handover.RestoredDevices.Builder}).
+     */
+    ConsoleDevice restore(String id, io.vportd.console.device.DeviceSnapshot snapshot) throws IOException {
+        DeviceConfig.checkId(id);
+        String before = Logging.DEVICE.get();
+        Logging.DEVICE.set(id);
+        try {
+            return new ConsoleDevice(snapshot, ConsoleDevice::adoptEndpoint, new PortLogContext(id, Path.of(journalSocket)),
+                    loops.leastLoaded());
+        } finally {
+            Logging.DEVICE.set(before);
+        }
+    }
+
+    /**
+     * Serves a device rebuilt by {@link #restore} (its vhost-user server not started yet: the
+     * caller thaws and starts it once the previous process lets go).
+     *
+     * @throws IllegalArgumentException it clashes with a device served here (id, a path)
+     */
+    void install(io.vportd.console.handover.RestoredDevices.Device r) {
+        DeviceConfig c = new DeviceConfig(r.id(), r.socketPath(), r.maxPorts(), r.ports(), r.allowUnsealedMemory());
+        Served s;
+        synchronized (this) {
+            if (served.containsKey(c.id()) || starting.contains(c.id())) {
+                throw new IllegalArgumentException("there is a device '" + c.id() + "' already");
+            }
+            List<Object> held = claims.claimDevice(c);
+            s = new Served(c, r.device(), r.vhost(), new DataPlanePorts(r.device().dataPlane(),
+                    () -> r.vhost().sessionsStarted() > r.vhost().sessionsEnded()), held);
+            served.put(c.id(), s);
+        }
+        watch(c.id(), r.device(), r.vhost());
+    }
+
+    /** A device's counters beside its server's, its events labelled, and its data plane's death handled. */
+    private void watch(String id, ConsoleDevice device, VhostUserServer server) {
+        device.dataPlane().metrics().register(server.stats().metrics());
+        device.dataPlane().setEventListener(e -> events.accept(id, e));
+        device.dataPlane().onUnexpectedStop(() -> Thread.ofPlatform().name("vportd-device-failed").start(() -> {
+            LOG.log(Level.ERROR, "device {0}: its data plane stopped unexpectedly; closing the device (the other "
+                    + "devices serve on; add it again with add-device)", id);
+            failed.incrementAndGet();
+            stop(id);
+        }));
+    }
+
+    /**
+     * {@code --take-over --config}: receives every device of the daemon serving now over
+     * {@code link} and serves them here, frozen, their servers not started (see {@link
+     * #resumeTakenOver}, once the previous process lets go). On failure the previous process is
+     * told why (it serves on) and nothing shared with it is closed: the caller exits at once.
+     */
+    io.vportd.console.handover.RestoredDevices takeOver(io.vportd.console.handover.TakeOver link, Path handoverSocket)
+            throws IOException {
+        io.vportd.console.handover.RestoredDevices r =
+                io.vportd.console.handover.RestoredDevices.from(link, handoverSocket, this::restore);
+        String id = null;
+        try {
+            for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+                id = d.id();
+                install(d);
+            }
+        } catch (RuntimeException e) {
+            String why = "device " + id + ": " + e.getMessage();
+            link.refuse(why);
+            throw new IOException(why, e);
+        }
+        return r;
+    }
+
+    /** The previous process let go: every device taken over thaws and its server starts. */
+    void resumeTakenOver(io.vportd.console.handover.RestoredDevices r) {
+        for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+            d.device().dataPlane().thaw();
+            d.vhost().start();
+        }
+    }
+
+    /**
+     * Counters go on from the previous process's values: each device's, and the process's own (call
+     * once everything the process registers is registered).
+     */
+    void carryCounters(io.vportd.console.handover.RestoredDevices r) {
+        int n = 0;
+        for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
+            n += d.device().dataPlane().carryCounters(d.counters());
+        }
+        n += shared.carry(r.counters());
+        LOG.log(Level.DEBUG, "{0} counters carried over from the previous process", n);
     }
 
     /** Stops every device. */

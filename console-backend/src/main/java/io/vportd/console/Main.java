@@ -9,7 +9,9 @@ import io.vportd.console.cli.UsageException;
 import io.vportd.console.cli.VportdCommand;
 import io.vportd.console.ctl.CtlCommand;
 import io.vportd.console.device.ConsoleDevice;
+import io.vportd.console.handover.DevicesHandover;
 import io.vportd.console.handover.HandoverServer;
+import io.vportd.console.handover.RestoredDevices;
 import io.vportd.console.handover.TakeOver;
 import io.vportd.console.handover.Restored;
 import io.vportd.console.handover.Checkpointer;
@@ -412,7 +414,8 @@ public final class Main {
 
     /**
      * {@code --config FILE}: every device of the file, each with its own vhost-user socket and data
-     * plane, one management API and one metrics listener for all of them.
+     * plane, one management API and one metrics listener for all of them; with {@code --take-over},
+     * every device of the daemon serving now instead.
      */
     private static void serveDevices(io.vportd.console.cli.DevicesConfig config) {
         String journal = System.getenv("VPORTD_JOURNAL_SOCKET");
@@ -428,8 +431,13 @@ public final class Main {
             return;
         }
         devices.shared().register(Logging.metrics());
+        if (config.takeOver()) {
+            takeOverDevices(config, devices);
+            return;
+        }
         ManagementServer api = null;
         MetricsHttpServer metrics = null;
+        DevicesHandover handover = null;
         try {
             startAll(devices, config);
             if (config.apiSocket() != null) {
@@ -441,7 +449,18 @@ public final class Main {
             if (config.metricsListen() != null) {
                 metrics = MetricsHttpServer.start(config.metricsListen(), devices::metrics);
             }
+            if (config.handover() != null) {
+                handover = DevicesHandover.start(handoverContext(config.handover(), config.apiSocket(),
+                        config.metricsListen(), devices));
+                devices.shared().register(handover.stats().metrics());
+            } else {
+                LOG.log(Level.INFO, "{0} has neither api-socket nor handover-socket: no live hand-over (--take-over) "
+                        + "of this daemon", config.source());
+            }
         } catch (Exception e) {
+            if (metrics != null) {
+                metrics.close();
+            }
             if (api != null) {
                 api.close();
             }
@@ -452,26 +471,114 @@ public final class Main {
         }
         LOG.log(Level.INFO, "vportd serving {0} device(s) from {1} on {2} event loop(s)", config.devices().size(),
                 config.source(), devices.eventLoops());
-        ManagementServer apiServer = api;
-        MetricsHttpServer metricsServer = metrics;
+        runDevices(devices, api, metrics, handover, config.devices().size() + " device(s) from " + config.source());
+    }
+
+    private static DevicesHandover.Context handoverContext(Path handoverSocket, Path apiSocket, HostPort metricsListen,
+                                                           Devices devices) {
+        return new DevicesHandover.Context(handoverSocket, apiSocket,
+                metricsListen == null ? null : metricsListen.toString(), devices, Main::exitAfterHandover);
+    }
+
+    /**
+     * {@code --take-over --config FILE}: receive every device of the daemon listening on FILE's
+     * hand-over socket, rebuild them on this process's event loops, and serve them once it lets go.
+     */
+    private static void takeOverDevices(io.vportd.console.cli.DevicesConfig config, Devices devices) {
+        Path socket = config.handover();
+        TakeOver link;
+        try {
+            TakeOver.checkListening(socket);
+            // Warm this JVM up before the running daemon pauses, building on this daemon's own loops.
+            Logging.quietly(() -> TakeOver.rehearseDevices(devices::restore));
+            link = TakeOver.connectTo(socket);
+        } catch (java.io.IOException e) {
+            System.err.println("vportd: --take-over: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
+        RestoredDevices r;
+        try {
+            r = devices.takeOver(link, socket);
+        } catch (java.io.IOException | RuntimeException e) {
+            // As for one device: nothing shared with the running daemon may be closed in a way it
+            // would notice, so no cleanup and no shutdown hooks. It resumes every device on its own.
+            System.err.println("vportd: --take-over: " + e.getMessage() + "; the running vportd serves on");
+            Logging.flush();
+            Runtime.getRuntime().halt(TAKE_OVER_REFUSED);
+            return;
+        }
+        try {
+            link.ready();
+        } catch (java.io.IOException e) {
+            System.err.println("vportd: --take-over: " + e.getMessage());
+            Logging.flush();
+            Runtime.getRuntime().halt(1);
+            return;
+        }
+        link.close();
+        devices.resumeTakenOver(r);
+        long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;
+        r.logPhases();
+        LOG.log(Level.INFO, "hand-over complete: serving {0} device(s) of {1} port(s) in all on {2} event loop(s); the "
+                + "guests'' ports were paused {3} ms", r.devices().size(), r.portCount(), devices.eventLoops(),
+                String.format(java.util.Locale.ROOT, "%.1f", pausedMicros / 1000.0));
+        // The guests are served already: what cannot start now is logged, not a reason to drop them.
+        ManagementServer api = null;
+        if (r.apiSocket() != null) {
+            try {
+                api = ManagementServer.replacing(r.apiSocket(), devices);
+                devices.shared().register(api.metrics());
+                ManagementServer events = api;
+                devices.onEvents(events::onPortEvent);
+            } catch (Exception e) {
+                LOG.log(Level.ERROR, "the management API could not start on {0}: {1}; serving on without it",
+                        r.apiSocket(), e.getMessage());
+            }
+        }
+        HostPort metricsListen = config.metricsListen() != null ? config.metricsListen()
+                : r.metricsListen() == null ? null : HostPort.parse(r.metricsListen());
+        MetricsHttpServer metrics = null;
+        if (metricsListen != null) {
+            try {
+                metrics = MetricsHttpServer.startRetrying(metricsListen, devices::metrics);
+            } catch (Exception e) {
+                LOG.log(Level.ERROR, "metrics could not be served on {0}: {1}; serving on without them", metricsListen,
+                        e.getMessage());
+            }
+        }
+        DevicesHandover handover = DevicesHandover.adopt(handoverContext(socket, r.apiSocket(), metricsListen, devices),
+                r.handoverListener());
+        devices.shared().register(handover.stats().metrics());
+        handover.stats().tookOver();
+        devices.carryCounters(r);
+        runDevices(devices, api, metrics, handover, r.devices().size() + " device(s) taken over");
+    }
+
+    /** Serves the devices until a signal: then everything closes in order. */
+    private static void runDevices(Devices devices, ManagementServer api, MetricsHttpServer metrics,
+                                   DevicesHandover handover, String status) {
         CountDownLatch stopped = new CountDownLatch(1);
         io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             LOG.log(Level.INFO, "shutting down");
             tell(manager, "STOPPING=1");
-            if (metricsServer != null) {
-                metricsServer.close();
+            if (handover != null) {
+                handover.close();
             }
-            if (apiServer != null) {
+            if (metrics != null) {
+                metrics.close();
+            }
+            if (api != null) {
                 devices.onEvents(null);
-                apiServer.close();
+                api.close();
             }
             devices.close();
             io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             Logging.flush();
             stopped.countDown();
         }, "vportd-shutdown"));
-        tell(manager, "READY=1\nSTATUS=serving " + config.devices().size() + " device(s) from " + config.source());
+        tell(manager, "READY=1\nSTATUS=serving " + status);
         try {
             stopped.await();
         } catch (InterruptedException e) {

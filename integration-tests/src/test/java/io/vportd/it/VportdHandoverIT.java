@@ -295,9 +295,14 @@ class VportdHandoverIT {
      * never taken, so the kernel drops them).
      */
     private static void abandonAfterState(Path vhost) throws IOException {
+        abandonAfterState(vhost.resolveSibling(vhost.getFileName() + ".handover"), 1);
+    }
+
+    /** As above, on the hand-over socket {@code handoverSocket}, asking for state record {@code version}. */
+    static void abandonAfterState(Path handoverSocket, int version) throws IOException {
         try (SocketChannel c = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            c.connect(UnixDomainSocketAddress.of(vhost.resolveSibling(vhost.getFileName() + ".handover")));
-            byte[] req = "{\"op\":\"take-over\",\"version\":1,\"pid\":0}".getBytes(StandardCharsets.UTF_8);
+            c.connect(UnixDomainSocketAddress.of(handoverSocket));
+            byte[] req = ("{\"op\":\"take-over\",\"version\":" + version + ",\"pid\":0}").getBytes(StandardCharsets.UTF_8);
             ByteBuffer b = ByteBuffer.allocate(4 + req.length).order(ByteOrder.nativeOrder());
             b.putInt(req.length).put(req).flip();
             while (b.hasRemaining()) {

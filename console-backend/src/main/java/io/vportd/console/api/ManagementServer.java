@@ -88,9 +88,14 @@ public final class ManagementServer implements PortEventListener, AutoCloseable 
      * nothing. Clients still connected to the previous process lose their connection when it exits.
      */
     public static ManagementServer replacing(Path path, PortManager ports) throws IOException {
+        return replacing(path, DeviceDirectory.single(ports, null));
+    }
+
+    /** As {@link #replacing(Path, PortManager)}, serving the devices of {@code devices}. */
+    public static ManagementServer replacing(Path path, DeviceDirectory devices) throws IOException {
         Path fresh = path.resolveSibling(path.getFileName() + ".new");
         Files.deleteIfExists(fresh);
-        ManagementServer s = serve(fresh, path, DeviceDirectory.single(ports, null));
+        ManagementServer s = serve(fresh, path, devices);
         try {
             Files.move(fresh, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {

@@ -23,6 +23,7 @@ import java.util.regex.Pattern;
  *
  * <pre>
  * api-socket = "/run/vportd/api.sock"      # optional
+ * handover-socket = "/run/vportd/handover.sock"  # optional: API-SOCKET.handover by default (see DevicesConfig#handover)
  * metrics-listen = "127.0.0.1:9100"        # optional
  * log-level = "info"                       # optional
  * event-loops = 2                          # optional: threads running the devices (default: one per CPU, at most 8)
@@ -46,7 +47,8 @@ public final class ConfigFile {
     /** Devices one process serves at most. */
     public static final int MAX_DEVICES = 1024;
 
-    static final Set<String> TOP_KEYS = Set.of("api-socket", "metrics-listen", "log-level", "event-loops", "device");
+    static final Set<String> TOP_KEYS = Set.of("api-socket", "handover-socket", "metrics-listen", "log-level",
+            "event-loops", "device");
     /** Most event loops a file may ask for. */
     public static final int MAX_EVENT_LOOPS = 64;
     public static final Set<String> DEVICE_KEYS = Set.of("id", "socket", "max-ports", "allow-unsealed-memory", "ports");
@@ -107,6 +109,8 @@ public final class ConfigFile {
             }
         }
         Path api = root.has("api-socket") ? socketPath(err, -1, "api-socket", root.get("api-socket")) : null;
+        Path handover = root.has("handover-socket")
+                ? socketPath(err, -1, "handover-socket", root.get("handover-socket")) : null;
         HostPort metrics = null;
         if (root.has("metrics-listen")) {
             try {
@@ -159,6 +163,13 @@ public final class ConfigFile {
         if (metrics != null) {
             claims.tcp(metrics, "metrics-listen");
         }
+        if (handover != null) {
+            try {
+                claims.path(handover, "handover-socket");
+            } catch (IllegalArgumentException e) {
+                throw err.at(-1, "handover-socket", e.getMessage());
+            }
+        }
         Map<String, Integer> ids = new HashMap<>();
         for (int i = 0; i < devices.size(); i++) {
             DeviceConfig d = devices.get(i);
@@ -178,7 +189,7 @@ public final class ConfigFile {
                 throw err.at(i, "ports", e.getMessage());
             }
         }
-        return new DevicesConfig(file, api, metrics, level, devices, loops);
+        return new DevicesConfig(file, api, metrics, level, devices, loops, handover, false);
     }
 
     /**

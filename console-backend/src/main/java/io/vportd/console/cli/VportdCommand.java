@@ -47,8 +47,8 @@ public final class VportdCommand {
 
     @Option(names = "--config", paramLabel = "FILE", order = 1,
             description = "Serve several devices, one per VM, described in a TOML file: each [[device]] has an id, "
-                    + "its own vhost-user socket, max-ports and ports (the --port syntax); api-socket, metrics-listen "
-                    + "and log-level may be set there too. Only --log-level goes with it on the command line. "
+                    + "its own vhost-user socket, max-ports and ports (the --port syntax); api-socket, handover-socket, "
+                    + "metrics-listen, event-loops and log-level may be set there too. Only --log-level and --take-over go with it on the command line. "
                     + "Devices can also be added and removed at run time (vportd ctl add-device). "
                     + "See docs/multi-device.md.")
     String config;
@@ -103,7 +103,12 @@ public final class VportdCommand {
                     + "port with its endpoint and connected host client, and exits once this process serves. "
                     + "Use it to upgrade or restart vportd, or to change --log-level, --metrics-listen or JVM options. "
                     + "Ports, --max-ports and --api-socket come from the running daemon and may not be given. "
-                    + "Fails at once, creating nothing, when nobody serves --socket-path. See docs/operations.md.")
+                    + "With --config FILE it takes over every device of the running --config daemon at once (one "
+                    + "pause for all), found by FILE's hand-over socket (handover-socket, else api-socket + "
+                    + "'.handover'); the devices, their ports (those added at run time too) and the API socket come "
+                    + "from the running daemon, not from FILE, which gives only log-level, event-loops and "
+                    + "metrics-listen. Fails at once, creating nothing, when nobody serves --socket-path (or FILE's "
+                    + "hand-over socket). See docs/operations.md.")
     boolean takeOver;
 
     @Option(names = "--fd-store", order = 9,
@@ -219,10 +224,10 @@ public final class VportdCommand {
         }
         if (command.config != null) {
             for (String refused : List.of("--socket-path", "--port", "--max-ports", "--api-socket", "--metrics-listen",
-                    "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--take-over", "--fd-store")) {
+                    "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--fd-store")) {
                 if (cl.getParseResult().hasMatchedOption(refused)) {
                     throw UsageException.error("--config: " + refused + " may not be given with it ("
-                            + (List.of("--take-over", "--fd-store", "--web-listen", "--web-token-file").contains(refused)
+                            + (List.of("--fd-store", "--web-listen", "--web-token-file").contains(refused)
                             ? "a daemon of several devices does not offer it yet"
                             : "the file says it, per device where it is a device's") + ")"
                             + "\nTry 'vportd --help' for more information.");
@@ -230,7 +235,13 @@ public final class VportdCommand {
             }
             try {
                 System.Logger.Level level = cl.getParseResult().hasMatchedOption("--log-level") ? level(command.logLevel) : null;
-                return ConfigFile.load(path("--config", command.config), level);
+                DevicesConfig loaded = ConfigFile.load(path("--config", command.config), level);
+                if (command.takeOver && loaded.handover() == null) {
+                    throw UsageException.error("--take-over --config: " + loaded.source() + " has neither api-socket "
+                            + "nor handover-socket, so there is no hand-over socket to find the running daemon by "
+                            + "(a daemon started from it offers no live hand-over)");
+                }
+                return command.takeOver ? loaded.withTakeOver() : loaded;
             } catch (IllegalArgumentException e) {
                 throw UsageException.error(e.getMessage());
             }

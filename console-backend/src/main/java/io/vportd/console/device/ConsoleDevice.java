@@ -81,6 +81,13 @@ public final class ConsoleDevice implements VhostUserBackend, AutoCloseable {
                 ConsoleDevice::endpointFor, logContext, snapshot, adopt, null);
     }
 
+    /** As the handed-over device above, on {@code loop} (a daemon of several devices took it over). */
+    public ConsoleDevice(DeviceSnapshot snapshot, java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt,
+                         PortLogContext logContext, EventLoop loop) throws IOException {
+        this(snapshot.maxPorts(), snapshot.ports().stream().map(DeviceSnapshot.Port::config).toList(),
+                ConsoleDevice::endpointFor, logContext, snapshot, adopt, loop);
+    }
+
     private ConsoleDevice(int maxPorts, List<PortConfig> ports, java.util.function.Function<PortConfig, Endpoint> endpoints,
                           PortLogContext logContext, DeviceSnapshot snapshot,
                           java.util.function.Function<DeviceSnapshot.Port, Endpoint> adopt, EventLoop loop)

@@ -352,17 +352,37 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     public void thaw() {
         callToCompletion(() -> {
             if (frozen) {
-                frozen = false;
-                management.handoverAbandoned();
-                for (int id = 0; id < ports.length; id++) {
-                    if (ports[id] != null) {
-                        work.mark(id);
-                    }
-                }
-                work.mark(controlBit);
+                thawNow();
             }
             return null;
         });
+    }
+
+    /**
+     * A hand-over of several devices did not happen after this one's {@link #prepareHandover}
+     * (and perhaps its {@link #freezeForHandover}): thaws it if frozen, else releases what
+     * preparing held (every port's endpoint helpers go on).
+     */
+    public void abandonHandover() {
+        callToCompletion(() -> {
+            if (frozen) {
+                thawNow();
+            } else {
+                management.handoverAbandoned();
+            }
+            return null;
+        });
+    }
+
+    private void thawNow() {
+        frozen = false;
+        management.handoverAbandoned();
+        for (int id = 0; id < ports.length; id++) {
+            if (ports[id] != null) {
+                work.mark(id);
+            }
+        }
+        work.mark(controlBit);
     }
 
     /**

@@ -233,7 +233,7 @@ public final class HandoverServer implements AutoCloseable {
         answer(link, "refused", why);
     }
 
-    private static void answer(HandoverLink link, String op, String why) {
+    static void answer(HandoverLink link, String op, String why) {
         try {
             ObjectNode n = JSON.createObjectNode();
             n.put("op", op);

@@ -27,7 +27,10 @@ import java.util.List;
  * memfd, carried over a socket pair by the hand-over link, decoded, built into a device, replayed
  * into a started vhost-user server, which is then suspended as for a hand-over and closed. The
  * running daemon runs {@link #warmSender} when a take-over is asked for, before it stops
- * anything. Nothing outside this process is touched.
+ * anything. A hand-over of a daemon of several devices ({@code --config}) has its own pair,
+ * {@link #runDevices} and {@link #warmDevicesSender}: the same, with a record of {@link #DEVICES}
+ * such devices, each built by the taking daemon's own builder (on its event loops). Nothing
+ * outside this process is touched.
  */
 final class Rehearsal {
 
@@ -35,6 +38,10 @@ final class Rehearsal {
     /** The default device size: rounds this big make the per-port and per-ring code compiled. */
     static final int PORTS = 31;
     static final int ROUNDS = 25;
+    /** Devices in a rehearsal of a hand-over of several ({@code --config}). */
+    static final int DEVICES = 2;
+    /** The hand-over socket a rehearsed record of several devices names (nothing is bound there). */
+    static final Path DEVICES_HANDOVER_SOCKET = Path.of("/nonexistent/vportd-rehearsal.handover");
 
     private Rehearsal() {
     }
@@ -65,6 +72,79 @@ final class Rehearsal {
             }
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
+        }
+    }
+
+    /**
+     * {@link #run} for {@code --take-over --config}: {@link #ROUNDS} rounds of the taking path of a
+     * daemon of several devices, each device built by {@code builder} (the taking daemon's own,
+     * so on its event loops), replayed, started, suspended as for a hand-over and closed. Best
+     * effort, as {@link #run}.
+     */
+    static void runDevices(RestoredDevices.Builder builder) {
+        long t0 = System.nanoTime();
+        try {
+            for (int i = 0; i < ROUNDS; i++) {
+                rehearseDevices(builder);
+            }
+        } catch (Exception | LinkageError e) {
+            LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
+        }
+        System.gc();
+        LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal of {0} devices took {1} ms", DEVICES,
+                (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /** The sending side's warm-up for a daemon of several devices (see {@link #warmSender}). */
+    static void warmDevicesSender() {
+        try {
+            for (int i = 0; i < ROUNDS; i++) {
+                try (Props props = new Props()) {
+                    HandoverState.Encoded e = props.devicesState();
+                    Fd[] pair = UnixSockets.pair();
+                    try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                        HandoverServer.sendState(out, e, 0);
+                        try {
+                            in.receiveDevices();
+                        } finally {
+                            closeAll(in.received());
+                        }
+                    }
+                }
+            }
+        } catch (Exception | LinkageError e) {
+            LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
+        }
+    }
+
+    /** One round of {@link #runDevices}: the record carried, every device rebuilt, started, stopped again, closed. */
+    static void rehearseDevices(RestoredDevices.Builder builder) throws Exception {
+        RestoredDevices r;
+        try (Props props = new Props()) {
+            HandoverState.Encoded e = props.devicesState();
+            Fd[] pair = UnixSockets.pair();
+            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                HandoverServer.sendState(out, e, 0);
+                try {
+                    r = RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder);
+                } catch (Exception | LinkageError ex) {
+                    closeAll(in.received());
+                    throw ex;
+                }
+            }
+        }
+        r.handoverListener().closeQuietly();
+        for (RestoredDevices.Device d : r.devices()) {
+            try (ConsoleDevice device = d.device()) {
+                device.dataPlane().thaw();
+                d.vhost().start();
+                io.vportd.vhost.VhostUserServer.Suspension suspension = d.vhost().suspend(java.time.Duration.ofSeconds(5));
+                device.dataPlane().prepareHandover(1000);
+                device.dataPlane().freezeForHandover();
+                suspension.resume();
+                device.dataPlane().abandonHandover();
+                d.vhost().close();
+            }
         }
     }
 
@@ -121,7 +201,7 @@ final class Rehearsal {
             return fd;
         }
 
-        HandoverState.Encoded state() throws Exception {
+        HandoverState.Daemon daemon(String socketPath) throws Exception {
             ControlMachine machine = new ControlMachine(PORTS, ControlListener.NONE);
             List<DeviceSnapshot.Port> ports = new ArrayList<>();
             for (int id = 0; id < PORTS; id++) {
@@ -164,8 +244,26 @@ final class Rehearsal {
             keep(vhost[1]);
             keep(handover[0]);
             keep(handover[1]);
-            return HandoverState.encode(new HandoverState.Daemon("/nonexistent/vportd-rehearsal.sock", null, null, false,
-                    handover[0].fd(), vhost[0].fd(), vhost[1].fd(), replay, snapshot, java.util.Map.of("rehearsal", 1L)));
+            return new HandoverState.Daemon(socketPath, null, null, false, handover[0].fd(), vhost[0].fd(), vhost[1].fd(),
+                    replay, snapshot, java.util.Map.of("rehearsal", 1L));
+        }
+
+        HandoverState.Encoded state() throws Exception {
+            return HandoverState.encode(daemon("/nonexistent/vportd-rehearsal.sock"));
+        }
+
+        /** A daemon of {@link #DEVICES} such devices, as a {@code --config} daemon's record lists them. */
+        HandoverState.Encoded devicesState() throws Exception {
+            List<HandoverState.Named> devices = new ArrayList<>();
+            int listener = -1;
+            for (int i = 0; i < DEVICES; i++) {
+                HandoverState.Daemon d = daemon("/nonexistent/vportd-rehearsal-" + i + ".sock");
+                listener = d.handoverListenerFd();
+                devices.add(new HandoverState.Named("rehearsal-" + i, new HandoverState.Daemon(d.socketPath(), null, null,
+                        false, -1, d.vhostListenerFd(), d.vhostConnectionFd(), d.replay(), d.device(), d.counters())));
+            }
+            return HandoverState.encode(new HandoverState.Daemons(null, null, DEVICES_HANDOVER_SOCKET.toString(), listener,
+                    devices, java.util.Map.of("rehearsal", 1L)));
         }
 
         private static Session.Replay message(Request r, byte[] payload, int... fds) {

@@ -26,6 +26,8 @@ public final class TakeOver implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     static final Duration STATE_TIMEOUT = Duration.ofSeconds(30);
     static final Duration GO_TIMEOUT = Duration.ofSeconds(10);
+    /** Most descriptors a hand-over may carry (1024 devices of a few dozen rings and ports fit). */
+    static final int MAX_FDS = 1 << 18;
 
     private final HandoverLink link;
     private List<Fd> received = List.of();
@@ -44,13 +46,23 @@ public final class TakeOver implements AutoCloseable {
     }
 
     /**
+     * As {@link #rehearse}, for a hand-over of several devices ({@code --take-over --config}):
+     * every rehearsed device is built by {@code builder}, the one the real devices will be built
+     * by, so the pause does not include building on the event loops for the first time either.
+     */
+    public static void rehearseDevices(RestoredDevices.Builder builder) {
+        Rehearsal.runDevices(builder);
+    }
+
+    /**
      * Fails at once, naming what was looked for, when no daemon's hand-over socket exists for
      * {@code socketPath}.
      */
     public static void checkServed(Path socketPath) throws IOException {
         Path p = HandoverServer.pathFor(socketPath);
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist)");
+            throw new IOException("no vportd serves " + socketPath + " (its hand-over socket " + p + " does not exist; "
+                    + "a device of a --config daemon goes with the whole daemon: --take-over --config FILE)");
         }
     }
 
@@ -70,6 +82,28 @@ public final class TakeOver implements AutoCloseable {
     }
 
     /**
+     * Fails at once, naming what was looked for, when nothing listens at the hand-over socket
+     * {@code handoverSocket} of a daemon of several devices.
+     */
+    public static void checkListening(Path handoverSocket) throws IOException {
+        if (!Files.exists(handoverSocket, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException("no vportd serves this configuration (its hand-over socket " + handoverSocket
+                    + " does not exist)");
+        }
+    }
+
+    /** Connects to the daemon of several devices listening at {@code handoverSocket}. */
+    public static TakeOver connectTo(Path handoverSocket) throws IOException {
+        checkListening(handoverSocket);
+        try {
+            return new TakeOver(new HandoverLink(UnixSockets.connect(handoverSocket)));
+        } catch (NativeException e) {
+            throw new IOException("no vportd serves this configuration (cannot connect to " + handoverSocket + ": "
+                    + e.getMessage() + ")", e);
+        }
+    }
+
+    /**
      * Asks for the hand-over and receives the running daemon's state. The running daemon is frozen
      * from here on until {@link #ready} or the end of this connection.
      *
@@ -78,9 +112,27 @@ public final class TakeOver implements AutoCloseable {
      *                     connection failed
      */
     public HandoverState.Daemon receive() throws IOException {
+        return receive(HandoverState.VERSION, HandoverState::decode);
+    }
+
+    /**
+     * As {@link #receive}, from a daemon of several devices ({@code --config}): every device's
+     * state in one record of version {@link HandoverState#DEVICES_VERSION}.
+     */
+    HandoverState.Daemons receiveDevices() throws IOException {
+        return receive(HandoverState.DEVICES_VERSION, HandoverState::decodeDevices);
+    }
+
+    /** How a record of one version is read back. */
+    @FunctionalInterface
+    private interface Decoder<T> {
+        T decode(JsonNode root, int[] fds) throws IOException;
+    }
+
+    private <T> T receive(int version, Decoder<T> decoder) throws IOException {
         ObjectNode req = JSON.createObjectNode();
         req.put("op", "take-over");
-        req.put("version", HandoverState.VERSION);
+        req.put("version", version);
         req.put("pid", ProcessHandle.current().pid());
         link.sendFrame(JSON.writeValueAsBytes(req));
         long deadline = System.nanoTime() + STATE_TIMEOUT.toNanos();
@@ -91,20 +143,21 @@ public final class TakeOver implements AutoCloseable {
         int count = header.path("fdCount").asInt(-1);
         ringsStoppedAtNanos = header.path("ringsStoppedAtNanos").asLong(0);
         byte[] json = link.receiveFrame(deadline);
-        if (count < 0 || count > 65536) {
+        if (count < 0 || count > MAX_FDS) {
+            refuse("the running vportd announced " + count + " descriptors (at most " + MAX_FDS + ")");
             throw new IOException("the running vportd announced " + count + " descriptors");
         }
         received = link.receiveFds(count, deadline);
         JsonNode root;
         try {
-            root = HandoverState.parse(json);
+            root = HandoverState.parse(json, version);
         } catch (IOException e) {
             refuse(e.getMessage());
             throw e;
         }
         int[] fds = received.stream().mapToInt(Fd::fd).toArray();
         try {
-            return HandoverState.decode(root, fds);
+            return decoder.decode(root, fds);
         } catch (IOException e) {
             refuse(e.getMessage());
             throw e;

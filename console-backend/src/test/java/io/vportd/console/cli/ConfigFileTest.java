@@ -175,18 +175,47 @@ class ConfigFileTest {
         DevicesConfig c = assertInstanceOf(DevicesConfig.class, i);
         assertEquals(System.Logger.Level.ERROR, c.logLevel());
         for (List<String> extra : List.of(List.of("--socket-path", "/s"), List.of("--port", "nr=1,null"),
-                List.of("--take-over"), List.of("--api-socket", "/a"))) {
+                List.of("--fd-store"), List.of("--api-socket", "/a"))) {
             String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("--config", f.toString()),
                     extra.stream()).toArray(String[]::new);
             UsageException e = assertThrows(UsageException.class, () -> VportdCommand.parseInvocation(args));
             assertTrue(e.getMessage().contains("--config: " + extra.get(0) + " may not be given with it"), e.getMessage());
         }
+        assertTrue(!c.takeOver() && c.handover().equals(Path.of("/run/vportd/api.sock.handover")),
+                "a daemon with an API socket listens for hand-overs beside it: " + c.handover());
         UsageException missing = assertThrows(UsageException.class,
                 () -> VportdCommand.parseInvocation("--config", dir.resolve("none.toml").toString()));
         assertTrue(missing.getMessage().contains("none.toml: cannot read it"), missing.getMessage());
         UsageException neither = assertThrows(UsageException.class, VportdCommand::parseInvocation);
         assertTrue(neither.getMessage().contains("--socket-path") && neither.getMessage().contains("--config"),
                 neither.getMessage());
+    }
+
+    @Test
+    void takeOverGoesWithAFileThatSaysWhereTheRunningDaemonListens(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("v.toml");
+        Files.writeString(f, GOOD);
+        DevicesConfig c = assertInstanceOf(DevicesConfig.class,
+                VportdCommand.parseInvocation("--take-over", "--config", f.toString()));
+        assertTrue(c.takeOver());
+        assertEquals(Path.of("/run/vportd/api.sock.handover"), c.handover());
+
+        Path own = dir.resolve("own.toml");
+        Files.writeString(own, "handover-socket = \"/run/vportd/h.sock\"\n" + GOOD);
+        assertEquals(Path.of("/run/vportd/h.sock"), parse(Files.readString(own)).handover(),
+                "handover-socket names the hand-over socket, API socket or not");
+
+        Path none = dir.resolve("none.toml");
+        Files.writeString(none, GOOD.replace("api-socket = \"/run/vportd/api.sock\"\n", ""));
+        assertEquals(null, assertInstanceOf(DevicesConfig.class, VportdCommand.parseInvocation("--config",
+                none.toString())).handover(), "without api-socket or handover-socket there is no hand-over socket");
+        UsageException e = assertThrows(UsageException.class,
+                () -> VportdCommand.parseInvocation("--take-over", "--config", none.toString()));
+        assertTrue(e.getMessage().contains("neither api-socket nor handover-socket"), e.getMessage());
+
+        IllegalArgumentException clash = assertThrows(IllegalArgumentException.class,
+                () -> parse("handover-socket = \"/run/vportd/api.sock\"\n" + GOOD));
+        assertTrue(clash.getMessage().contains("handover-socket"), clash.getMessage());
     }
 
     private static <T> T assertInstanceOf(Class<T> type, Object o) {

@@ -106,4 +106,78 @@ class HandoverStateTest {
         assertThrows(IOException.class, () -> HandoverState.decode(HandoverState.parse(
                 json.replace("\"nr=5,pty=/tmp/link\"", "\"nr=5,bogus\"").getBytes(StandardCharsets.UTF_8)), e.fds()));
     }
+
+    /** Two devices of a --config daemon: the same device twice under two ids, its descriptors listed once per device. */
+    private static HandoverState.Daemons twoDevices() {
+        HandoverState.Daemon one = sample();
+        HandoverState.Daemon device = new HandoverState.Daemon(one.socketPath(), null, null, one.allowUnsealedMemory(), -1,
+                one.vhostListenerFd(), one.vhostConnectionFd(), one.replay(), one.device(), one.counters());
+        HandoverState.Daemon other = new HandoverState.Daemon("/run/vm2/vportd.sock", null, null, false, -1, 70, -1,
+                List.of(), one.device(), java.util.Map.of());
+        return new HandoverState.Daemons("/run/api.sock", null, "/run/api.sock.handover", 29,
+                List.of(new HandoverState.Named("vm1", device), new HandoverState.Named("vm2", other)),
+                java.util.Map.of("vportd_devices_added_total", 2L));
+    }
+
+    @Test
+    void aRecordOfSeveralDevicesIsReadBackDeviceByDevice() throws IOException {
+        HandoverState.Daemons d = twoDevices();
+        HandoverState.Encoded e = HandoverState.encode(d);
+        assertEquals(1 + 8 + 5, e.fds().length, "hand-over listener, then each device's own: vm1 8, vm2 5 (no connection)");
+        int[] received = new int[e.fds().length];
+        for (int i = 0; i < received.length; i++) {
+            received[i] = 1000 + e.fds()[i];
+        }
+        HandoverState.Daemons back = HandoverState.decodeDevices(HandoverState.parse(e.json(), HandoverState.DEVICES_VERSION),
+                received);
+        assertEquals("/run/api.sock", back.apiSocket());
+        assertEquals("/run/api.sock.handover", back.handoverSocket());
+        assertEquals(1029, back.handoverListenerFd());
+        assertEquals(d.counters(), back.counters());
+        assertEquals(List.of("vm1", "vm2"), back.devices().stream().map(HandoverState.Named::id).toList());
+        HandoverState.Daemon vm1 = back.devices().get(0).device();
+        assertEquals("/run/vm/vportd.sock", vm1.socketPath());
+        assertEquals(1031, vm1.vhostListenerFd());
+        assertEquals(1032, vm1.vhostConnectionFd());
+        assertArrayEquals(new int[] {1060, 1061}, vm1.replay().get(0).fds());
+        assertEquals(d.devices().get(0).device().device().control(), vm1.device().control());
+        assertEquals(1040, vm1.device().ports().get(0).endpoint().fds().get("listener"));
+        HandoverState.Daemon vm2 = back.devices().get(1).device();
+        assertEquals(1070, vm2.vhostListenerFd());
+        assertEquals(-1, vm2.vhostConnectionFd(), "a device without a frontend");
+        assertEquals(1040, vm2.device().ports().get(0).endpoint().fds().get("listener"));
+    }
+
+    @Test
+    void aRecordOfSeveralDevicesIsCheckedAsStrictlyAsOne() throws IOException {
+        HandoverState.Encoded e = HandoverState.encode(twoDevices());
+        String json = new String(e.json(), StandardCharsets.UTF_8);
+        IOException single = assertThrows(IOException.class, () -> HandoverState.parse(e.json()),
+                "a single-device reader does not take a record of several");
+        assertTrue(single.getMessage().contains("version 2") && single.getMessage().contains("single device"),
+                single.getMessage());
+        IOException several = assertThrows(IOException.class,
+                () -> HandoverState.parse(HandoverState.encode(sample()).json(), HandoverState.DEVICES_VERSION));
+        assertTrue(several.getMessage().contains("version 1") && several.getMessage().contains("several devices"),
+                several.getMessage());
+        // Damage, each refused with a reason naming the device where there is one.
+        record Damage(String what, String from, String to, String says) {
+        }
+        for (Damage d : List.of(
+                new Damage("a later version", "\"version\":2", "\"version\":3", "version 3"),
+                new Damage("the same id twice", "\"id\":\"vm2\"", "\"id\":\"vm1\"", "listed twice"),
+                new Damage("an id no device may have", "\"id\":\"vm2\"", "\"id\":\"../x\"", "device id"),
+                new Damage("no device list", "\"devices\":[", "\"devicesX\":[", "devices"),
+                new Damage("a device without its session", "\"vhost\":{\"listener\":9", "\"vhostX\":{\"listener\":9",
+                        "device vm2"),
+                new Damage("a descriptor index beyond those received", "\"vhost\":{\"listener\":9", "\"vhost\":{\"listener\":14",
+                        "descriptor index 14"),
+                new Damage("a negative descriptor index", "\"vhost\":{\"listener\":9", "\"vhost\":{\"listener\":-5", "descriptor index -5"))) {
+            assertTrue(json.contains(d.from()), () -> d.what() + ": the record has no " + d.from() + ":\n" + json);
+            byte[] damaged = json.replace(d.from(), d.to()).getBytes(StandardCharsets.UTF_8);
+            IOException x = assertThrows(IOException.class, () -> HandoverState.decodeDevices(
+                    HandoverState.parse(damaged, HandoverState.DEVICES_VERSION), e.fds()), d.what());
+            assertTrue(x.getMessage().contains(d.says()), () -> d.what() + ": " + x.getMessage());
+        }
+    }
 }

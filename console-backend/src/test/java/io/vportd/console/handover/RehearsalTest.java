@@ -35,6 +35,31 @@ class RehearsalTest {
     }
 
     @Test
+    void rehearsalsOfSeveralDevicesGoTheWholeWayOnTheLoopsAndLeaveNothingOpen() throws Exception {
+        try (io.vportd.console.device.EventLoop.Group loops = new io.vportd.console.device.EventLoop.Group(2, tag -> { })) {
+            java.util.concurrent.atomic.AtomicInteger built = new java.util.concurrent.atomic.AtomicInteger();
+            io.vportd.console.handover.RestoredDevices.Builder builder = (id, snapshot) -> {
+                built.incrementAndGet();
+                return new io.vportd.console.device.ConsoleDevice(snapshot, io.vportd.console.device.ConsoleDevice::adoptEndpoint,
+                        io.vportd.console.device.PortLogContext.DEFAULT, loops.leastLoaded());
+            };
+            Rehearsal.rehearseDevices(builder);
+            assertEquals(Rehearsal.DEVICES, built.get(), "every device of the record built by the daemon's builder");
+            int fds = openDescriptors();
+            List<String> threads = threadNames();
+            for (int i = 0; i < 3; i++) {
+                Rehearsal.rehearseDevices(builder);
+            }
+            assertEquals(fds, openDescriptors(), "descriptors open after three more rounds");
+            assertEquals(threads, threadNames(), "threads alive after three more rounds");
+        }
+        Rehearsal.warmDevicesSender();
+        int fds = openDescriptors();
+        Rehearsal.warmDevicesSender();
+        assertEquals(fds, openDescriptors(), "descriptors open after another warm-up of a sender of several devices");
+    }
+
+    @Test
     void senderWarmUpLeavesNothingOpen() throws Exception {
         Rehearsal.warmSender();
         int fds = openDescriptors();
