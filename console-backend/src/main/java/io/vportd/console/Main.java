@@ -196,6 +196,29 @@ public final class Main {
                 apiSocket == null ? null : apiSocket.toString(), metricsListen, allowUnsealedMemory), recoveries);
     }
 
+    /**
+     * A take-over that cannot use what the running daemon sent. Nothing shared with the running
+     * daemon may be closed in a way it would notice: no cleanup, no shutdown hooks (they remove
+     * socket files). It resumes on its own, every device of it.
+     */
+    private static void haltRefused(Exception e) {
+        System.err.println("vportd: --take-over: " + e.getMessage() + "; the running vportd serves on");
+        Logging.flush();
+        Runtime.getRuntime().halt(TAKE_OVER_REFUSED);
+    }
+
+    /** Tells the running daemon this process is ready and waits for its go; halts without it. */
+    private static void readyOrHalt(TakeOver link) {
+        try {
+            link.ready();
+        } catch (java.io.IOException e) {
+            System.err.println("vportd: --take-over: " + e.getMessage());
+            Logging.flush();
+            Runtime.getRuntime().halt(1);
+        }
+        link.close();
+    }
+
     /** {@code --take-over}: receive the running daemon's device, rebuild it, and serve once it lets go. */
     private static void takeOver(DaemonConfig config) {
         TakeOver link;
@@ -212,22 +235,10 @@ public final class Main {
         try {
             r = Restored.from(link, config.socketPath(), logContext(config));
         } catch (java.io.IOException | RuntimeException e) {
-            // Nothing shared with the running daemon may be closed in a way it would notice: no
-            // cleanup, no shutdown hooks (they remove socket files). It resumes on its own.
-            System.err.println("vportd: --take-over: " + e.getMessage() + "; the running vportd serves on");
-            Logging.flush();
-            Runtime.getRuntime().halt(TAKE_OVER_REFUSED);
+            haltRefused(e);
             return;
         }
-        try {
-            link.ready();
-        } catch (java.io.IOException e) {
-            System.err.println("vportd: --take-over: " + e.getMessage());
-            Logging.flush();
-            Runtime.getRuntime().halt(1);
-            return;
-        }
-        link.close();
+        readyOrHalt(link);
         r.device().dataPlane().thaw();
         r.vhost().start();
         long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;
@@ -501,22 +512,10 @@ public final class Main {
         try {
             r = devices.takeOver(link, socket);
         } catch (java.io.IOException | RuntimeException e) {
-            // As for one device: nothing shared with the running daemon may be closed in a way it
-            // would notice, so no cleanup and no shutdown hooks. It resumes every device on its own.
-            System.err.println("vportd: --take-over: " + e.getMessage() + "; the running vportd serves on");
-            Logging.flush();
-            Runtime.getRuntime().halt(TAKE_OVER_REFUSED);
+            haltRefused(e);
             return;
         }
-        try {
-            link.ready();
-        } catch (java.io.IOException e) {
-            System.err.println("vportd: --take-over: " + e.getMessage());
-            Logging.flush();
-            Runtime.getRuntime().halt(1);
-            return;
-        }
-        link.close();
+        readyOrHalt(link);
         devices.resumeTakenOver(r);
         long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;
         r.logPhases();

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vportd.console.device.DataPlane;
 import io.vportd.console.device.DeviceSnapshot;
 import io.vportd.console.endpoint.SocketFiles;
-import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
 import io.vportd.sys.Sockets;
 import io.vportd.sys.UnixSockets;
@@ -19,7 +18,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * The running side of a live hand-over of a daemon of several devices ({@code --config}): every
@@ -126,22 +124,7 @@ public final class DevicesHandover implements AutoCloseable {
     }
 
     private void run() {
-        while (!closed) {
-            int c = Sockets.accept(listener.fd(), false);
-            if (c < 0) {
-                if (closed || c == -Errno.EINVAL || c == -Errno.EBADF) {
-                    return;
-                }
-                clientLog.log(Level.WARNING, "hand-over socket {0}: accept failed: {1}", path(), Errno.describe(-c));
-                LockSupport.parkNanos(100_000_000L);
-                continue;
-            }
-            try (HandoverLink link = new HandoverLink(Fd.adopt(c))) {
-                serve(link);
-            } catch (RuntimeException e) {
-                LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
-            }
-        }
+        HandoverServer.acceptLoop(listener, () -> closed, path(), clientLog, this::serve);
     }
 
     /** A device on its way out: what has been stopped of it so far. */
@@ -157,18 +140,8 @@ public final class DevicesHandover implements AutoCloseable {
     }
 
     private void serve(HandoverLink link) {
-        ObjectNode request;
-        try {
-            request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + HandoverServer.REQUEST_TIMEOUT.toNanos()));
-        } catch (IOException | ClassCastException e) {
-            stats.badRequests.incrementAndGet();
-            clientLog.log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", path(), e.getMessage());
-            return;
-        }
-        if (!"take-over".equals(request.path("op").asText())) {
-            stats.badRequests.incrementAndGet();
-            clientLog.log(Level.WARNING, "hand-over socket {0}: unknown request ''{1}''", path(), request.path("op").asText());
-            HandoverServer.answer(link, "refused", "unknown request '" + request.path("op").asText() + "'");
+        ObjectNode request = HandoverServer.takeOverRequest(link, stats, clientLog, path());
+        if (request == null) {
             return;
         }
         int version = request.path("version").asInt(HandoverState.DEVICES_VERSION);

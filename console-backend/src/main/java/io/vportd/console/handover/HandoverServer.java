@@ -113,10 +113,20 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     private void run() {
-        while (!closed) {
+        acceptLoop(listener, () -> closed, path, clientLog, this::serve);
+    }
+
+    /**
+     * A hand-over socket's accept loop, shared by the one-device and the several-device daemon:
+     * each connection is given to {@code serve} in turn (one hand-over at a time) until
+     * {@code closed} says so or the listener is shut down.
+     */
+    static void acceptLoop(Fd listener, java.util.function.BooleanSupplier closed, Path path, LogLimiter clientLog,
+                           java.util.function.Consumer<HandoverLink> serve) {
+        while (!closed.getAsBoolean()) {
             int c = Sockets.accept(listener.fd(), false);
             if (c < 0) {
-                if (closed || c == -Errno.EINVAL || c == -Errno.EBADF) {
+                if (closed.getAsBoolean() || c == -Errno.EINVAL || c == -Errno.EBADF) {
                     return;
                 }
                 clientLog.log(Level.WARNING, "hand-over socket {0}: accept failed: {1}", path, Errno.describe(-c));
@@ -124,26 +134,38 @@ public final class HandoverServer implements AutoCloseable {
                 continue;
             }
             try (HandoverLink link = new HandoverLink(Fd.adopt(c))) {
-                serve(link);
+                serve.accept(link);
             } catch (RuntimeException e) {
                 LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
             }
         }
     }
 
-    private void serve(HandoverLink link) {
+    /**
+     * The new process's first frame, when it asks to take over; otherwise null, with the bad
+     * request counted, logged (rate-limited) and, when it was readable, answered.
+     */
+    static ObjectNode takeOverRequest(HandoverLink link, HandoverStats stats, LogLimiter clientLog, Path path) {
         ObjectNode request;
         try {
             request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
         } catch (IOException | ClassCastException e) {
             stats.badRequests.incrementAndGet();
             clientLog.log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", path, e.getMessage());
-            return;
+            return null;
         }
         if (!"take-over".equals(request.path("op").asText())) {
             stats.badRequests.incrementAndGet();
             clientLog.log(Level.WARNING, "hand-over socket {0}: unknown request ''{1}''", path, request.path("op").asText());
             answer(link, "refused", "unknown request '" + request.path("op").asText() + "'");
+            return null;
+        }
+        return request;
+    }
+
+    private void serve(HandoverLink link) {
+        ObjectNode request = takeOverRequest(link, stats, clientLog, path);
+        if (request == null) {
             return;
         }
         LOG.log(Level.INFO, "hand-over: process {0} asks to take over {1}", request.path("pid").asText("?"),
