@@ -84,6 +84,22 @@ class LauncherIT {
             assertTrue(used.contains(flag), flag + " not in force:\n" + used.lines().filter(l -> l.startsWith("-XX")).toList());
         }
 
+        // Someone who may not write beside the jar (here: nobody, the tree being root's) uses the
+        // fresh cache all the same; only training needs to write. Needs root to switch users.
+        if ("root".equals(System.getProperty("user.name"))) {
+            try (var paths = Files.walk(tree)) {
+                for (Path p : paths.toList()) {
+                    Files.setPosixFilePermissions(p, PosixFilePermissions.fromString(
+                            Files.isDirectory(p) || Files.isExecutable(p) ? "rwxr-xr-x" : "rw-r--r--"));
+                }
+            }
+            String other = run(List.of("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    launcher.toString(), "--version"), Map.of("VPORTD_JAVA_OPTS", "-Xlog:aot=info"));
+            assertFalse(other.contains("training the AOT cache"), other);
+            assertTrue(other.contains("Using AOT-linked classes: true"), "a user who cannot write there ran without "
+                    + "the cache:\n" + other);
+        }
+
         // VPORTD_AOT=off: no cache.
         String off = run(launcher, Map.of("VPORTD_AOT", "off", "VPORTD_JAVA_OPTS", "-Xlog:aot=info"));
         assertFalse(off.contains("Using AOT-linked classes: true"), off);
@@ -108,7 +124,11 @@ class LauncherIT {
 
     /** {@code launcher --version} with {@code env}: its output (stderr merged); it must succeed. */
     private static String run(Path launcher, Map<String, String> env) {
-        try (HostProcess p = HostProcess.start("bin/vportd", List.of(launcher.toString(), "--version"), null, env)) {
+        return run(List.of(launcher.toString(), "--version"), env);
+    }
+
+    private static String run(List<String> command, Map<String, String> env) {
+        try (HostProcess p = HostProcess.start("bin/vportd", command, null, env)) {
             int code = p.awaitExit(RUN);
             String out = p.output();
             assertEquals(0, code, out);
