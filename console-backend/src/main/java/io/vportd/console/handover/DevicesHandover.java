@@ -4,16 +4,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vportd.console.device.DataPlane;
 import io.vportd.console.device.DeviceSnapshot;
-import io.vportd.console.endpoint.SocketFiles;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Sockets;
-import io.vportd.sys.UnixSockets;
-import io.vportd.telemetry.LogLimiter;
 import io.vportd.vhost.VhostUserServer;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -80,34 +74,23 @@ public final class DevicesHandover implements AutoCloseable {
     }
 
     private final Context context;
-    private final Fd listener;
-    private final Thread thread;
-    private volatile boolean closed;
-    private final LogLimiter clientLog = new LogLimiter(LOG);
+    private final HandoverSocket socket;
     private final HandoverStats stats = new HandoverStats();
 
-    private DevicesHandover(Context context, Fd listener) {
+    private DevicesHandover(Context context, HandoverSocket socket) {
         this.context = context;
-        this.listener = listener;
-        this.thread = Thread.ofPlatform().daemon().name("vportd-handover").unstarted(this::run);
+        this.socket = socket;
+        socket.start(this::serve);
     }
 
     /** Binds the hand-over socket (replacing a stale socket file only) and starts listening. */
     public static DevicesHandover start(Context context) throws IOException {
-        Path p = context.handoverSocket();
-        if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            SocketFiles.removeStale(p, "the hand-over socket");
-        }
-        DevicesHandover s = new DevicesHandover(context, UnixSockets.listen(p, 1));
-        s.thread.start();
-        return s;
+        return new DevicesHandover(context, HandoverSocket.listen(context.handoverSocket()));
     }
 
     /** Listens on the hand-over socket the previous process handed over. */
     public static DevicesHandover adopt(Context context, Fd listener) {
-        DevicesHandover s = new DevicesHandover(context, listener);
-        s.thread.start();
-        return s;
+        return new DevicesHandover(context, HandoverSocket.adopt(context.handoverSocket(), listener));
     }
 
     public Path path() {
@@ -123,10 +106,6 @@ public final class DevicesHandover implements AutoCloseable {
         return stats;
     }
 
-    private void run() {
-        HandoverServer.acceptLoop(listener, () -> closed, path(), clientLog, this::serve);
-    }
-
     /** A device on its way out: what has been stopped of it so far. */
     private static final class Going {
         final Unit unit;
@@ -140,7 +119,7 @@ public final class DevicesHandover implements AutoCloseable {
     }
 
     private void serve(HandoverLink link) {
-        ObjectNode request = HandoverServer.takeOverRequest(link, stats, clientLog, path());
+        ObjectNode request = HandoverServer.takeOverRequest(link, stats, socket);
         if (request == null) {
             return;
         }
@@ -186,7 +165,7 @@ public final class DevicesHandover implements AutoCloseable {
             }
             HandoverState.Encoded state = HandoverState.encode(new HandoverState.Daemons(
                     context.apiSocket() == null ? null : context.apiSocket().toString(), context.metricsListen(),
-                    context.handoverSocket().toString(), listener.fd(), devices, context.daemon().counters()));
+                    context.handoverSocket().toString(), socket.fd(), devices, context.daemon().counters()));
             HandoverServer.sendState(link, state, ringsStopped);
             long sent = System.nanoTime();
             LOG.log(Level.INFO, "hand-over: {0} device(s) stopped and frozen in {1} ms, state ({2} bytes, {3} "
@@ -201,7 +180,7 @@ public final class DevicesHandover implements AutoCloseable {
                 for (Going g : going) {
                     g.suspension.handedOver();
                 }
-                closed = true; // the listener is the new process's now
+                socket.handedOver();
                 context.exit().run();
                 return;
             }
@@ -272,21 +251,6 @@ public final class DevicesHandover implements AutoCloseable {
     /** Stops listening and removes the socket file (an orderly shutdown, not a hand-over). */
     @Override
     public void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR);
-        try {
-            thread.join(2000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        listener.closeQuietly();
-        try {
-            Files.deleteIfExists(path());
-        } catch (IOException e) {
-            LOG.log(Level.WARNING, "cannot remove {0}: {1}", path(), e.getMessage());
-        }
+        socket.close();
     }
 }

@@ -4,20 +4,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vportd.console.device.DataPlane;
 import io.vportd.console.device.DeviceSnapshot;
-import io.vportd.console.endpoint.SocketFiles;
-import io.vportd.sys.Errno;
 import io.vportd.sys.Fd;
-import io.vportd.sys.Sockets;
-import io.vportd.sys.UnixSockets;
-import io.vportd.telemetry.LogLimiter;
 import io.vportd.vhost.VhostUserServer;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * The running daemon's side of a live hand-over. It listens on {@code SOCKET.handover} (mode
@@ -56,11 +48,7 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     private final Context context;
-    private final Path path;
-    private final Fd listener;
-    private final Thread thread;
-    private volatile boolean closed;
-    private final LogLimiter clientLog = new LogLimiter(LOG);
+    private final HandoverSocket socket;
 
     private final HandoverStats stats = new HandoverStats();
 
@@ -69,38 +57,29 @@ public final class HandoverServer implements AutoCloseable {
         return socketPath.resolveSibling(socketPath.getFileName() + ".handover");
     }
 
-    private HandoverServer(Context context, Fd listener) {
+    private HandoverServer(Context context, HandoverSocket socket) {
         this.context = context;
-        this.path = pathFor(context.socketPath());
-        this.listener = listener;
-        this.thread = Thread.ofPlatform().daemon().name("vportd-handover").unstarted(this::run);
+        this.socket = socket;
+        socket.start(this::serve);
     }
 
     /** Binds {@code SOCKET.handover} (replacing a stale socket file only) and starts listening. */
     public static HandoverServer start(Context context) throws IOException {
-        Path p = pathFor(context.socketPath());
-        if (Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
-            SocketFiles.removeStale(p, "the hand-over socket");
-        }
-        HandoverServer s = new HandoverServer(context, UnixSockets.listen(p, 1));
-        s.thread.start();
-        return s;
+        return new HandoverServer(context, HandoverSocket.listen(pathFor(context.socketPath())));
     }
 
     /** Listens on the hand-over socket the previous process handed over. */
     public static HandoverServer adopt(Context context, Fd listener) {
-        HandoverServer s = new HandoverServer(context, listener);
-        s.thread.start();
-        return s;
+        return new HandoverServer(context, HandoverSocket.adopt(pathFor(context.socketPath()), listener));
     }
 
     public Path path() {
-        return path;
+        return socket.path();
     }
 
     /** The listening descriptor (it goes to the next process too). */
     int listenerFd() {
-        return listener.fd();
+        return socket.fd();
     }
 
     public long failedHandovers() {
@@ -112,51 +91,24 @@ public final class HandoverServer implements AutoCloseable {
         return stats;
     }
 
-    private void run() {
-        acceptLoop(listener, () -> closed, path, clientLog, this::serve);
-    }
-
-    /**
-     * A hand-over socket's accept loop, shared by the one-device and the several-device daemon:
-     * each connection is given to {@code serve} in turn (one hand-over at a time) until
-     * {@code closed} says so or the listener is shut down.
-     */
-    static void acceptLoop(Fd listener, java.util.function.BooleanSupplier closed, Path path, LogLimiter clientLog,
-                           java.util.function.Consumer<HandoverLink> serve) {
-        while (!closed.getAsBoolean()) {
-            int c = Sockets.accept(listener.fd(), false);
-            if (c < 0) {
-                if (closed.getAsBoolean() || c == -Errno.EINVAL || c == -Errno.EBADF) {
-                    return;
-                }
-                clientLog.log(Level.WARNING, "hand-over socket {0}: accept failed: {1}", path, Errno.describe(-c));
-                LockSupport.parkNanos(100_000_000L);
-                continue;
-            }
-            try (HandoverLink link = new HandoverLink(Fd.adopt(c))) {
-                serve.accept(link);
-            } catch (RuntimeException e) {
-                LOG.log(Level.ERROR, "hand-over failed unexpectedly; serving on", e);
-            }
-        }
-    }
-
     /**
      * The new process's first frame, when it asks to take over; otherwise null, with the bad
      * request counted, logged (rate-limited) and, when it was readable, answered.
      */
-    static ObjectNode takeOverRequest(HandoverLink link, HandoverStats stats, LogLimiter clientLog, Path path) {
+    static ObjectNode takeOverRequest(HandoverLink link, HandoverStats stats, HandoverSocket socket) {
         ObjectNode request;
         try {
             request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
         } catch (IOException | ClassCastException e) {
             stats.badRequests.incrementAndGet();
-            clientLog.log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", path, e.getMessage());
+            socket.clientLog().log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", socket.path(),
+                    e.getMessage());
             return null;
         }
         if (!"take-over".equals(request.path("op").asText())) {
             stats.badRequests.incrementAndGet();
-            clientLog.log(Level.WARNING, "hand-over socket {0}: unknown request ''{1}''", path, request.path("op").asText());
+            socket.clientLog().log(Level.WARNING, "hand-over socket {0}: unknown request ''{1}''", socket.path(),
+                    request.path("op").asText());
             answer(link, "refused", "unknown request '" + request.path("op").asText() + "'");
             return null;
         }
@@ -164,7 +116,7 @@ public final class HandoverServer implements AutoCloseable {
     }
 
     private void serve(HandoverLink link) {
-        ObjectNode request = takeOverRequest(link, stats, clientLog, path);
+        ObjectNode request = takeOverRequest(link, stats, socket);
         if (request == null) {
             return;
         }
@@ -203,7 +155,7 @@ public final class HandoverServer implements AutoCloseable {
         try {
             HandoverState.Encoded state = HandoverState.encode(new HandoverState.Daemon(context.socketPath().toString(),
                     context.apiSocket() == null ? null : context.apiSocket().toString(), context.metricsListen(),
-                    context.allowUnsealedMemory(), listener.fd(), suspension.listenerFd(), suspension.connectionFd(),
+                    context.allowUnsealedMemory(), socket.fd(), suspension.listenerFd(), suspension.connectionFd(),
                     suspension.replay(), snapshot, context.dataPlane().metrics().counterValues()));
             sendState(link, state, suspension.stoppedAtNanos());
             long sent = System.nanoTime();
@@ -216,7 +168,7 @@ public final class HandoverServer implements AutoCloseable {
                 LOG.log(Level.INFO, "hand-over: the new process serves {0} now ({1} ms after the request); exiting",
                         context.socketPath(), (System.nanoTime() - started) / 1_000_000);
                 suspension.handedOver();
-                closed = true; // the listener is the new process's now
+                socket.handedOver();
                 context.exit().run();
                 return;
             }
@@ -271,21 +223,6 @@ public final class HandoverServer implements AutoCloseable {
     /** Stops listening and removes the socket file (an orderly shutdown, not a hand-over). */
     @Override
     public void close() {
-        if (closed) {
-            return;
-        }
-        closed = true;
-        Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR);
-        try {
-            thread.join(2000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        listener.closeQuietly();
-        try {
-            Files.deleteIfExists(path);
-        } catch (IOException e) {
-            LOG.log(Level.WARNING, "cannot remove {0}: {1}", path, e.getMessage());
-        }
+        socket.close();
     }
 }
