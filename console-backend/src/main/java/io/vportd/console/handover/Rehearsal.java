@@ -38,6 +38,12 @@ final class Rehearsal {
     /** The default device size: rounds this big make the per-port and per-ring code compiled. */
     static final int PORTS = 31;
     static final int ROUNDS = 25;
+    /**
+     * Longest wait, after the rounds, for the compiler to finish what they queued (see {@link
+     * CompilerQuiet}): the taking process serves nothing yet, the running daemon still serves.
+     */
+    static final long TAKER_COMPILER_WAIT_MILLIS = 3000;
+    static final long SENDER_COMPILER_WAIT_MILLIS = 1000;
     /** Devices in a rehearsal of a hand-over of several ({@code --config}). */
     static final int DEVICES = 2;
     /** The hand-over socket a rehearsed record of several devices names (nothing is bound there). */
@@ -57,7 +63,9 @@ final class Rehearsal {
             LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
         }
         System.gc(); // the rounds' garbage goes now, not in a collection during the pause (this process serves nothing yet)
-        LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal took {0} ms", (System.nanoTime() - t0) / 1_000_000);
+        long waited = CompilerQuiet.await(TAKER_COMPILER_WAIT_MILLIS);
+        LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal took {0} ms, of which {1} ms waiting for the compiler",
+                (System.nanoTime() - t0) / 1_000_000, waited);
     }
 
     /**
@@ -73,6 +81,7 @@ final class Rehearsal {
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
+        CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
     }
 
     /**
@@ -91,8 +100,9 @@ final class Rehearsal {
             LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
         }
         System.gc();
-        LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal of {0} devices took {1} ms", DEVICES,
-                (System.nanoTime() - t0) / 1_000_000);
+        long waited = CompilerQuiet.await(TAKER_COMPILER_WAIT_MILLIS);
+        LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal of {0} devices took {1} ms, of which {2} ms waiting for the "
+                + "compiler", DEVICES, (System.nanoTime() - t0) / 1_000_000, waited);
     }
 
     /** The sending side's warm-up for a daemon of several devices (see {@link #warmSender}). */
@@ -115,6 +125,7 @@ final class Rehearsal {
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
+        CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
     }
 
     /** One round of {@link #runDevices}: the record carried, every device rebuilt, started, stopped again, closed. */
