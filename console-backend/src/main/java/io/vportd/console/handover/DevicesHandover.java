@@ -143,6 +143,7 @@ public final class DevicesHandover implements AutoCloseable {
         }
         List<Going> going = new ArrayList<>(units.size());
         units.forEach(u -> going.add(new Going(u)));
+        units.forEach(u -> u.dataPlane().metrics().counterValues()); // read again in the pause: not for the first time there
         long started = System.nanoTime();
         String why = stopAll(going);
         if (why != null) {
@@ -168,13 +169,17 @@ public final class DevicesHandover implements AutoCloseable {
                     context.handoverSocket().toString(), socket.fd(), devices, context.daemon().counters()));
             HandoverServer.sendState(link, state, ringsStopped);
             long sent = System.nanoTime();
+            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime()
+                    + HandoverServer.READY_TIMEOUT.toNanos()));
+            boolean ready = "ready".equals(reply.path("op").asText());
+            if (ready) {
+                HandoverServer.answer(link, "go", null);
+            }
+            // Logged once the new process has its answer (formatting inside the pause takes its CPU time).
             LOG.log(Level.INFO, "hand-over: {0} device(s) stopped and frozen in {1} ms, state ({2} bytes, {3} "
                     + "descriptors) sent in {4} ms", going.size(), HandoverServer.ms(frozen - started),
                     state.json().length, state.fds().length, HandoverServer.ms(sent - frozen));
-            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime()
-                    + HandoverServer.READY_TIMEOUT.toNanos()));
-            if ("ready".equals(reply.path("op").asText())) {
-                HandoverServer.answer(link, "go", null);
+            if (ready) {
                 LOG.log(Level.INFO, "hand-over: the new process serves all {0} device(s) now ({1} ms after the request); "
                         + "exiting", going.size(), (System.nanoTime() - started) / 1_000_000);
                 for (Going g : going) {

@@ -125,6 +125,7 @@ public final class HandoverServer implements AutoCloseable {
         // Before anything stops: this process runs the sending code on throw-away records until it
         // is compiled, so the guest's pause does not include it running cold.
         long warming = System.nanoTime();
+        context.dataPlane().metrics().counterValues(); // read again in the pause: not for the first time there
         Rehearsal.warmSender();
         LOG.log(Level.DEBUG, "hand-over: sender warmed up in {0} ms", (System.nanoTime() - warming) / 1_000_000);
         long started = System.nanoTime();
@@ -159,12 +160,17 @@ public final class HandoverServer implements AutoCloseable {
                     suspension.replay(), snapshot, context.dataPlane().metrics().counterValues()));
             sendState(link, state, suspension.stoppedAtNanos());
             long sent = System.nanoTime();
+            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
+            boolean ready = "ready".equals(reply.path("op").asText());
+            if (ready) {
+                answer(link, "go", null);
+            }
+            // Logged once the new process has its answer: formatting this line inside the pause
+            // would take CPU time the new process needs.
             LOG.log(Level.INFO, "hand-over: rings stopped in {0} ms, data plane frozen in {1} ms, state ({2} bytes, {3} "
                     + "descriptors) sent in {4} ms", ms(suspended - started), ms(snapshot.frozenAtNanos() - suspended),
                     state.json().length, state.fds().length, ms(sent - snapshot.frozenAtNanos()));
-            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
-            if ("ready".equals(reply.path("op").asText())) {
-                answer(link, "go", null);
+            if (ready) {
                 LOG.log(Level.INFO, "hand-over: the new process serves {0} now ({1} ms after the request); exiting",
                         context.socketPath(), (System.nanoTime() - started) / 1_000_000);
                 suspension.handedOver();

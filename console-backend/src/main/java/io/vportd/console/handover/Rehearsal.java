@@ -167,8 +167,7 @@ final class Rehearsal {
      */
     static void rehearse() throws Exception {
         HandoverState.Daemon d = carriedSample().daemon();
-        try (ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint,
-                io.vportd.console.device.PortLogContext.DEFAULT)) {
+        try (ConsoleDevice device = Restored.newDevice(d, io.vportd.console.device.PortLogContext.DEFAULT)) {
             io.vportd.vhost.VhostUserServer vhost;
             try {
                 vhost = DeferredStarts.replayInto(device, Path.of(d.socketPath()), d, false);
