@@ -46,6 +46,8 @@ final class Rehearsal {
     static final long SENDER_COMPILER_WAIT_MILLIS = 1000;
     /** Devices in a rehearsal of a hand-over of several ({@code --config}). */
     static final int DEVICES = 2;
+    /** The vhost-user socket a rehearsed one-device record names (nothing is bound there). */
+    static final Path SOCKET = Path.of("/nonexistent/vportd-rehearsal.sock");
     /** The hand-over socket a rehearsed record of several devices names (nothing is bound there). */
     static final Path DEVICES_HANDOVER_SOCKET = Path.of("/nonexistent/vportd-rehearsal.handover");
 
@@ -161,21 +163,29 @@ final class Rehearsal {
 
     /**
      * One round on the taking side, the way a real hand-over goes: the record carried over a
-     * socket pair, decoded, a device built from it, the session replayed into a vhost-user server
-     * (the real one, serving a socket pair) and started; then the round stops that server the way
-     * a running daemon does for a hand-over, and closes everything.
+     * socket pair and taken by {@link Restored#from} (decoded, a device built from it, the session
+     * replayed into a vhost-user server, the real one, serving a socket pair) and started; then
+     * the round stops that server the way a running daemon does for a hand-over, and closes
+     * everything.
      */
     static void rehearse() throws Exception {
-        HandoverState.Daemon d = carriedSample().daemon();
-        try (ConsoleDevice device = Restored.newDevice(d, io.vportd.console.device.PortLogContext.DEFAULT)) {
-            io.vportd.vhost.VhostUserServer vhost;
-            try {
-                vhost = DeferredStarts.replayInto(device, Path.of(d.socketPath()), d, false);
-            } catch (Exception | LinkageError ex) {
-                Fd.adopt(d.handoverListenerFd()).closeQuietly();
-                throw ex;
+        Restored r;
+        try (Props props = new Props()) {
+            HandoverState.Encoded e = props.state();
+            Fd[] pair = UnixSockets.pair();
+            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                HandoverServer.sendState(out, e, 0);
+                try {
+                    r = Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
+                } catch (Exception | LinkageError ex) {
+                    closeAll(in.received());
+                    throw ex;
+                }
             }
-            Fd.adopt(d.handoverListenerFd()).closeQuietly();
+        }
+        r.handoverListener().closeQuietly();
+        try (ConsoleDevice device = r.device()) {
+            io.vportd.vhost.VhostUserServer vhost = r.vhost();
             device.dataPlane().thaw();
             vhost.start();
             io.vportd.vhost.VhostUserServer.Suspension suspension = vhost.suspend(java.time.Duration.ofSeconds(5));
@@ -201,7 +211,7 @@ final class Rehearsal {
      * and one kick and one call eventfd shared by every ring. The session replay starts every
      * ring, as a frontend's would.
      */
-    private static final class Props implements AutoCloseable {
+    static final class Props implements AutoCloseable {
         static final long MEMORY = 1 << 20;
         static final long USER = 0x7000_0000_0000L;
         final List<Fd> fds = new ArrayList<>();
@@ -259,7 +269,7 @@ final class Rehearsal {
         }
 
         HandoverState.Encoded state() throws Exception {
-            return HandoverState.encode(daemon("/nonexistent/vportd-rehearsal.sock"));
+            return HandoverState.encode(daemon(SOCKET.toString()));
         }
 
         /** A daemon of {@link #DEVICES} such devices, as a {@code --config} daemon's record lists them. */

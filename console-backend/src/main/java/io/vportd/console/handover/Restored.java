@@ -28,16 +28,6 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
                 HandoverServer.ms(replayedAtNanos - builtAtNanos));
     }
 
-    /**
-     * The device of a received record, its endpoints adopted from the handed descriptors. The
-     * rehearsal builds its throw-away devices here too, so this call site (and the method
-     * reference it links on first use) is not run for the first time inside the pause.
-     */
-    static ConsoleDevice newDevice(HandoverState.Daemon d, io.vportd.console.device.PortLogContext logContext)
-            throws IOException {
-        return new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint, logContext);
-    }
-
     /** The guest's pause began when the running daemon stopped its rings (or, if it did not say, when it froze). */
     static long pauseStart(long ringsStoppedAtNanos, long frozenAtNanos) {
         return ringsStoppedAtNanos != 0 && ringsStoppedAtNanos - frozenAtNanos < 0 ? ringsStoppedAtNanos : frozenAtNanos;
@@ -55,7 +45,7 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
             if (!Path.of(d.socketPath()).equals(socketPath)) {
                 throw new IOException("the daemon on the hand-over socket serves " + d.socketPath() + ", not " + socketPath);
             }
-            ConsoleDevice device = newDevice(d, logContext);
+            ConsoleDevice device = new ConsoleDevice(d.device(), ConsoleDevice::adoptEndpoint, logContext);
             long built = System.nanoTime();
             VhostUserServer vhost = DeferredStarts.replayInto(device, socketPath, d, false);
             long replayed = System.nanoTime();

@@ -3,6 +3,8 @@ package io.vportd.console.handover;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.vportd.sys.Fd;
+import io.vportd.sys.UnixSockets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,6 +34,30 @@ class RehearsalTest {
         }
         assertEquals(fds, openDescriptors(), "descriptors open after three more rounds");
         assertEquals(threads, threadNames(), "threads alive after three more rounds");
+    }
+
+    @Test
+    void afterTheRehearsalTheTakingPathLoadsNoClass() throws Exception {
+        // A class loaded (or a lambda or string concatenation linked) inside the pause is code run
+        // for the first time there: the rehearsal must have run every call site the taking path has.
+        Rehearsal.rehearse();
+        Rehearsal.rehearse();
+        java.lang.management.ClassLoadingMXBean classes = java.lang.management.ManagementFactory.getClassLoadingMXBean();
+        try (Rehearsal.Props props = new Rehearsal.Props()) {
+            HandoverState.Encoded e = props.state();
+            Fd[] pair = UnixSockets.pair();
+            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                HandoverServer.sendState(out, e, 0);
+                long before = classes.getTotalLoadedClassCount();
+                // What Main's --take-over runs once connected: receive, decode, build, replay.
+                Restored r = Restored.from(in, Rehearsal.SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
+                long after = classes.getTotalLoadedClassCount();
+                r.handoverListener().closeQuietly();
+                r.vhost().close();
+                r.device().close();
+                assertEquals(before, after, "classes loaded by the taking path after the rehearsal");
+            }
+        }
     }
 
     @Test
