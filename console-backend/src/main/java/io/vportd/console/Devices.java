@@ -42,6 +42,11 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
     /** One device being served. */
     private record Served(DeviceConfig config, ConsoleDevice device, VhostUserServer server, DataPlanePorts ports,
                           List<Object> claims) {
+        /** A device being served by {@code server}; its port table reports a guest while a session runs. */
+        static Served of(DeviceConfig config, ConsoleDevice device, VhostUserServer server, List<Object> claims) {
+            return new Served(config, device, server, new DataPlanePorts(device.dataPlane(),
+                    () -> server.sessionsStarted() > server.sessionsEnded()), claims);
+        }
     }
 
     private final String journalSocket;
@@ -170,8 +175,7 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
             }
             watch(c.id(), device, server);
             server.start();
-            return new Served(c, device, server, new DataPlanePorts(device.dataPlane(),
-                    () -> server.sessionsStarted() > server.sessionsEnded()), held);
+            return Served.of(c, device, server, held);
         } finally {
             Logging.DEVICE.set(before);
         }
@@ -438,8 +442,7 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
                 throw new IllegalArgumentException("there is a device '" + c.id() + "' already");
             }
             List<Object> held = claims.claimDevice(c);
-            s = new Served(c, r.device(), r.vhost(), new DataPlanePorts(r.device().dataPlane(),
-                    () -> r.vhost().sessionsStarted() > r.vhost().sessionsEnded()), held);
+            s = Served.of(c, r.device(), r.vhost(), held);
             served.put(c.id(), s);
         }
         watch(c.id(), r.device(), r.vhost());

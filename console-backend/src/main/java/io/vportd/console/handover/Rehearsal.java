@@ -215,6 +215,27 @@ final class Rehearsal {
         static final long MEMORY = 1 << 20;
         static final long USER = 0x7000_0000_0000L;
         final List<Fd> fds = new ArrayList<>();
+        /**
+         * Where the console's port log of a rehearsed device goes (a port log is opened for the
+         * first time when a device is rebuilt: its writer, file and time stamps must be warm too);
+         * null if no temporary directory can be made, and the console then logs nothing.
+         */
+        private final Path logDir = tempDir();
+        private int logs;
+
+        private static Path tempDir() {
+            try {
+                return java.nio.file.Files.createTempDirectory("vportd-rehearsal");
+            } catch (java.io.IOException | RuntimeException e) {
+                return null;
+            }
+        }
+
+        private io.vportd.console.portlog.LogSpec consoleLog() {
+            return logDir == null ? null : new io.vportd.console.portlog.LogSpec(logDir.resolve("console-" + logs++ + ".log"),
+                    false, io.vportd.console.portlog.LogSpec.MIN_LOG_MAX, 1, true,
+                    io.vportd.console.portlog.LogSpec.CONSOLE_REPLAY_DEFAULT);
+        }
 
         private Fd keep(Fd fd) {
             fds.add(fd);
@@ -228,7 +249,7 @@ final class Rehearsal {
                 PortConfig c;
                 Handed h = new Handed();
                 if (id == 0) {
-                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null());
+                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null(), consoleLog());
                 } else {
                     c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
                             new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
@@ -293,6 +314,14 @@ final class Rehearsal {
         @Override
         public void close() {
             fds.forEach(Fd::closeQuietly);
+            if (logDir != null) { // a writer may still hold a file open: removing its name is enough
+                try (java.util.stream.Stream<Path> files = java.nio.file.Files.list(logDir)) {
+                    files.forEach(f -> f.toFile().delete());
+                } catch (java.io.IOException | RuntimeException e) {
+                    // best effort
+                }
+                logDir.toFile().delete();
+            }
         }
     }
 
