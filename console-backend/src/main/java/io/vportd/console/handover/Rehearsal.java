@@ -249,7 +249,19 @@ final class Rehearsal {
                 PortConfig c;
                 Handed h = new Handed();
                 if (id == 0) {
-                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null(), consoleLog());
+                    // The console on a terminal, as consoles often are: a real pty (its size is set).
+                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Pty(null), consoleLog());
+                    io.vportd.sys.Terminal.Pty pty = io.vportd.sys.Terminal.openPty();
+                    keep(pty.master());
+                    Fd slave = keep(io.vportd.sys.Io.open(Path.of(pty.slavePath()),
+                            io.vportd.sys.Io.O_RDWR | io.vportd.sys.Io.O_NOCTTY | io.vportd.sys.Io.O_CLOEXEC, 0));
+                    h.fd("master", pty.master().fd()).fd("slave", slave.fd()).fact("slave-path", pty.slavePath());
+                } else if (id == 1) {
+                    // A TCP port (socket pairs stand in for its listener and client, as for the Unix ones).
+                    c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
+                            new EndpointSpec.Tcp(EndpointSpec.Tcp.DEFAULT_HOST, 1));
+                    Fd[] pair = UnixSockets.pair();
+                    h.fd("listener", keep(pair[0]).fd()).fd("peer", keep(pair[1]).fd());
                 } else {
                     c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
                             new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
