@@ -68,6 +68,8 @@ public final class DevLimit {
     Path jar;
     String javaCmd = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     int rtCount = 10_000;
+    /** Extra vportd options (--vportd-arg, repeatable), e.g. --poll-us 0. */
+    List<String> vportdArgs = new ArrayList<>();
 
     public static void main(String[] args) throws Exception {
         DevLimit b = new DevLimit();
@@ -79,6 +81,7 @@ public final class DevLimit {
                 case "--out" -> b.out = Path.of(args[++i]);
                 case "--jar" -> b.jar = Path.of(args[++i]);
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
+                case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -153,9 +156,10 @@ public final class DevLimit {
         Path port = out.resolve("port-1.sock");
         Files.deleteIfExists(vhost);
         Files.deleteIfExists(port);
-        List<String> cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
+        List<String> cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
                 "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
-                "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning");
+                "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning"));
+        cmd.addAll(vportdArgs);
         Path log = out.resolve("vportd.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
