@@ -103,6 +103,7 @@ final class PortPump {
         for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
             int held = holdTransmit(p, q, queues, txq, true);
             if (held == 0) {
+                queues.transmitIdle(txq); // the avail ring ran dry: the guest's burst is over
                 return;
             }
             if (held < 0) {
@@ -113,6 +114,7 @@ final class PortPump {
                 p.counters.add(PortCounters.DISCARDED_BYTES, c.totalLength());
             } else {
                 if (!p.hostWritable) {
+                    queues.transmitIdle(txq);
                     return; // EPOLLOUT brings us back
                 }
                 long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
@@ -126,6 +128,7 @@ final class PortPump {
                                 p.label, e.describe(), Errno.describe((int) -n));
                         hostDisconnected.accept(p);
                     }
+                    queues.transmitIdle(txq);
                     return;
                 }
                 p.counters.add(PortCounters.BYTES_TO_HOST, n);
@@ -136,7 +139,7 @@ final class PortPump {
             q.pushUsed(c.head(), 0);
             p.transmitHeld = false;
             p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
-            queues.completedTransmit(txq);
+            queues.completedTransmit(txq, c.ringSlots());
         }
         work.mark(p.config.id()); // budget used up: come back next cycle
     }
