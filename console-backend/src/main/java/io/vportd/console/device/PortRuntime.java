@@ -32,6 +32,9 @@ final class PortRuntime {
      * is the control machine's alone: see {@link io.vportd.console.control.PortView}.
      */
     boolean added;
+    /** Bytes one gathered writev offers the host at most: follows what the host took (see PortPump). */
+    long gatherLimit = 256 << 10;
+
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;
@@ -114,6 +117,17 @@ final class PortRuntime {
         if (c.head() == carriedHead && ((q.nextAvail() - 1) & 0xffff) == carriedAvail && taken < c.remaining()) {
             c.advance(taken);
         }
+    }
+
+    /**
+     * The host took {@code taken} bytes of the chain at avail position {@code avail} (head
+     * {@code head}) that is being handed back to the ring: when it is popped again, they are
+     * skipped, as after a ring restart (a gathered writev that ended inside a later chain).
+     */
+    void carry(int head, int avail, long taken) {
+        carriedHead = head;
+        carriedAvail = avail;
+        carriedTaken = taken;
     }
 
     /** The device was reset: a carried partial chain belongs to a ring that is gone. */
