@@ -308,7 +308,7 @@ final class PortPump {
         }
         int rxq = map.receiveQueue(p.config.id());
         Chain c = p.receiveChain;
-        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+        for (int budget = CYCLE_BUDGET; budget > 0; ) {
             if (!p.receiveHeld) {
                 int r = popOrArm(q, c);
                 if (r == 0) {
@@ -316,29 +316,80 @@ final class PortPump {
                 }
                 if (r < 0) {
                     queues.completed(rxq);
+                    budget--;
                     continue;
                 }
                 p.receiveHeld = true;
             }
-            long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
-            if (n == -Errno.EAGAIN) {
-                p.hostReadable = false;
+            int done = readScattered(p, q, rxq, e, fd, budget);
+            if (done < 0) {
                 return;
             }
-            if (n <= 0) {
-                if (n < 0) {
-                    hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
-                            Errno.describe((int) -n));
-                }
-                hostDisconnected.accept(p); // the held receive buffer waits for the next peer
-                return;
-            }
-            q.pushUsed(c.head(), (int) n);
-            p.receiveHeld = false;
-            p.counters.add(PortCounters.BYTES_TO_GUEST, n);
-            p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
-            queues.completed(rxq);
+            budget -= done;
         }
         work.mark(p.config.id());
+    }
+
+    /**
+     * One {@code readv} into the held receive chain and the buffers posted after it (as many as
+     * the port's last reads filled, up to the budget and IOV_MAX iovecs). Buffers that got bytes
+     * are completed in ring order (the last one with what it got), buffers that got none are
+     * handed back to the ring. The used entries are published once, at the end of the cycle.
+     *
+     * @return chains completed (at least 1), or -1: stop (EAGAIN, end of file, error)
+     */
+    private int readScattered(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd, int maxChains) {
+        Chain c = p.receiveChain;
+        IovBatch b = batch;
+        long n;
+        if (!b.start(c)) {
+            b.chains = 0;
+            n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+        } else {
+            Chain s = b.scratchFor(q);
+            int limit = Math.min(Math.min(maxChains, p.scatterChains), IovBatch.MAX_CHAINS);
+            while (b.chains < limit) {
+                if (q.popGood(s) != SplitQueue.POPPED) {
+                    break;
+                }
+                if (!b.add(s, 0)) {
+                    q.giveBack(1, s.totalLength());
+                    break;
+                }
+            }
+            n = Io.readv(fd, b.iovAddress(), b.iovecs);
+        }
+        if (n <= 0) {
+            giveBackFrom(q, b, 1);
+            if (n == -Errno.EAGAIN) {
+                p.hostReadable = false;
+                return -1;
+            }
+            if (n < 0) {
+                hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                        Errno.describe((int) -n));
+            }
+            hostDisconnected.accept(p); // the held receive buffer waits for the next peer
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        int members = Math.max(b.chains, 1);
+        long got = Math.min(n, c.totalLength());
+        q.pushUsed(c.head(), (int) got);
+        p.receiveHeld = false;
+        long left = n - got;
+        int done = 1;
+        for (int i = 1; i < members && left > 0; i++) {
+            long into = Math.min(left, b.lengths[i]);
+            q.pushUsed(b.heads[i], (int) into);
+            left -= into;
+            done++;
+        }
+        giveBackFrom(q, b, done);
+        p.counters.add(PortCounters.CHAINS_TO_GUEST, done);
+        queues.completed(rxq);
+        // Every buffer filled: the host had more, offer more next time; else as many as it filled.
+        p.scatterChains = n == b.bytes ? Math.min(IovBatch.MAX_CHAINS, members * 2) : Math.max(1, done);
+        return done;
     }
 }

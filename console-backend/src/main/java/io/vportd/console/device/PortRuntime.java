@@ -34,6 +34,8 @@ final class PortRuntime {
     boolean added;
     /** Bytes one gathered writev offers the host at most: follows what the host took (see PortPump). */
     long gatherLimit = 256 << 10;
+    /** Receive buffers one scattered readv fills at most: follows how many the last reads filled. */
+    int scatterChains = 1;
 
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;

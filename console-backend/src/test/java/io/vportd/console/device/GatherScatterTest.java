@@ -206,6 +206,46 @@ class GatherScatterTest {
         }
     }
 
+    @Test
+    void hostBytesAreScatteredIntoSeveralReceiveBuffersPerReadv() throws IOException {
+        Path socket = dir.resolve("one.sock");
+        boot(ConsoleDevice::endpointFor, new EndpointSpec.UnixSocket(socket));
+        try (SocketChannel host = connect(socket)) {
+            int buffers = 40;
+            List<Integer> heads = new ArrayList<>();
+            for (int i = 0; i < buffers; i++) {
+                heads.add(rings[rx1].addInBuffer(1024));
+            }
+            EventFd.signal(kicks[rx1].fd());
+            await("the buffers seen", () -> true);
+            byte[] data = pattern(20 * 1024 + 100, 3);
+            long before = dataPlaneSyscalls("syscr");
+            host.write(ByteBuffer.wrap(data));
+            await("21 buffers filled", () -> rings[rx1].usedIdx() == 21);
+            long reads = dataPlaneSyscalls("syscr") - before;
+            // 1, 2, 4, 8 then the rest: 5 readv and one that finds nothing; one per buffer would be 22.
+            assertTrue(reads <= 10, "read-type system calls on the data-plane thread: " + reads);
+            ByteArrayOutputStream seen = new ByteArrayOutputStream();
+            for (int i = 0; i < 21; i++) {
+                RingDriver.Used u = rings[rx1].pollUsed();
+                assertEquals(heads.get(i), u.id(), "buffers completed in ring order");
+                assertEquals(i < 20 ? 1024 : 100, u.length());
+                seen.writeBytes(u.data());
+            }
+            assertArrayEquals(data, seen.toByteArray());
+            byte[] more = pattern(3000, 9);
+            host.write(ByteBuffer.wrap(more));
+            await("the rest in the buffers handed back", () -> rings[rx1].usedIdx() == 24);
+            ByteArrayOutputStream rest = new ByteArrayOutputStream();
+            for (int i = 21; i < 24; i++) {
+                RingDriver.Used u = rings[rx1].pollUsed();
+                assertEquals(heads.get(i), u.id(), "buffers a readv did not fill were handed back and used in turn");
+                rest.writeBytes(u.data());
+            }
+            assertArrayEquals(more, rest.toByteArray());
+        }
+    }
+
     /** A port whose host side is a pipe the test drains: its capacity makes partial writes exact. */
     static final class PipeEndpoint implements Endpoint {
         final Fd read;
