@@ -201,6 +201,8 @@ public final class DevLimit {
                 perRow.add(new ArrayList<>());
             }
             double[][] rtt = new double[rounds][];
+            // Per-round samples for bench/devlimit-compare: row|rt, round, name, then the figures.
+            StringBuilder tsv = new StringBuilder();
             if (!smoke) { // unmeasured: JIT both sides (vportd and this program) before round 1
                 long warm = Math.min(rowBytes, 64L << 20);
                 for (Row row : ROWS) {
@@ -223,6 +225,9 @@ public final class DevLimit {
                             : d.hostToGuest(row, host, bytes, p.pid(), smoke);
                     Sample s = plain(row, bytes, smoke);
                     perRow.get(r).add(new Sample[] {v, s});
+                    tsv.append(String.format(Locale.ROOT, "row\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.3f\t%.1f\t%.1f%n",
+                            round + 1, row.name, v.mbps(), s.mbps(), cpuMsPerGiB(v), v.perMiB(v.syscalls),
+                            v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(), v.dryPct()));
                     System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %s%n",
                             round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v),
                             v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(),
@@ -231,9 +236,12 @@ public final class DevLimit {
                 long[] ns = d.roundTrips(host, rtCount, smoke);
                 long[] ref = plainRoundTrips(rtCount);
                 rtt[round] = new double[] {pct(ns, 50), pct(ns, 99), pct(ref, 50), pct(ref, 99)};
+                tsv.append(String.format(Locale.ROOT, "rt\t%d\t64-byte round trip\t%.2f\t%.2f\t%.2f\t%.2f%n",
+                        round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]));
                 System.err.printf(Locale.ROOT, "devlimit: round %d 64-byte round trip  vportd p50 %.1f µs p99 %.1f µs; plain p50 %.1f µs p99 %.1f µs%n",
                         round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]);
             }
+            Files.writeString(out.resolve("samples.tsv"), tsv.toString());
             String table = table(perRow, rtt, rowBytes);
             Files.writeString(out.resolve("devlimit.md"), table);
             System.out.print(table);

@@ -55,6 +55,7 @@ public final class Main {
         VhostUserServer server;
         try {
             device = new ConsoleDevice(config.maxPorts(), config.ports());
+            device.dataPlane().setPollMicros(config.pollMicros());
         } catch (Exception e) {
             System.err.println("vportd: cannot set up the ports: " + e.getMessage());
             System.exit(1);

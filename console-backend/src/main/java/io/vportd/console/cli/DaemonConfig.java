@@ -23,9 +23,17 @@ import java.util.Set;
  * @param metricsListen where to serve metrics, or null
  * @param logLevel      the level to log at
  * @param allowUnsealedMemory accept guest memory files not sealed against shrinking (--allow-unsealed-memory)
+ * @param pollMicros    the data plane's adaptive poll window in µs, 0 off (--poll-us)
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
-                           HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory) {
+                           HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
+                           int pollMicros) {
+
+    /** With the default --poll-us. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, DEFAULT_POLL_MICROS);
+    }
 
     /** Without --allow-unsealed-memory. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
@@ -34,6 +42,10 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
     }
 
     public static final int DEFAULT_MAX_PORTS = 31;
+    /** --poll-us default, from bench/devlimit (docs/benchmarks-devlimit.md). */
+    public static final int DEFAULT_POLL_MICROS = 50;
+    /** Largest --poll-us. */
+    public static final int MAX_POLL_MICROS = 1_000_000;
     /** QEMU caps a device at 1024 queues: 2 * (511 + 1). */
     public static final int MAX_MAX_PORTS = 511;
 
@@ -50,6 +62,10 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
         List<PortConfig> sorted = new ArrayList<>(ports == null ? List.of() : ports);
         sorted.sort(Comparator.comparingInt(PortConfig::id));
         ports = List.copyOf(sorted);
+        if (pollMicros < 0 || pollMicros > MAX_POLL_MICROS) {
+            throw new IllegalArgumentException("--poll-us must be 0.." + MAX_POLL_MICROS + " (0 disables polling), got "
+                    + pollMicros);
+        }
         check(socketPath, maxPorts, ports, apiSocket, metricsListen);
     }
 

@@ -77,6 +77,13 @@ public final class VportdCommand {
                     + "ends that session only.")
     boolean allowUnsealedMemory;
 
+    @Option(names = "--poll-us", paramLabel = "N", defaultValue = "" + DaemonConfig.DEFAULT_POLL_MICROS, order = 8,
+            description = "Adaptive poll: after moving data, the data-plane thread keeps looking at its rings and "
+                    + "endpoints for up to N microseconds before it sleeps, which cuts the latency of a reply that "
+                    + "follows closely at the cost of that much CPU after each burst; an idle device sleeps as "
+                    + "without it. 0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
+    int pollMicros;
+
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
@@ -193,7 +200,7 @@ public final class VportdCommand {
                 throw new IllegalArgumentException("--port: " + e.getMessage());
             }
         }
-        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory);
+        return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, pollMicros);
     }
 
     private static Path path(String option, String text) {

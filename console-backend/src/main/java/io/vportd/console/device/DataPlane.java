@@ -83,6 +83,8 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private final Thread thread;
     private volatile boolean running = true;
     private int consecutiveFailures;
+    /** Adaptive poll after work (--poll-us); set through {@link #setPollMicros}, data-plane thread only. */
+    private final PollWindow pollWindow = new PollWindow();
 
     public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints)
             throws IOException {
@@ -163,6 +165,22 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     public void reset() {
         callToCompletion(() -> {
             doReset();
+            return null;
+        });
+    }
+
+    /**
+     * The adaptive poll window (--poll-us): after work, look at the rings and endpoints for up to
+     * {@code micros} µs before sleeping in epoll; 0 disables it.
+     *
+     * @throws IllegalArgumentException outside 0..{@value PollWindow#MAX_MICROS}
+     */
+    public void setPollMicros(int micros) {
+        if (micros < 0 || micros > PollWindow.MAX_MICROS) {
+            throw new IllegalArgumentException("poll window must be 0.." + PollWindow.MAX_MICROS + " µs, got " + micros);
+        }
+        call(() -> {
+            pollWindow.setMicros(micros);
             return null;
         });
     }
@@ -339,10 +357,16 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private void run() {
         try {
             while (running) {
-                int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, waitMillis());
+                int timeout = pollWindow.timeoutMillis(waitMillis(), System.nanoTime());
+                int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, timeout);
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
                     break;
+                }
+                if (n > 0) {
+                    pollWindow.worked(System.nanoTime());
+                } else if (timeout == 0 && pollWindow.isOpen()) {
+                    Thread.onSpinWait();
                 }
                 for (int i = 0; i < n; i++) {
                     dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
