@@ -70,6 +70,10 @@ public final class DevLimit {
     int rtCount = 10_000;
     /** Extra vportd options (--vportd-arg, repeatable), e.g. --poll-us 0. */
     List<String> vportdArgs = new ArrayList<>();
+    /** Extra JVM options for vportd (--vportd-jvm-arg, repeatable), e.g. a flight recording. */
+    List<String> vportdJvmArgs = new ArrayList<>();
+    /** After the rounds: vportd's CPU over this many idle seconds (nothing moves; --poll-us must cost nothing then). */
+    int idleSeconds;
 
     public static void main(String[] args) throws Exception {
         DevLimit b = new DevLimit();
@@ -82,6 +86,8 @@ public final class DevLimit {
                 case "--jar" -> b.jar = Path.of(args[++i]);
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
+                case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
+                case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -156,7 +162,9 @@ public final class DevLimit {
         Path port = out.resolve("port-1.sock");
         Files.deleteIfExists(vhost);
         Files.deleteIfExists(port);
-        List<String> cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
+        List<String> cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED"));
+        cmd.addAll(vportdJvmArgs);
+        cmd.addAll(List.of("-jar", jar.toString(),
                 "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
                 "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning"));
         cmd.addAll(vportdArgs);
@@ -240,6 +248,18 @@ public final class DevLimit {
                         round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]));
                 System.err.printf(Locale.ROOT, "devlimit: round %d 64-byte round trip  vportd p50 %.1f µs p99 %.1f µs; plain p50 %.1f µs p99 %.1f µs%n",
                         round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]);
+            }
+            if (idleSeconds > 0) {
+                Thread.sleep(200); // past any poll window
+                long t0 = cpuTicks(p.pid());
+                long n0 = System.nanoTime();
+                Thread.sleep(idleSeconds * 1000L);
+                long ticks = cpuTicks(p.pid()) - t0;
+                double secs = (System.nanoTime() - n0) / 1e9;
+                double pct = 100.0 * ticks / TICKS_PER_SECOND / secs;
+                System.err.printf(Locale.ROOT, "devlimit: vportd idle for %.1f s after the rounds: %d ms CPU (%.2f%% of a CPU)%n",
+                        secs, ticks * 1000 / TICKS_PER_SECOND, pct);
+                tsv.append(String.format(Locale.ROOT, "idle\t0\tvportd idle CPU\t%.1f\t%d%n", secs, ticks * 1000 / TICKS_PER_SECOND));
             }
             Files.writeString(out.resolve("samples.tsv"), tsv.toString());
             String table = table(perRow, rtt, rowBytes);

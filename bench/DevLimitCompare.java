@@ -47,13 +47,20 @@ public final class DevLimitCompare {
         StringBuilder rt = new StringBuilder();
         rt.append("\n| 64-byte round trip | variant | rounds | vportd p50 µs | vportd p99 µs | plain p50 µs | plain p99 µs | p50 vportd/plain |\n");
         rt.append("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        StringBuilder idle = new StringBuilder();
         for (var row : ROWS.entrySet()) {
             for (String label : labels) {
                 List<double[]> s = row.getValue().get(label);
                 if (s == null) {
                     continue;
                 }
-                if (row.getKey().startsWith("64-byte")) {
+                if (row.getKey().startsWith("vportd idle")) {
+                    if (idle.isEmpty()) {
+                        idle.append("\n| vportd idle after the rounds | variant | rounds | seconds | CPU ms (median) | CPU ms (max) |\n|---|---|---:|---:|---:|---:|\n");
+                    }
+                    idle.append(String.format(Locale.ROOT, "| idle | %s | %d | %.1f | %.0f | %.0f |%n", label, s.size(), med(s, 0), med(s, 1),
+                            s.stream().mapToDouble(a -> a[1]).max().orElse(0)));
+                } else if (row.getKey().startsWith("64-byte")) {
                     rt.append(String.format(Locale.ROOT, "| %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f× |%n", row.getKey(), label,
                             s.size(), med(s, 0), med(s, 1), med(s, 2), med(s, 3), medRatio(s, 0, 2)));
                 } else {
@@ -62,7 +69,7 @@ public final class DevLimitCompare {
                 }
             }
         }
-        String text = md.toString() + rt;
+        String text = md.toString() + rt + idle;
         Files.writeString(dir.resolve("compare.md"), text);
         Files.writeString(dir.resolve("compare.svg"), svg(labels));
         System.out.print(text);
@@ -82,7 +89,7 @@ public final class DevLimitCompare {
 
     /** Grouped bars: per throughput row, each variant's ratio to the plain socket; a line at 1.0. */
     static String svg(List<String> labels) {
-        List<String> rows = ROWS.keySet().stream().filter(k -> !k.startsWith("64-byte")).toList();
+        List<String> rows = ROWS.keySet().stream().filter(k -> !k.startsWith("64-byte") && !k.startsWith("vportd idle")).toList();
         double max = 1.2;
         for (String r : rows) {
             for (String l : labels) {
