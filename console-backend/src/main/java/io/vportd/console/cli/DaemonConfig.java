@@ -42,8 +42,12 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
     }
 
     public static final int DEFAULT_MAX_PORTS = 31;
-    /** --poll-us default, from bench/devlimit (docs/benchmarks-devlimit.md). */
-    public static final int DEFAULT_POLL_MICROS = 50;
+    /**
+     * --poll-us default: off. The window shortened the device-limit round trip, but in the guest
+     * benchmark its spinning took CPU from the guest's vCPU thread on a shared host (issue 14,
+     * docs/benchmarks-devlimit.md).
+     */
+    public static final int DEFAULT_POLL_MICROS = 0;
     /** Largest --poll-us. */
     public static final int MAX_POLL_MICROS = 1_000_000;
     /** QEMU caps a device at 1024 queues: 2 * (511 + 1). */

@@ -81,7 +81,8 @@ public final class VportdCommand {
             description = "Adaptive poll: after moving data, the data-plane thread keeps looking at its rings and "
                     + "endpoints for up to N microseconds before it sleeps, which cuts the latency of a reply that "
                     + "follows closely at the cost of that much CPU after each burst; an idle device sleeps as "
-                    + "without it. 0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
+                    + "without it. Leave it off when vportd shares CPUs with the guests' vCPU threads. "
+                    + "0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
     int pollMicros;
 
     /** Supplies --version. */
