@@ -76,6 +76,12 @@ public final class DevLimit {
     List<String> vportdJvmArgs = new ArrayList<>();
     /** After the rounds: vportd's CPU over this many idle seconds (nothing moves; --poll-us must cost nothing then). */
     int idleSeconds;
+    /**
+     * Guest→host rows as a slow guest writes them (--trickle-us N): one chain per kick, then N µs
+     * of busy work before the next, so vportd finds the ring dry after almost every chain (what a
+     * TCG guest's write(2) loop does) instead of a full ring. 0 (default): fill the ring.
+     */
+    int trickleMicros;
 
     public static void main(String[] args) throws Exception {
         DevLimit b = new DevLimit();
@@ -91,6 +97,7 @@ public final class DevLimit {
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
                 case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
+                case "--trickle-us" -> b.trickleMicros = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -792,7 +799,7 @@ public final class DevLimit {
             boolean woke = false;
             while (sent < bytes || inFlight > 0) {
                 boolean added = false;
-                while (freeN > 0 && sent < bytes) {
+                while (freeN > 0 && sent < bytes && (trickleMicros == 0 || !added)) {
                     int g = free[--freeN];
                     for (int j = 0; j < k; j++) {
                         int di = g * k + j;
@@ -808,6 +815,11 @@ public final class DevLimit {
                 }
                 if (added) {
                     tx.publishAndKick(fe);
+                    if (trickleMicros > 0) { // the slow guest's work before its next write
+                        for (long until = System.nanoTime() + trickleMicros * 1000L; System.nanoTime() - until < 0; ) {
+                            Thread.onSpinWait();
+                        }
+                    }
                 }
                 int id;
                 boolean got = false;
