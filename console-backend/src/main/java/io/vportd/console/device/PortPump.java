@@ -136,7 +136,10 @@ final class PortPump {
                 queues.transmitIdle(txq);
                 return; // EPOLLOUT brings us back
             }
-            int done = writeGathered(p, q, txq, e, budget);
+            // A tapped port copies what the host took of the held chain to its log: no other chain
+            // joins it. And a slow guest's chain usually comes alone: nothing to gather, no batch.
+            int done = p.tap == null && budget > 1 && q.hasAvailable() ? writeGathered(p, q, txq, e, budget)
+                    : writeHeld(p, q, txq, e);
             if (done < 0) {
                 queues.transmitIdle(txq);
                 return;
@@ -158,6 +161,8 @@ final class PortPump {
      * ring order; of the first one it did not take whole, what it took is carried exactly as
      * across a ring restart, and that chain and every later one are handed back to the ring, and
      * the first is popped and held again: the same state as after a partial write of one chain.
+     * Called only when another chain is available (else {@link #writeHeld}: a slow guest's chain
+     * comes alone, and popping nothing after it, copying its iovecs, is work for nothing).
      *
      * @return chains completed (0: a partial write of the held chain), -1: stop (EAGAIN, error)
      */
@@ -170,8 +175,7 @@ final class PortPump {
             n = Io.writev(e.outputFd(), first.iovAddress(), Math.min(first.iovCount(), IOV_MAX));
         } else {
             Chain s = b.scratchFor(q);
-            // A tapped port copies what the host took from the held chain: no other chains join it.
-            int limit = p.tap != null ? 1 : Math.min(maxChains, IovBatch.MAX_CHAINS);
+            int limit = Math.min(maxChains, IovBatch.MAX_CHAINS);
             while (b.chains < limit && b.bytes < p.gatherLimit) {
                 int at = q.nextAvail();
                 if (q.popGood(s) != SplitQueue.POPPED) {
@@ -186,23 +190,12 @@ final class PortPump {
         }
         if (n < 0) {
             giveBackFrom(q, b, 1);
-            if (n == -Errno.EAGAIN) {
-                p.hostWritable = false;
-                p.counters.add(PortCounters.HELD_WAITS, 1);
-            } else {
-                p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
-                hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
-                        p.label, e.describe(), Errno.describe((int) -n));
-                hostDisconnected.accept(p);
-            }
+            writeFailed(p, e, n);
             return -1;
         }
         p.counters.add(PortCounters.BYTES_TO_HOST, n);
         long left = n;
         long firstLeft = first.remaining();
-        if (p.tap != null) {
-            p.tap.fromChain(first, first.transferred(), Math.min(n, firstLeft)); // what the host took, once
-        }
         if (left < firstLeft) {
             first.advance(left);
             giveBackFrom(q, b, 1);
@@ -232,6 +225,45 @@ final class PortPump {
             p.gatherLimit = Math.min(MAX_GATHER_BYTES, p.gatherLimit * 2); // all taken: try more next time
         }
         return done;
+    }
+
+    /**
+     * One {@code writev} of the held chain alone, from its own iovecs: nothing popped after it,
+     * nothing copied. A chain the host took whole is completed; a partly taken one stays held,
+     * resumed past what was taken.
+     *
+     * @return 1: completed, 0: partly taken, -1: stop (EAGAIN, error)
+     */
+    private int writeHeld(PortRuntime p, SplitQueue q, int txq, Endpoint e) {
+        Chain c = p.transmitChain;
+        long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+        if (n < 0) {
+            writeFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        if (p.tap != null) {
+            p.tap.fromChain(c, c.transferred(), n); // what the host took, once
+        }
+        if (c.advance(n) > 0) {
+            return 0;
+        }
+        p.transmitHeld = false;
+        completeTransmit(p, q, txq, c.head(), c.ringSlots());
+        return 1;
+    }
+
+    /** A writev to the host failed with {@code -errno}: wait for EPOLLOUT, or let the peer go (the chain stays held). */
+    private void writeFailed(PortRuntime p, Endpoint e, long n) {
+        if (n == -Errno.EAGAIN) {
+            p.hostWritable = false;
+            p.counters.add(PortCounters.HELD_WAITS, 1);
+        } else {
+            p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
+            hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
+                    p.label, e.describe(), Errno.describe((int) -n));
+            hostDisconnected.accept(p);
+        }
     }
 
     private static void giveBackFrom(SplitQueue q, IovBatch b, int from) {
@@ -337,7 +369,8 @@ final class PortPump {
                 }
                 p.receiveHeld = true;
             }
-            int done = readScattered(p, q, rxq, e, fd, budget);
+            int limit = Math.min(Math.min(budget, p.scatterChains), IovBatch.MAX_CHAINS);
+            int done = limit > 1 && q.hasAvailable() ? readScattered(p, q, rxq, e, fd, limit) : readHeld(p, q, rxq, e, fd);
             if (done < 0) {
                 return;
             }
@@ -347,14 +380,15 @@ final class PortPump {
     }
 
     /**
-     * One {@code readv} into the held receive chain and the buffers posted after it (as many as
-     * the port's last reads filled, up to the budget and IOV_MAX iovecs). Buffers that got bytes
+     * One {@code readv} into the held receive chain and the buffers posted after it (up to
+     * {@code limit}: as many as the port's last reads filled, within the budget; and IOV_MAX
+     * iovecs). Called only when another buffer is posted; else {@link #readHeld}. Buffers that got bytes
      * are completed in ring order (the last one with what it got), buffers that got none are
      * handed back to the ring. The used entries are published once, at the end of the cycle.
      *
      * @return chains completed (at least 1), or -1: stop (EAGAIN, end of file, error)
      */
-    private int readScattered(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd, int maxChains) {
+    private int readScattered(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd, int limit) {
         Chain c = p.receiveChain;
         IovBatch b = batch;
         long n;
@@ -363,7 +397,6 @@ final class PortPump {
             n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
         } else {
             Chain s = b.scratchFor(q);
-            int limit = Math.min(Math.min(maxChains, p.scatterChains), IovBatch.MAX_CHAINS);
             while (b.chains < limit) {
                 if (q.popGood(s) != SplitQueue.POPPED) {
                     break;
@@ -377,15 +410,7 @@ final class PortPump {
         }
         if (n <= 0) {
             giveBackFrom(q, b, 1);
-            if (n == -Errno.EAGAIN) {
-                p.hostReadable = false;
-                return -1;
-            }
-            if (n < 0) {
-                hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
-                        Errno.describe((int) -n));
-            }
-            hostDisconnected.accept(p); // the held receive buffer waits for the next peer
+            readFailed(p, e, n);
             return -1;
         }
         p.counters.add(PortCounters.BYTES_TO_GUEST, n);
@@ -407,5 +432,40 @@ final class PortPump {
         // Every buffer filled: the host had more, offer more next time; else as many as it filled.
         p.scatterChains = n == b.bytes ? Math.min(IovBatch.MAX_CHAINS, members * 2) : Math.max(1, done);
         return done;
+    }
+
+    /**
+     * One {@code readv} into the held receive buffer alone, from its own iovecs (no other buffer
+     * is offered, or none is posted after it). Filled to the brim, the next read offers two.
+     *
+     * @return 1: completed, or -1: stop (EAGAIN, end of file, error)
+     */
+    private int readHeld(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd) {
+        Chain c = p.receiveChain;
+        long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+        if (n <= 0) {
+            readFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        q.pushUsed(c.head(), (int) n);
+        p.receiveHeld = false;
+        p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
+        queues.completed(rxq);
+        p.scatterChains = n == c.totalLength() ? Math.min(IovBatch.MAX_CHAINS, 2) : 1;
+        return 1;
+    }
+
+    /** A readv from the host returned {@code n <= 0}: wait for EPOLLIN, or let the peer go (the buffer stays held). */
+    private void readFailed(PortRuntime p, Endpoint e, long n) {
+        if (n == -Errno.EAGAIN) {
+            p.hostReadable = false;
+            return;
+        }
+        if (n < 0) {
+            hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                    Errno.describe((int) -n));
+        }
+        hostDisconnected.accept(p); // the held receive buffer waits for the next peer
     }
 }

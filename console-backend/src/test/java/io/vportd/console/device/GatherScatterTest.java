@@ -298,6 +298,11 @@ class GatherScatterTest {
         }
 
         @Override
+        public io.vportd.console.endpoint.Handed handover() {
+            return io.vportd.console.endpoint.Handed.reopen(); // the test keeps the pipe; nothing moves
+        }
+
+        @Override
         public void close() {
             read.closeQuietly();
             write.closeQuietly();
@@ -410,5 +415,125 @@ class GatherScatterTest {
         assertEquals(hc, rings[tx1].pollUsed().id());
         assertEquals(hd, rings[tx1].pollUsed().id());
         assertEquals(capacity / 2L * 3 + 1000, port1().counters().get(PortCounters.BYTES_TO_HOST));
+    }
+
+    /** Restarts queue {@code q} at avail index {@code firstAvail}, as a new SET_VRING_BASE does. */
+    private void restart(int q, int firstAvail) {
+        device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
+                rings[q].usedSegment(), firstAvail, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
+    }
+
+    /** Four chains a, b, c (two descriptors), d in one kick; the pipe takes a, b and half of c. */
+    private record Cut(PipeEndpoint pipe, int capacity, byte[] a, byte[] b, byte[] c, byte[] d, int hc, int hd) {
+    }
+
+    private Cut cutInsideTheThirdChain() throws IOException {
+        PipeEndpoint pipe = new PipeEndpoint();
+        int capacity = pipeCapacity(pipe);
+        assertTrue(capacity >= 8192 && capacity % 4096 == 0, "pipe capacity " + capacity);
+        boot(x -> pipe, new EndpointSpec.Null());
+        await("the pipe connected", () -> port1().hostConnected());
+        byte[] a = pattern(capacity / 4, 11);
+        byte[] b = pattern(capacity / 4, 12);
+        byte[] c = pattern(capacity, 13);
+        byte[] d = pattern(1000, 14);
+        int ha = rings[tx1].addOutBuffer(a);
+        int hb = rings[tx1].addOutBuffer(b);
+        int hc = rings[tx1].addOutChain(java.util.Arrays.copyOfRange(c, 0, 100),
+                java.util.Arrays.copyOfRange(c, 100, capacity));
+        int hd = rings[tx1].addOutBuffer(d);
+        EventFd.signal(kicks[tx1].fd());
+        await("the pipe full and the rest held", () -> port1().holdingGuestData()
+                && port1().counters().get(PortCounters.BYTES_TO_HOST) == capacity);
+        await("a and b completed", () -> rings[tx1].usedIdx() == 2);
+        assertEquals(ha, rings[tx1].pollUsed().id());
+        assertEquals(hb, rings[tx1].pollUsed().id());
+        return new Cut(pipe, capacity, a, b, c, d, hc, hd);
+    }
+
+    @Test
+    void aGatheredWritevCutInsideALaterChainResumesExactlyAfterARingRestart() throws IOException {
+        Cut k = cutInsideTheThirdChain();
+        // The ring stops (a memory-table change, SET_VRING_CALL, a hand-over): the held third chain
+        // is offered again, and the half the host took is carried, not sent twice.
+        int next = device.stopQueue(tx1);
+        assertEquals(2, next, "the ring resumes at the cut chain; the fourth was handed back, not taken");
+        byte[] first = drain(k.pipe(), Integer.MAX_VALUE);
+        assertArrayEquals(java.util.Arrays.copyOfRange(concat(k.a(), k.b(), k.c()), 0, k.capacity()), first);
+        restart(tx1, next);
+        EventFd.signal(kicks[tx1].fd());
+        byte[] expectedRest = concat(java.util.Arrays.copyOfRange(k.c(), k.capacity() / 2, k.capacity()), k.d());
+        ByteArrayOutputStream rest = new ByteArrayOutputStream();
+        await("the rest of the third chain and the fourth", () -> {
+            rest.writeBytes(drain(k.pipe(), Integer.MAX_VALUE));
+            return rest.size() >= expectedRest.length;
+        });
+        await("the last two chains completed", () -> rings[tx1].usedIdx() == 4);
+        rest.writeBytes(drain(k.pipe(), Integer.MAX_VALUE));
+        assertArrayEquals(expectedRest, rest.toByteArray(), "nothing lost, repeated or reordered across the restart");
+        assertEquals(k.hc(), rings[tx1].pollUsed().id());
+        assertEquals(k.hd(), rings[tx1].pollUsed().id());
+        assertEquals(k.capacity() / 2L * 3 + 1000, port1().counters().get(PortCounters.BYTES_TO_HOST));
+    }
+
+    @Test
+    void aHandOverCarriesTheCutChainOfAGatheredWritevAndNothingElse() throws IOException {
+        Cut k = cutInsideTheThirdChain();
+        for (int q = 0; q < rings.length; q++) {
+            device.stopQueue(q); // what the hand-over's GET_VRING_BASE does to every ring
+        }
+        DeviceSnapshot s = device.dataPlane().freezeForHandover();
+        try {
+            DeviceSnapshot.Port p = s.ports().stream().filter(x -> x.config().id() == 1).findFirst().orElseThrow();
+            assertEquals(k.hc(), p.carriedHead(), "the cut chain");
+            assertEquals(2, p.carriedAvail(), "at its place in the ring");
+            assertEquals(k.capacity() / 2L, p.carriedTaken(), "with exactly the bytes the host took of it");
+        } finally {
+            device.dataPlane().abandonHandover();
+        }
+    }
+
+    @Test
+    void aChainThatComesAloneIsWrittenFromItsOwnIovecsOneWritevEach() throws IOException {
+        Path socket = dir.resolve("one.sock");
+        boot(ConsoleDevice::endpointFor, new EndpointSpec.UnixSocket(socket));
+        try (SocketChannel host = connect(socket)) {
+            // Warm the gathering path first, so that lone chains later meet a port that gathered.
+            for (int i = 0; i < 8; i++) {
+                rings[tx1].addOutBuffer(pattern(512, i));
+            }
+            EventFd.signal(kicks[tx1].fd());
+            readExactly(host, 8 * 512);
+            await("the burst completed", () -> rings[tx1].usedIdx() == 8);
+            ByteArrayOutputStream sent = new ByteArrayOutputStream();
+            ByteArrayOutputStream got = new ByteArrayOutputStream();
+            long before = dataPlaneSyscalls("syscw");
+            int lone = 20;
+            for (int i = 0; i < lone; i++) { // a slow guest: one chain, its kick, then the next
+                byte[] d = pattern(700 + i, 40 + i);
+                sent.writeBytes(d);
+                long done = 8 + i + 1;
+                rings[tx1].addOutBuffer(d);
+                EventFd.signal(kicks[tx1].fd());
+                got.writeBytes(readExactly(host, d.length));
+                await("chain " + i + " completed", () -> port1().counters().get(PortCounters.CHAINS_TO_HOST) == done);
+            }
+            assertArrayEquals(sent.toByteArray(), got.toByteArray(), "every byte once, in order");
+            long writes = dataPlaneSyscalls("syscw") - before;
+            // One writev per chain (plus interrupts for the completions); never more system calls
+            // per lone chain than before gathering existed.
+            assertTrue(writes <= 2L * lone, "write-type system calls for " + lone + " lone chains: " + writes);
+            assertEquals(8 + lone, port1().counters().get(PortCounters.CHAINS_TO_HOST));
+        }
+    }
+
+    private static byte[] readExactly(SocketChannel c, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (c.read(b) < 0) {
+                throw new AssertionError("end of stream after " + b.position() + " of " + n + " bytes");
+            }
+        }
+        return b.array();
     }
 }
