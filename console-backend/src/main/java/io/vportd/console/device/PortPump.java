@@ -169,25 +169,22 @@ final class PortPump {
     private int writeGathered(PortRuntime p, SplitQueue q, int txq, Endpoint e, int maxChains) {
         Chain first = p.transmitChain;
         IovBatch b = batch;
-        long n;
         if (!b.start(first)) { // more iovecs than IOV_MAX in one chain: alone, in pieces
-            b.chains = 0;
-            n = Io.writev(e.outputFd(), first.iovAddress(), Math.min(first.iovCount(), IOV_MAX));
-        } else {
-            Chain s = b.scratchFor(q);
-            int limit = Math.min(maxChains, IovBatch.MAX_CHAINS);
-            while (b.chains < limit && b.bytes < p.gatherLimit) {
-                int at = q.nextAvail();
-                if (q.popGood(s) != SplitQueue.POPPED) {
-                    break;
-                }
-                if (!b.add(s, at)) {
-                    q.giveBack(1, s.totalLength());
-                    break;
-                }
-            }
-            n = Io.writev(e.outputFd(), b.iovAddress(), b.iovecs);
+            return writeHeld(p, q, txq, e);
         }
+        Chain s = b.scratchFor(q);
+        int limit = Math.min(maxChains, IovBatch.MAX_CHAINS);
+        while (b.chains < limit && b.bytes < p.gatherLimit) {
+            int at = q.nextAvail();
+            if (q.popGood(s) != SplitQueue.POPPED) {
+                break;
+            }
+            if (!b.add(s, at)) {
+                q.giveBack(1, s.totalLength());
+                break;
+            }
+        }
+        long n = Io.writev(e.outputFd(), b.iovAddress(), b.iovecs);
         if (n < 0) {
             giveBackFrom(q, b, 1);
             writeFailed(p, e, n);
@@ -391,30 +388,27 @@ final class PortPump {
     private int readScattered(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd, int limit) {
         Chain c = p.receiveChain;
         IovBatch b = batch;
-        long n;
-        if (!b.start(c)) {
-            b.chains = 0;
-            n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
-        } else {
-            Chain s = b.scratchFor(q);
-            while (b.chains < limit) {
-                if (q.popGood(s) != SplitQueue.POPPED) {
-                    break;
-                }
-                if (!b.add(s, 0)) {
-                    q.giveBack(1, s.totalLength());
-                    break;
-                }
-            }
-            n = Io.readv(fd, b.iovAddress(), b.iovecs);
+        if (!b.start(c)) { // more iovecs than IOV_MAX in one buffer: alone
+            return readHeld(p, q, rxq, e, fd);
         }
+        Chain s = b.scratchFor(q);
+        while (b.chains < limit) {
+            if (q.popGood(s) != SplitQueue.POPPED) {
+                break;
+            }
+            if (!b.add(s, 0)) {
+                q.giveBack(1, s.totalLength());
+                break;
+            }
+        }
+        long n = Io.readv(fd, b.iovAddress(), b.iovecs);
         if (n <= 0) {
             giveBackFrom(q, b, 1);
             readFailed(p, e, n);
             return -1;
         }
         p.counters.add(PortCounters.BYTES_TO_GUEST, n);
-        int members = Math.max(b.chains, 1);
+        int members = b.chains;
         long got = Math.min(n, c.totalLength());
         q.pushUsed(c.head(), (int) got);
         p.receiveHeld = false;

@@ -51,7 +51,8 @@ import org.junit.jupiter.api.io.TempDir;
 class GatherScatterTest {
 
     static final int MAX_PORTS = 2;
-    static final int RING = 256;
+    /** Ring size of every queue (a test may raise it before {@link #boot}). */
+    private int ring = 256;
     static final Duration DEADLINE = Duration.ofSeconds(10);
 
     @TempDir
@@ -73,10 +74,10 @@ class GatherScatterTest {
         device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
         device.setFeatures(ConsoleDevice.FEATURES);
         for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, RING, true);
+            rings[q] = new RingDriver(ram, ring, true);
             kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
             calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
+            device.startQueue(q, new QueueSetup(q, ring, rings[q].descSegment(), rings[q].availSegment(),
                     rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
         }
         for (int i = 0; i < 8; i++) {
@@ -419,7 +420,7 @@ class GatherScatterTest {
 
     /** Restarts queue {@code q} at avail index {@code firstAvail}, as a new SET_VRING_BASE does. */
     private void restart(int q, int firstAvail) {
-        device.startQueue(q, new QueueSetup(q, RING, rings[q].descSegment(), rings[q].availSegment(),
+        device.startQueue(q, new QueueSetup(q, ring, rings[q].descSegment(), rings[q].availSegment(),
                 rings[q].usedSegment(), firstAvail, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
     }
 
@@ -535,5 +536,28 @@ class GatherScatterTest {
             }
         }
         return b.array();
+    }
+
+    @Test
+    void aChainOfMoreIovecsThanIovMaxGoesAloneInPiecesBeforeTheChainsAfterIt() throws IOException {
+        ring = 2048; // room for a direct chain of more than IOV_MAX descriptors
+        Path socket = dir.resolve("one.sock");
+        boot(ConsoleDevice::endpointFor, new EndpointSpec.UnixSocket(socket));
+        try (SocketChannel host = connect(socket)) {
+            int pieces = PortPump.IOV_MAX + 76;
+            byte[][] parts = new byte[pieces][];
+            for (int i = 0; i < pieces; i++) {
+                parts[i] = pattern(100, i);
+            }
+            byte[] after = pattern(3000, 99);
+            int big = rings[tx1].addOutChain(parts);
+            int small = rings[tx1].addOutBuffer(after);
+            EventFd.signal(kicks[tx1].fd());
+            byte[] expected = concat(concat(parts), after);
+            assertArrayEquals(expected, readExactly(host, expected.length), "every byte once, in order");
+            await("both chains completed", () -> rings[tx1].usedIdx() == 2);
+            assertEquals(big, rings[tx1].pollUsed().id());
+            assertEquals(small, rings[tx1].pollUsed().id());
+        }
     }
 }
