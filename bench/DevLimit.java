@@ -70,6 +70,18 @@ public final class DevLimit {
     Path jar;
     String javaCmd = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     int rtCount = 10_000;
+    /** Extra vportd options (--vportd-arg, repeatable), e.g. --poll-us 0. */
+    List<String> vportdArgs = new ArrayList<>();
+    /** Extra JVM options for vportd (--vportd-jvm-arg, repeatable), e.g. a flight recording. */
+    List<String> vportdJvmArgs = new ArrayList<>();
+    /** After the rounds: vportd's CPU over this many idle seconds (nothing moves; --poll-us must cost nothing then). */
+    int idleSeconds;
+    /**
+     * Guest→host rows as a slow guest writes them (--trickle-us N): one chain per kick, then N µs
+     * of busy work before the next, so vportd finds the ring dry after almost every chain (what a
+     * TCG guest's write(2) loop does) instead of a full ring. 0 (default): fill the ring.
+     */
+    int trickleMicros;
 
     public static void main(String[] args) throws Exception {
         DevLimit b = new DevLimit();
@@ -82,6 +94,10 @@ public final class DevLimit {
                 case "--jar" -> b.jar = Path.of(args[++i]);
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
+                case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
+                case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
+                case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
+                case "--trickle-us" -> b.trickleMicros = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -156,9 +172,11 @@ public final class DevLimit {
         Path port = out.resolve("port-1.sock");
         Files.deleteIfExists(vhost);
         Files.deleteIfExists(port);
-        List<String> cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(),
+        List<String> cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED"));
+        cmd.addAll(vportdJvmArgs);
+        cmd.addAll(List.of("-jar", jar.toString(),
                 "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
-                "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning");
+                "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning"));
         if (idleDevices > 0) {
             // The measured device is the first of a configuration file; the others idle beside it.
             StringBuilder toml = new StringBuilder();
@@ -176,9 +194,11 @@ public final class DevLimit {
             }
             Path config = out.resolve("vportd.toml");
             Files.writeString(config, toml);
-            cmd = List.of(javaCmd, "--enable-native-access=ALL-UNNAMED", "-jar", jar.toString(), "--config",
-                    config.toString(), "--log-level", "warning");
+            cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED"));
+            cmd.addAll(vportdJvmArgs);
+            cmd.addAll(List.of("-jar", jar.toString(), "--config", config.toString(), "--log-level", "warning"));
         }
+        cmd.addAll(vportdArgs);
         Path log = out.resolve("vportd.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
@@ -220,6 +240,8 @@ public final class DevLimit {
                 perRow.add(new ArrayList<>());
             }
             double[][] rtt = new double[rounds][];
+            // Per-round samples for bench/devlimit-compare: row|rt, round, name, then the figures.
+            StringBuilder tsv = new StringBuilder();
             if (!smoke) { // unmeasured: JIT both sides (vportd and this program) before round 1
                 long warm = Math.min(rowBytes, 64L << 20);
                 for (Row row : ROWS) {
@@ -238,21 +260,41 @@ public final class DevLimit {
                 for (int r = 0; r < ROWS.size(); r++) {
                     Row row = ROWS.get(r);
                     long bytes = rowBytes;
+                    long dp0 = dataPlaneTicks(p.pid());
                     Sample v = row.toHost ? d.guestToHost(row, host, bytes, p.pid(), smoke)
                             : d.hostToGuest(row, host, bytes, p.pid(), smoke);
+                    double dpMsPerGiB = (dataPlaneTicks(p.pid()) - dp0) * 1000.0 / TICKS_PER_SECOND / (bytes / (double) (1L << 30));
                     Sample s = plain(row, bytes, smoke);
                     perRow.get(r).add(new Sample[] {v, s});
-                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %s%n",
-                            round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v),
+                    tsv.append(String.format(Locale.ROOT, "row\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.3f\t%.1f\t%.1f%n",
+                            round + 1, row.name, v.mbps(), s.mbps(), cpuMsPerGiB(v), v.perMiB(v.syscalls),
+                            v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(), v.dryPct()));
+                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB (data plane %.0f)  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %s%n",
+                            round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v), dpMsPerGiB,
                             v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(),
                             row.toHost ? String.format(Locale.ROOT, "%.0f%%", v.dryPct()) : "n/a");
                 }
                 long[] ns = d.roundTrips(host, rtCount, smoke);
                 long[] ref = plainRoundTrips(rtCount);
                 rtt[round] = new double[] {pct(ns, 50), pct(ns, 99), pct(ref, 50), pct(ref, 99)};
+                tsv.append(String.format(Locale.ROOT, "rt\t%d\t64-byte round trip\t%.2f\t%.2f\t%.2f\t%.2f%n",
+                        round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]));
                 System.err.printf(Locale.ROOT, "devlimit: round %d 64-byte round trip  vportd p50 %.1f µs p99 %.1f µs; plain p50 %.1f µs p99 %.1f µs%n",
                         round + 1, rtt[round][0], rtt[round][1], rtt[round][2], rtt[round][3]);
             }
+            if (idleSeconds > 0) {
+                Thread.sleep(200); // past any poll window
+                long t0 = cpuTicks(p.pid());
+                long n0 = System.nanoTime();
+                Thread.sleep(idleSeconds * 1000L);
+                long ticks = cpuTicks(p.pid()) - t0;
+                double secs = (System.nanoTime() - n0) / 1e9;
+                double pct = 100.0 * ticks / TICKS_PER_SECOND / secs;
+                System.err.printf(Locale.ROOT, "devlimit: vportd idle for %.1f s after the rounds: %d ms CPU (%.2f%% of a CPU)%n",
+                        secs, ticks * 1000 / TICKS_PER_SECOND, pct);
+                tsv.append(String.format(Locale.ROOT, "idle\t0\tvportd idle CPU\t%.1f\t%d%n", secs, ticks * 1000 / TICKS_PER_SECOND));
+            }
+            Files.writeString(out.resolve("samples.tsv"), tsv.toString());
             String table = table(perRow, rtt, rowBytes);
             Files.writeString(out.resolve("devlimit.md"), table);
             System.out.print(table);
@@ -285,6 +327,28 @@ public final class DevLimit {
         String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
         String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
         return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime (fields 14, 15)
+    }
+
+    /** utime + stime of the process's data-plane threads (or its event loops'), without JIT compilation and GC. */
+    static long dataPlaneTicks(long pid) {
+        long n = 0;
+        try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    String stat = Files.readString(t.resolve("stat"));
+                    String comm = stat.substring(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+                    if (comm.startsWith("vportd-dataplan") || comm.startsWith("vportd-loop")) {
+                        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                        n += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                    }
+                } catch (IOException | RuntimeException gone) {
+                    // a thread that ended meanwhile
+                }
+            }
+        } catch (IOException e) {
+            return -1;
+        }
+        return n;
     }
 
     static double pct(long[] ns, int p) {
@@ -759,7 +823,7 @@ public final class DevLimit {
             boolean woke = false;
             while (sent < bytes || inFlight > 0) {
                 boolean added = false;
-                while (freeN > 0 && sent < bytes) {
+                while (freeN > 0 && sent < bytes && (trickleMicros == 0 || !added)) {
                     int g = free[--freeN];
                     for (int j = 0; j < k; j++) {
                         int di = g * k + j;
@@ -775,6 +839,11 @@ public final class DevLimit {
                 }
                 if (added) {
                     tx.publishAndKick(fe);
+                    if (trickleMicros > 0) { // the slow guest's work before its next write
+                        for (long until = System.nanoTime() + trickleMicros * 1000L; System.nanoTime() - until < 0; ) {
+                            Thread.onSpinWait();
+                        }
+                    }
                 }
                 int id;
                 boolean got = false;

@@ -283,15 +283,17 @@ public final class GuestBench {
                 long vpid = daemon != null ? daemon.pid() : -1;
                 for (int size : c.sizes) {
                     double cpu0 = cpuMillis(vpid);
+                    double[] threads0 = vpid > 0 ? threadCpuMillis(vpid) : null;
                     double mbps = guestToHost(p1, c.totalBytes);
                     record("g2h-" + size, dev, round, mbps);
-                    cpuPerGiB("g2h-" + size, dev, round, vpid, cpu0, c.totalBytes);
+                    cpuPerGiB("g2h-" + size, dev, round, vpid, cpu0, threads0, c.totalBytes);
                 }
                 for (int size : c.sizes) {
                     double cpu0 = cpuMillis(vpid);
+                    double[] threads0 = vpid > 0 ? threadCpuMillis(vpid) : null;
                     double mbps = hostToGuest(p1, size, c.totalBytes);
                     record("h2g-" + size, dev, round, mbps);
-                    cpuPerGiB("h2g-" + size, dev, round, vpid, cpu0, c.totalBytes);
+                    cpuPerGiB("h2g-" + size, dev, round, vpid, cpu0, threads0, c.totalBytes);
                 }
                 long[] rtt = echo(p1, 64, c.latencyWarmup, c.latencyCount);
                 record("lat-p50", dev, round, percentile(rtt, 50) / 1000.0);
@@ -322,10 +324,50 @@ public final class GuestBench {
 
     /** vportd's CPU milliseconds per GiB moved during one row (a sample "cpu:ROW", not in the main table). */
     void cpuPerGiB(String row, String dev, int round, long pid, double cpu0, long bytes) {
+        cpuPerGiB(row, dev, round, pid, cpu0, null, bytes);
+    }
+
+    /**
+     * As above, and with {@code threads0} (from {@link #threadCpuMillis}) also the data-plane
+     * thread's and the JIT compiler threads' share ({@code cpu-dp:}, {@code cpu-jit:}): a short
+     * row's CPU may be mostly compilation, which says nothing about the data path.
+     */
+    void cpuPerGiB(String row, String dev, int round, long pid, double cpu0, double[] threads0, long bytes) {
         if (pid > 0) {
+            double gib = bytes / (double) (1L << 30);
             double used = cpuMillis(pid) - cpu0;
-            samples.add(new Sample("cpu:" + row, dev, round, used / (bytes / (double) (1L << 30))));
+            samples.add(new Sample("cpu:" + row, dev, round, used / gib));
+            if (threads0 != null) {
+                double[] t = threadCpuMillis(pid);
+                samples.add(new Sample("cpu-dp:" + row, dev, round, (t[0] - threads0[0]) / gib));
+                samples.add(new Sample("cpu-jit:" + row, dev, round, (t[1] - threads0[1]) / gib));
+            }
         }
+    }
+
+    /** CPU ms of a process's data-plane threads ({0}) and JIT compiler threads ({1}), from /proc/PID/task. */
+    static double[] threadCpuMillis(long pid) {
+        double[] out = new double[2];
+        try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"))) {
+            for (Path t : (Iterable<Path>) tasks::iterator) {
+                try {
+                    String st = Files.readString(t.resolve("stat"));
+                    String comm = st.substring(st.indexOf('(') + 1, st.lastIndexOf(')'));
+                    String[] f = st.substring(st.lastIndexOf(')') + 2).split(" ");
+                    double ms = (Long.parseLong(f[11]) + Long.parseLong(f[12])) * 10.0;
+                    if (comm.startsWith("vportd-dataplan") || comm.startsWith("vportd-loop")) {
+                        out[0] += ms;
+                    } else if (comm.contains("CompilerThre")) {
+                        out[1] += ms;
+                    }
+                } catch (IOException | RuntimeException gone) {
+                    // a thread that ended meanwhile
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return new double[] {Double.NaN, Double.NaN};
+        }
+        return out;
     }
 
     int timeoutSeconds() {

@@ -108,6 +108,7 @@ public final class Main {
         VhostUserServer server;
         try {
             device = new ConsoleDevice(config.maxPorts(), config.ports(), logContext(config));
+            device.dataPlane().setPollMicros(config.pollMicros());
         } catch (Exception e) {
             System.err.println("vportd: cannot set up the ports: " + e.getMessage());
             System.exit(1);
@@ -174,6 +175,7 @@ public final class Main {
                 r.allowUnsealedMemory(), r.recoveries());
         checkpointer.adoptStore(r.store());
         r.vhost().watchSessions(checkpointer::sessionChanged);
+        r.device().dataPlane().setPollMicros(config.pollMicros());
         r.device().dataPlane().thawAfterCrash();
         r.vhost().start();
         long sinceStart = ProcessHandle.current().info().startInstant()
@@ -239,6 +241,7 @@ public final class Main {
             return;
         }
         readyOrHalt(link);
+        r.device().dataPlane().setPollMicros(config.pollMicros()); // this process's own option, not handed over
         r.device().dataPlane().thaw();
         r.vhost().start();
         long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;

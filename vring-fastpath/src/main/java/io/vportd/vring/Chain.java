@@ -38,6 +38,7 @@ public final class Chain implements AutoCloseable {
     private final int[] segLength;
 
     private int head = -1;
+    private int ringSlots;
     private int count;
     private long total;
     private boolean writable;
@@ -71,6 +72,14 @@ public final class Chain implements AutoCloseable {
     /** Head descriptor index of the chain last popped into this view, -1 if none. */
     public int head() {
         return head;
+    }
+
+    /**
+     * Descriptor-table entries of the ring the chain occupies (an indirect chain occupies one,
+     * however long its table): what the driver gets back when the chain is completed.
+     */
+    public int ringSlots() {
+        return ringSlots;
     }
 
     /** Number of host segments (zero-length descriptors contribute none). */
@@ -167,6 +176,18 @@ public final class Chain implements AutoCloseable {
         return remaining;
     }
 
+    /**
+     * Copies the iovecs left (from {@link #iovAddress()}, {@link #iovCount()} of them) into
+     * {@code dst} at iovec index {@code dstIndex}, for one {@code readv}/{@code writev} over
+     * several chains. Allocates nothing.
+     *
+     * @throws IndexOutOfBoundsException when {@code dst} has no room for them
+     */
+    public void copyIovecsTo(MemorySegment dst, int dstIndex) {
+        int n = count - iovStart;
+        MemorySegment.copy(iov, (long) iovStart * IOVEC_SIZE, dst, (long) dstIndex * IOVEC_SIZE, (long) n * IOVEC_SIZE);
+    }
+
     /** Rewinds the iovec cursor to the whole chain (rewrites the array from the segment table). */
     public void rewind() {
         for (int i = 0; i < count; i++) {
@@ -260,6 +281,7 @@ public final class Chain implements AutoCloseable {
     void reset(int head, boolean writable) {
         this.head = head;
         this.writable = writable;
+        this.ringSlots = 0;
         this.count = 0;
         this.total = 0;
         this.iovStart = 0;
@@ -280,6 +302,10 @@ public final class Chain implements AutoCloseable {
         count = i + 1;
         total += length;
         remaining = total;
+    }
+
+    void ringSlots(int slots) {
+        this.ringSlots = slots;
     }
 
     boolean isFull() {

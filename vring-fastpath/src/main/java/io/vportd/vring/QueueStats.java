@@ -56,6 +56,11 @@ public final class QueueStats {
         chainBytes.add(-bytes);
     }
 
+    void chainsUnpopped(int n, long bytes) {
+        chains.add(-n);
+        chainBytes.add(-bytes);
+    }
+
     void used(long bytes) {
         usedBytes.add(bytes);
     }

@@ -26,9 +26,10 @@ import java.util.Objects;
  * index from reading the driver's interrupt suppression, and publishing notification state
  * (used flags or avail_event) from re-reading the available index.
  *
- * <p>Size: a little over 500 lines: one split ring's whole device side (available ring, chain
- * walk with every guard, used ring, notification suppression) in one class keeps the hot path
- * free of calls across objects.
+ * <p>Size: under 600 lines: one split ring's whole device side (available ring, chain walk
+ * with every guard, used ring, notification suppression, handing popped chains back for a
+ * device that moves several per system call) in one class keeps the hot path free of calls
+ * across objects.
  */
 public final class SplitQueue {
 
@@ -311,6 +312,53 @@ public final class SplitQueue {
     }
 
     /**
+     * Pops the next available chain into {@code c} only if it is a good one: a bad chain (or a
+     * broken ring) is left where it is, uncounted, for a later {@link #pop} to deal with in its
+     * turn. For a device that gathers several chains into one transfer: what it pops here it can
+     * hand back with {@link #giveBack}, so no used entry is ever pushed out of turn.
+     *
+     * @return {@link #POPPED}, or {@link #EMPTY} when nothing good is available next
+     */
+    public int popGood(Chain c) {
+        canUnpop = false;
+        if (broken) {
+            return EMPTY;
+        }
+        int next = nextAvail;
+        if (availShadow == next && !refreshAvail()) {
+            return EMPTY;
+        }
+        int head = Short.toUnsignedInt(avail.get(U16_UNALIGNED, 4L + 2L * (next & mask)));
+        if (head >= size || walk(c, head) != null) {
+            c.clearSegments();
+            return EMPTY;
+        }
+        nextAvail = (next + 1) & 0xFFFF;
+        stats.chainPopped(c.totalLength());
+        return POPPED;
+    }
+
+    /**
+     * Hands back the last {@code chains} chains popped (the most recent pops, whose used entries
+     * were not pushed and which hold {@code bytes} in all), untouched, so later pops return them
+     * again in the same order. Used entries pushed in the meantime for chains popped before them
+     * are fine. For a device that gathered more chains than the host took.
+     *
+     * @throws IllegalArgumentException when chains is negative or more than the ring holds (a caller bug)
+     */
+    public void giveBack(int chains, long bytes) {
+        if (chains < 0 || chains > size) {
+            throw new IllegalArgumentException("queue " + index + ": giveBack(" + chains + ")");
+        }
+        if (chains == 0) {
+            return;
+        }
+        canUnpop = false;
+        nextAvail = (nextAvail - chains) & 0xFFFF;
+        stats.chainsUnpopped(chains, bytes);
+    }
+
+    /**
      * Gives back the chain just popped, untouched, so the next {@link #pop} returns it again
      * (for a device that popped a receive buffer and then found it had nothing to put in it, or
      * must stop the queue while holding one). Only directly after a pop that returned
@@ -337,10 +385,14 @@ public final class SplitQueue {
         boolean indirect = false;
         int i = head;
         int hops = 0;
+        int slots = 0;
         long total = 0;
         while (true) {
             if (hops++ >= tableCount) {
                 return ChainError.CHAIN_TOO_LONG;
+            }
+            if (!indirect) {
+                c.ringSlots(++slots);
             }
             long at = tableBase + (long) i * DESC_SIZE;
             long addr = table.get(U64_UNALIGNED, at);

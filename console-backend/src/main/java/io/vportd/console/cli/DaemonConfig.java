@@ -24,11 +24,21 @@ import java.util.Objects;
  *                      start (--fd-store)
  * @param webListen     where to serve the web console (--web-listen), or null
  * @param webTokenFile  the web console's token file (--web-token-file), or null: a token is generated
+ * @param pollMicros    the data plane's adaptive poll window in µs, 0 off (--poll-us)
  */
 public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
                            HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
-                           boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile)
+                           boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile,
+                           int pollMicros)
         implements Invocation {
+
+    /** With the default --poll-us. */
+    public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
+                        HostPort metricsListen, System.Logger.Level logLevel, boolean allowUnsealedMemory,
+                        boolean takeOver, boolean fdStore, HostPort webListen, Path webTokenFile) {
+        this(socketPath, maxPorts, ports, apiSocket, metricsListen, logLevel, allowUnsealedMemory, takeOver, fdStore,
+                webListen, webTokenFile, DEFAULT_POLL_MICROS);
+    }
 
     /** Without --fd-store and the web console. */
     public DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports, Path apiSocket,
@@ -51,6 +61,14 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
     }
 
     public static final int DEFAULT_MAX_PORTS = 31;
+    /**
+     * --poll-us default: off. The window shortened the device-limit round trip, but in the guest
+     * benchmark its spinning took CPU from the guest's vCPU thread on a shared host (issue 14,
+     * docs/benchmarks-devlimit.md).
+     */
+    public static final int DEFAULT_POLL_MICROS = 0;
+    /** Largest --poll-us. */
+    public static final int MAX_POLL_MICROS = 1_000_000;
     /** QEMU caps a device at 1024 queues: 2 * (511 + 1). */
     public static final int MAX_MAX_PORTS = 511;
 
@@ -67,6 +85,10 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
         List<PortConfig> sorted = new ArrayList<>(ports == null ? List.of() : ports);
         sorted.sort(Comparator.comparingInt(PortConfig::id));
         ports = List.copyOf(sorted);
+        if (pollMicros < 0 || pollMicros > MAX_POLL_MICROS) {
+            throw new IllegalArgumentException("--poll-us must be 0.." + MAX_POLL_MICROS + " (0 disables polling), got "
+                    + pollMicros);
+        }
         check(socketPath, maxPorts, ports, apiSocket, metricsListen);
         if (webTokenFile != null && webListen == null) {
             throw new IllegalArgumentException("--web-token-file needs --web-listen");

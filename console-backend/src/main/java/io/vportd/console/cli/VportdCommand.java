@@ -121,6 +121,14 @@ public final class VportdCommand {
                     + "$NOTIFY_SOCKET it does nothing. Not with --take-over. See docs/operations.md.")
     boolean fdStore;
 
+    @Option(names = "--poll-us", paramLabel = "N", defaultValue = "" + DaemonConfig.DEFAULT_POLL_MICROS, order = 10,
+            description = "Adaptive poll: after moving data, the data-plane thread keeps looking at its rings and "
+                    + "endpoints for up to N microseconds before it sleeps, which cuts the latency of a reply that "
+                    + "follows closely at the cost of that much CPU after each burst; an idle device sleeps as "
+                    + "without it. Leave it off when vportd shares CPUs with the guests' vCPU threads. "
+                    + "0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
+    int pollMicros;
+
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
@@ -224,10 +232,10 @@ public final class VportdCommand {
         }
         if (command.config != null) {
             for (String refused : List.of("--socket-path", "--port", "--max-ports", "--api-socket", "--metrics-listen",
-                    "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--fd-store")) {
+                    "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--fd-store", "--poll-us")) {
                 if (cl.getParseResult().hasMatchedOption(refused)) {
                     throw UsageException.error("--config: " + refused + " may not be given with it ("
-                            + (List.of("--fd-store", "--web-listen", "--web-token-file").contains(refused)
+                            + (List.of("--fd-store", "--web-listen", "--web-token-file", "--poll-us").contains(refused)
                             ? "a daemon of several devices does not offer it yet"
                             : "the file says it, per device where it is a device's") + ")"
                             + "\nTry 'vportd --help' for more information.");
@@ -312,7 +320,7 @@ public final class VportdCommand {
             }
         }
         return new DaemonConfig(socket, maxPorts, parsed, api, metrics, level, allowUnsealedMemory, takeOver, fdStore,
-                web, token);
+                web, token, pollMicros);
     }
 
     private static Path path(String option, String text) {

@@ -47,9 +47,10 @@ import org.jctools.queues.atomic.MpscAtomicArrayQueue;
  * drain, snapshot, events). A {@link DirtySet} names the ports (and the control queues) with
  * work waiting, so a wake visits only those.
  *
- * <p>Size: about 550 lines, because it is also the device's public face: every call another
+ * <p>Size: about 600 lines, because it is also the device's public face: every call another
  * thread makes (rings, memory, ports, listings) is a short method that hands work to the loop
- * here, so the thread-confinement rule is visible in one file.
+ * here, so the thread-confinement rule is visible in one file (the adaptive poll's decision is
+ * in {@link PollWindow}; only its few lines of loop are here).
  */
 public final class DataPlane implements EndpointHost, AutoCloseable {
 
@@ -101,6 +102,8 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private boolean frozen;
     /** The epoll set the loop waits on while frozen: the wake-up eventfd alone. */
     private final Fd frozenEpoll;
+    /** Adaptive poll after work (--poll-us); set through {@link #setPollMicros}, data-plane thread only. */
+    private final PollWindow pollWindow = new PollWindow();
 
     public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints)
             throws IOException {
@@ -482,6 +485,22 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         });
     }
 
+    /**
+     * The adaptive poll window (--poll-us): after work, look at the rings and endpoints for up to
+     * {@code micros} µs before sleeping in epoll; 0 disables it.
+     *
+     * @throws IllegalArgumentException outside 0..{@value PollWindow#MAX_MICROS}
+     */
+    public void setPollMicros(int micros) {
+        if (micros < 0 || micros > PollWindow.MAX_MICROS) {
+            throw new IllegalArgumentException("poll window must be 0.." + PollWindow.MAX_MICROS + " µs, got " + micros);
+        }
+        call(() -> {
+            pollWindow.setMicros(micros);
+            return null;
+        });
+    }
+
     public void setFeatures(long acked) {
         call(() -> {
             control.setSizeNegotiated((acked & ConsoleDevice.F_SIZE) != 0);
@@ -711,11 +730,21 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             runCommands();
             return;
         }
-        int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, block ? waitMillis() : 0);
+        int n;
+        if (block) {
+            int idle = waitMillis();
+            int timeout = pollWindow.timeoutMillis(idle, System.nanoTime());
+            n = idle != 0 && timeout == 0 ? spin() : Epoll.poll(epoll.fd(), events, MAX_EVENTS, timeout);
+        } else {
+            n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, 0); // a shared loop waits for us (no poll window there)
+        }
         if (n < 0 && n != -Errno.EINTR) {
             LOG.log(Level.ERROR, "epoll_wait failed: {0}", Errno.describe(-n));
             running = false;
             return;
+        }
+        if (n > 0) {
+            pollWindow.worked(System.nanoTime());
         }
         for (int i = 0; i < n; i++) {
             dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
@@ -750,6 +779,24 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         Runnable stopped = onUnexpectedStop;
         if (!closeRequested && stopped != null) {
             stopped.run(); // issue 11.3c: the daemon exits rather than live on without a data plane
+        }
+    }
+
+    /**
+     * The poll window is open and nothing is marked: look at the epoll set without sleeping until
+     * something is ready or the window closes. Its own small method, so that it is compiled and
+     * inlined on its own (the run loop is compiled once, on stack, and a native call it does not
+     * inline allocates its errno capture slice on every call).
+     *
+     * @return what epoll_wait returned last (0 when the window closed with nothing ready)
+     */
+    private int spin() {
+        while (true) {
+            int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, 0);
+            if (n != 0 || !running || pollWindow.timeoutMillis(1, System.nanoTime()) != 0) {
+                return n;
+            }
+            Thread.onSpinWait();
         }
     }
 

@@ -587,7 +587,8 @@ final class PortManagement implements ControlListener {
         if (p.receiveHeld) {
             // An empty guest receive buffer stays the guest's: give it back to the ring.
             try {
-                p.receive.unpop();
+                // The held buffer is the last one popped: a scattered readv hands the others back.
+                p.receive.giveBack(1, p.receiveChain.totalLength());
             } catch (IllegalStateException notDirectlyAfterPop) {
                 p.receive.pushUsed(p.receiveChain.head(), 0);
                 queues.completed(map.receiveQueue(id));

@@ -28,6 +28,9 @@ final class PortPump {
     static final int IOV_MAX = 1024;
     /** Chains one port may move in one cycle before others get their turn. */
     private static final int CYCLE_BUDGET = 128;
+    /** Bounds of a port's gather limit (bytes one writev offers the host; it follows what the host took). */
+    static final long MIN_GATHER_BYTES = 64 << 10;
+    static final long MAX_GATHER_BYTES = 4 << 20;
 
     private final QueueMap map;
     private final ControlMachine control;
@@ -36,6 +39,8 @@ final class PortPump {
     /** The host peer of a port went away (end of file or an error on its connection). */
     private final Consumer<PortRuntime> hostDisconnected;
     private final byte[] copyBuffer = new byte[4096];
+    /** Scratch for one gathered writev or scattered readv (data-plane thread only). */
+    private final IovBatch batch = new IovBatch();
 
     PortPump(QueueMap map, ControlMachine control, QueueTable queues, DirtySet work,
              Consumer<PortRuntime> hostDisconnected) {
@@ -106,12 +111,14 @@ final class PortPump {
             }
         }
         int txq = map.transmitQueue(p.config.id());
-        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+        for (int budget = CYCLE_BUDGET; budget > 0; ) {
             int held = holdTransmit(p, q, queues, txq, true);
             if (held == 0) {
+                queues.transmitIdle(txq); // the avail ring ran dry: the guest's burst is over
                 return;
             }
             if (held < 0) {
+                budget--;
                 continue;
             }
             Chain c = p.transmitChain;
@@ -120,37 +127,147 @@ final class PortPump {
                 if (p.tap != null) {
                     p.tap.fromChain(c, c.transferred(), c.remaining());
                 }
-            } else {
-                if (!p.hostWritable) {
-                    return; // EPOLLOUT brings us back
-                }
-                long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
-                if (n < 0) {
-                    if (n == -Errno.EAGAIN) {
-                        p.hostWritable = false;
-                        p.counters.add(PortCounters.HELD_WAITS, 1);
-                    } else {
-                        p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
-                        hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
-                                p.label, e.describe(), Errno.describe((int) -n));
-                        hostDisconnected.accept(p);
-                    }
-                    return;
-                }
-                p.counters.add(PortCounters.BYTES_TO_HOST, n);
-                if (p.tap != null) {
-                    p.tap.fromChain(c, c.transferred(), n); // what the host took, once
-                }
-                if (c.advance(n) > 0) {
-                    continue; // partly taken: try the rest (usually EAGAIN next)
-                }
+                p.transmitHeld = false;
+                completeTransmit(p, q, txq, c.head(), c.ringSlots());
+                budget--;
+                continue;
             }
-            q.pushUsed(c.head(), 0);
-            p.transmitHeld = false;
-            p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
-            queues.completedTransmit(txq);
+            if (!p.hostWritable) {
+                queues.transmitIdle(txq);
+                return; // EPOLLOUT brings us back
+            }
+            // A tapped port copies what the host took of the held chain to its log: no other chain
+            // joins it. And a slow guest's chain usually comes alone: nothing to gather, no batch.
+            int done = p.tap == null && budget > 1 && q.hasAvailable() ? writeGathered(p, q, txq, e, budget)
+                    : writeHeld(p, q, txq, e);
+            if (done < 0) {
+                queues.transmitIdle(txq);
+                return;
+            }
+            budget -= Math.max(done, 1); // a partly taken chain: try the rest (usually EAGAIN next)
         }
         work.mark(p.config.id()); // budget used up: come back next cycle
+    }
+
+    private void completeTransmit(PortRuntime p, SplitQueue q, int txq, int head, int slots) {
+        q.pushUsed(head, 0);
+        p.counters.add(PortCounters.CHAINS_TO_HOST, 1);
+        queues.completedTransmit(txq, slots);
+    }
+
+    /**
+     * One {@code writev} of the held chain and of the chains after it (up to {@code maxChains},
+     * IOV_MAX iovecs and the port's gather limit). Chains the host took whole are completed in
+     * ring order; of the first one it did not take whole, what it took is carried exactly as
+     * across a ring restart, and that chain and every later one are handed back to the ring, and
+     * the first is popped and held again: the same state as after a partial write of one chain.
+     * Called only when another chain is available (else {@link #writeHeld}: a slow guest's chain
+     * comes alone, and popping nothing after it, copying its iovecs, is work for nothing).
+     *
+     * @return chains completed (0: a partial write of the held chain), -1: stop (EAGAIN, error)
+     */
+    private int writeGathered(PortRuntime p, SplitQueue q, int txq, Endpoint e, int maxChains) {
+        Chain first = p.transmitChain;
+        IovBatch b = batch;
+        if (!b.start(first)) { // more iovecs than IOV_MAX in one chain: alone, in pieces
+            return writeHeld(p, q, txq, e);
+        }
+        Chain s = b.scratchFor(q);
+        int limit = Math.min(maxChains, IovBatch.MAX_CHAINS);
+        while (b.chains < limit && b.bytes < p.gatherLimit) {
+            int at = q.nextAvail();
+            if (q.popGood(s) != SplitQueue.POPPED) {
+                break;
+            }
+            if (!b.add(s, at)) {
+                q.giveBack(1, s.totalLength());
+                break;
+            }
+        }
+        long n = Io.writev(e.outputFd(), b.iovAddress(), b.iovecs);
+        if (n < 0) {
+            giveBackFrom(q, b, 1);
+            writeFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        long left = n;
+        long firstLeft = first.remaining();
+        if (left < firstLeft) {
+            first.advance(left);
+            giveBackFrom(q, b, 1);
+            p.gatherLimit = Math.max(MIN_GATHER_BYTES, n); // the host takes about this much at a time
+            return 0;
+        }
+        first.advance(firstLeft);
+        left -= firstLeft;
+        p.transmitHeld = false;
+        completeTransmit(p, q, txq, first.head(), first.ringSlots());
+        int done = 1;
+        for (int i = 1; i < b.chains; i++) {
+            if (left < b.lengths[i]) {
+                giveBackFrom(q, b, i);
+                if (left > 0) {
+                    p.carry(b.heads[i], b.availAt[i], left);
+                    holdTransmit(p, q, queues, txq, false); // the same chain again, resumed past what was taken
+                }
+                p.gatherLimit = Math.max(MIN_GATHER_BYTES, n);
+                return done;
+            }
+            left -= b.lengths[i];
+            completeTransmit(p, q, txq, b.heads[i], b.slots[i]);
+            done++;
+        }
+        if (b.bytes >= p.gatherLimit) {
+            p.gatherLimit = Math.min(MAX_GATHER_BYTES, p.gatherLimit * 2); // all taken: try more next time
+        }
+        return done;
+    }
+
+    /**
+     * One {@code writev} of the held chain alone, from its own iovecs: nothing popped after it,
+     * nothing copied. A chain the host took whole is completed; a partly taken one stays held,
+     * resumed past what was taken.
+     *
+     * @return 1: completed, 0: partly taken, -1: stop (EAGAIN, error)
+     */
+    private int writeHeld(PortRuntime p, SplitQueue q, int txq, Endpoint e) {
+        Chain c = p.transmitChain;
+        long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+        if (n < 0) {
+            writeFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        if (p.tap != null) {
+            p.tap.fromChain(c, c.transferred(), n); // what the host took, once
+        }
+        if (c.advance(n) > 0) {
+            return 0;
+        }
+        p.transmitHeld = false;
+        completeTransmit(p, q, txq, c.head(), c.ringSlots());
+        return 1;
+    }
+
+    /** A writev to the host failed with {@code -errno}: wait for EPOLLOUT, or let the peer go (the chain stays held). */
+    private void writeFailed(PortRuntime p, Endpoint e, long n) {
+        if (n == -Errno.EAGAIN) {
+            p.hostWritable = false;
+            p.counters.add(PortCounters.HELD_WAITS, 1);
+        } else {
+            p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
+            hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
+                    p.label, e.describe(), Errno.describe((int) -n));
+            hostDisconnected.accept(p);
+        }
+    }
+
+    private static void giveBackFrom(SplitQueue q, IovBatch b, int from) {
+        if (from < b.chains) {
+            q.giveBack(b.chains - from, b.bytesFrom(from));
+        }
+        b.chains = 0;
     }
 
     private void consoleTransmit(PortRuntime p, SplitQueue q) {
@@ -236,7 +353,7 @@ final class PortPump {
         }
         int rxq = map.receiveQueue(p.config.id());
         Chain c = p.receiveChain;
-        for (int budget = CYCLE_BUDGET; budget > 0; budget--) {
+        for (int budget = CYCLE_BUDGET; budget > 0; ) {
             if (!p.receiveHeld) {
                 int r = popOrArm(q, c);
                 if (r == 0) {
@@ -244,29 +361,105 @@ final class PortPump {
                 }
                 if (r < 0) {
                     queues.completed(rxq);
+                    budget--;
                     continue;
                 }
                 p.receiveHeld = true;
             }
-            long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
-            if (n == -Errno.EAGAIN) {
-                p.hostReadable = false;
+            int limit = Math.min(Math.min(budget, p.scatterChains), IovBatch.MAX_CHAINS);
+            int done = limit > 1 && q.hasAvailable() ? readScattered(p, q, rxq, e, fd, limit) : readHeld(p, q, rxq, e, fd);
+            if (done < 0) {
                 return;
             }
-            if (n <= 0) {
-                if (n < 0) {
-                    hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
-                            Errno.describe((int) -n));
-                }
-                hostDisconnected.accept(p); // the held receive buffer waits for the next peer
-                return;
-            }
-            q.pushUsed(c.head(), (int) n);
-            p.receiveHeld = false;
-            p.counters.add(PortCounters.BYTES_TO_GUEST, n);
-            p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
-            queues.completed(rxq);
+            budget -= done;
         }
         work.mark(p.config.id());
+    }
+
+    /**
+     * One {@code readv} into the held receive chain and the buffers posted after it (up to
+     * {@code limit}: as many as the port's last reads filled, within the budget; and IOV_MAX
+     * iovecs). Called only when another buffer is posted; else {@link #readHeld}. Buffers that got bytes
+     * are completed in ring order (the last one with what it got), buffers that got none are
+     * handed back to the ring. The used entries are published once, at the end of the cycle.
+     *
+     * @return chains completed (at least 1), or -1: stop (EAGAIN, end of file, error)
+     */
+    private int readScattered(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd, int limit) {
+        Chain c = p.receiveChain;
+        IovBatch b = batch;
+        if (!b.start(c)) { // more iovecs than IOV_MAX in one buffer: alone
+            return readHeld(p, q, rxq, e, fd);
+        }
+        Chain s = b.scratchFor(q);
+        while (b.chains < limit) {
+            if (q.popGood(s) != SplitQueue.POPPED) {
+                break;
+            }
+            if (!b.add(s, 0)) {
+                q.giveBack(1, s.totalLength());
+                break;
+            }
+        }
+        long n = Io.readv(fd, b.iovAddress(), b.iovecs);
+        if (n <= 0) {
+            giveBackFrom(q, b, 1);
+            readFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        int members = b.chains;
+        long got = Math.min(n, c.totalLength());
+        q.pushUsed(c.head(), (int) got);
+        p.receiveHeld = false;
+        long left = n - got;
+        int done = 1;
+        for (int i = 1; i < members && left > 0; i++) {
+            long into = Math.min(left, b.lengths[i]);
+            q.pushUsed(b.heads[i], (int) into);
+            left -= into;
+            done++;
+        }
+        giveBackFrom(q, b, done);
+        p.counters.add(PortCounters.CHAINS_TO_GUEST, done);
+        queues.completed(rxq);
+        // Every buffer filled: the host had more, offer more next time; else as many as it filled.
+        p.scatterChains = n == b.bytes ? Math.min(IovBatch.MAX_CHAINS, members * 2) : Math.max(1, done);
+        return done;
+    }
+
+    /**
+     * One {@code readv} into the held receive buffer alone, from its own iovecs (no other buffer
+     * is offered, or none is posted after it). Filled to the brim, the next read offers two.
+     *
+     * @return 1: completed, or -1: stop (EAGAIN, end of file, error)
+     */
+    private int readHeld(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd) {
+        Chain c = p.receiveChain;
+        long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
+        if (n <= 0) {
+            readFailed(p, e, n);
+            return -1;
+        }
+        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        q.pushUsed(c.head(), (int) n);
+        p.receiveHeld = false;
+        p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
+        queues.completed(rxq);
+        p.scatterChains = n == c.totalLength() ? Math.min(IovBatch.MAX_CHAINS, 2) : 1;
+        return 1;
+    }
+
+    /** A readv from the host returned {@code n <= 0}: wait for EPOLLIN, or let the peer go (the buffer stays held). */
+    private void readFailed(PortRuntime p, Endpoint e, long n) {
+        if (n == -Errno.EAGAIN) {
+            p.hostReadable = false;
+            return;
+        }
+        if (n < 0) {
+            hostLog.log(Level.WARNING, "{0}: reading from {1} failed: {2}", p.label, e.describe(),
+                    Errno.describe((int) -n));
+        }
+        hostDisconnected.accept(p); // the held receive buffer waits for the next peer
     }
 }

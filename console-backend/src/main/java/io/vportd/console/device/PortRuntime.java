@@ -34,6 +34,11 @@ final class PortRuntime {
     boolean added;
     /** The endpoint is being rebuilt from a live hand-over: its host peer is not a new client. */
     boolean handingOver;
+    /** Bytes one gathered writev offers the host at most: follows what the host took (see PortPump). */
+    long gatherLimit = 256 << 10;
+    /** Receive buffers one scattered readv fills at most: follows how many the last reads filled. */
+    int scatterChains = 1;
+
     /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
     boolean hostReadable;
     boolean hostWritable;
@@ -155,7 +160,13 @@ final class PortRuntime {
         return new long[] {carriedHead, carriedAvail, carriedTaken};
     }
 
-    /** Takes over a partial chain carried by the previous process (see {@link #carried}). */
+    /**
+     * The host took {@code taken} bytes of the chain at avail position {@code avail} (head
+     * {@code head}) that is not held now: when it is popped again there, they are skipped, as
+     * after a ring restart. Two callers: a live hand-over passing on the previous process's
+     * partial chain (see {@link #carried}), and a gathered writev that ended inside a later
+     * chain, which was handed back to the ring (PortPump).
+     */
     void carry(int head, int avail, long taken) {
         if (taken < 0 || (avail & ~0xffff) != 0 || head < 0) {
             throw new IllegalArgumentException(label + ": carried chain head " + head + " avail " + avail + " taken " + taken);

@@ -21,13 +21,25 @@ final class QueueTable {
     private static final System.Logger LOG = System.getLogger("vportd.device");
 
     /**
-     * Completions of generic-port transmit chains are published (and the guest interrupted) once
-     * this many are waiting, or after {@link #TX_LINGER_NANOS}, not at the end of every cycle: the
-     * guest only reuses those buffers, nothing waits on them, and each interrupt is costly for it
-     * (vhost-user-test-device-pci has no MSI-X, so every one is a shared INTx that makes the
-     * driver scan every queue). Measured with bench/run; see docs/benchmarks-guest.md.
+     * Completions of generic-port transmit chains are not published at the end of every cycle:
+     * the guest only reuses those buffers, nothing waits on them, and each interrupt is costly
+     * for it (vhost-user-test-device-pci has no MSI-X, so every one is a shared INTx that makes
+     * the driver scan every queue; batching cut guest interrupts tenfold, docs/benchmarks-guest.md).
+     * They are counted in ring slots (descriptor-table entries, what the driver gets back), and
+     * published
+     * <ul>
+     * <li>when the guest's burst is over (the pump found the avail ring dry, or the host full) and
+     *     at least {@link #TX_PUBLISH_SLOTS} slots (a quarter of a smaller ring) wait: a batch worth
+     *     an interrupt, handed back before the driver can run short;
+     * <li>at once when half the ring's slots wait, so a driver refilling a ring of long chains
+     *     never waits for a batch it cannot complete itself;
+     * <li>otherwise {@link #TX_LINGER_NANOS} after they began to wait.
+     * </ul>
+     * Counting chains instead held back rings of long chains (8 chains of 32 descriptors fill a
+     * 256-entry ring, a 32-chain batch never forms): every refill waited for the 1 ms timer
+     * (issue 14, docs/benchmarks-devlimit.md).
      */
-    private static final int TX_PUBLISH_BATCH = 32;
+    static final int TX_PUBLISH_SLOTS = 32;
     private static final long TX_LINGER_NANOS = 1_000_000;
 
     private final QueueMap map;
@@ -41,11 +53,15 @@ final class QueueTable {
     private final int[] callFds;
     /** Queues with used entries not yet published. */
     private final DirtySet completed;
-    /** Per queue: completions pushed but not yet published (counted for generic transmit queues only). */
+    /** Per queue: ring slots of completions pushed but not yet published (generic transmit queues only). */
     private final int[] txUnpublished;
+    /** Per queue: the pump said the guest's burst is over since the last completion. */
+    private final boolean[] txIdle;
     /** When deferred transmit completions must be published at the latest (System.nanoTime), 0 if none wait. */
     private long txLingerDeadline;
     private GuestMemory memory = GuestMemory.empty();
+    /** The linger's clock (System.nanoTime; tests hold it still). */
+    java.util.function.LongSupplier clock = System::nanoTime;
 
     private final DeviceCounters deviceCounters;
 
@@ -68,6 +84,7 @@ final class QueueTable {
         this.callFds = new int[n];
         this.completed = new DirtySet(n);
         this.txUnpublished = new int[n];
+        this.txIdle = new boolean[n];
         java.util.Arrays.fill(kickFds, -1);
         java.util.Arrays.fill(callFds, -1);
     }
@@ -100,10 +117,16 @@ final class QueueTable {
         completed.mark(q);
     }
 
-    /** A generic transmit chain of queue {@code q} was completed: its publication may be deferred. */
-    void completedTransmit(int q) {
+    /** A generic transmit chain of queue {@code q} occupying {@code slots} ring slots was completed: its publication may be deferred. */
+    void completedTransmit(int q, int slots) {
         completed.mark(q);
-        txUnpublished[q]++;
+        txUnpublished[q] += Math.max(slots, 1);
+        txIdle[q] = false;
+    }
+
+    /** The pump stopped on generic transmit queue {@code q} for want of guest chains or host room. */
+    void transmitIdle(int q) {
+        txIdle[q] = true;
     }
 
     /** True while deferred transmit completions wait for their linger deadline. */
@@ -135,12 +158,13 @@ final class QueueTable {
 
     /** Publishes what is due: every completed queue except generic transmit queues letting completions gather. */
     void publishDue() {
-        boolean lingerOver = txLingerDeadline != 0 && System.nanoTime() - txLingerDeadline >= 0;
+        long now = clock.getAsLong();
+        boolean lingerOver = txLingerDeadline != 0 && now - txLingerDeadline >= 0;
         boolean deferred = false;
         for (int q = completed.next(0); q >= 0; q = completed.next(q + 1)) {
             int waiting = txUnpublished[q];
             SplitQueue vq = queues[q];
-            if (waiting > 0 && !lingerOver && vq != null && waiting < Math.min(TX_PUBLISH_BATCH, vq.size() / 4)) {
+            if (waiting > 0 && !lingerOver && vq != null && !transmitDue(waiting, txIdle[q], vq.size())) {
                 deferred = true; // a generic transmit queue with few completions: let them gather
                 continue;
             }
@@ -149,14 +173,20 @@ final class QueueTable {
         if (!deferred) {
             txLingerDeadline = 0;
         } else if (txLingerDeadline == 0 || lingerOver) {
-            txLingerDeadline = System.nanoTime() + TX_LINGER_NANOS;
+            txLingerDeadline = now + TX_LINGER_NANOS;
         }
+    }
+
+    /** Whether {@code waiting} unpublished transmit slots of a ring of {@code size} are published now (see {@link #TX_PUBLISH_SLOTS}). */
+    static boolean transmitDue(int waiting, boolean burstOver, int size) {
+        return waiting >= Math.max(1, size / 2) || burstOver && waiting >= Math.max(1, Math.min(TX_PUBLISH_SLOTS, size / 4));
     }
 
     /** Publishes queue {@code q}'s used entries and interrupts the guest if it asked for that. */
     private void publish(int q) {
         completed.clear(q);
         txUnpublished[q] = 0;
+        txIdle[q] = false;
         SplitQueue vq = queues[q];
         if (vq != null && vq.publishUsed() && callFds[q] >= 0
                 && EventFd.signal(callFds[q]) == -io.vportd.sys.Errno.EAGAIN) {

@@ -175,7 +175,7 @@ class ConfigFileTest {
         DevicesConfig c = assertInstanceOf(DevicesConfig.class, i);
         assertEquals(System.Logger.Level.ERROR, c.logLevel());
         for (List<String> extra : List.of(List.of("--socket-path", "/s"), List.of("--port", "nr=1,null"),
-                List.of("--fd-store"), List.of("--api-socket", "/a"))) {
+                List.of("--fd-store"), List.of("--api-socket", "/a"), List.of("--poll-us", "50"))) {
             String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("--config", f.toString()),
                     extra.stream()).toArray(String[]::new);
             UsageException e = assertThrows(UsageException.class, () -> VportdCommand.parseInvocation(args));
