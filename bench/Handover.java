@@ -36,6 +36,7 @@ public final class Handover {
         int count = 20;
         int devices = 0;
         Path out = null;
+        boolean consoleLog = false;
         List<String> takeOverArgs = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -44,6 +45,7 @@ public final class Handover {
                 case "--count" -> count = Integer.parseInt(args[++i]);
                 case "--devices" -> devices = Integer.parseInt(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
+                case "--console-log" -> consoleLog = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -59,7 +61,8 @@ public final class Handover {
             cmd.addAll(List.of("--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS)));
             for (int p = 0; p < MAX_PORTS; p++) {
                 cmd.add("--port");
-                cmd.add("nr=" + p + (p == 0 ? ",console" : ",name=port." + p) + ",socket=" + dir.resolve("p" + p + ".sock"));
+                cmd.add("nr=" + p + (p == 0 ? ",console" + (consoleLog ? ",log=" + dir.resolve("console.log") : "") : ",name=port." + p)
+                        + ",socket=" + dir.resolve("p" + p + ".sock"));
             }
             takeOverHow.addAll(List.of("--take-over", "--socket-path", vhost.toString()));
         } else {
@@ -70,7 +73,8 @@ public final class Handover {
                 toml.append("\n[[device]]\nid = \"vm").append(d).append("\"\nsocket = \"").append(vhost)
                         .append("\"\nmax-ports = ").append(MAX_PORTS).append("\nports = [\n");
                 for (int p = 0; p < MAX_PORTS; p++) {
-                    toml.append("  \"nr=").append(p).append(p == 0 ? ",console" : ",name=port." + p).append(",socket=")
+                    toml.append("  \"nr=").append(p).append(p == 0 ? ",console" + (consoleLog ? ",log=" + dir.resolve("vm" + d
+                            + "-console.log") : "") : ",name=port." + p).append(",socket=")
                             .append(dir.resolve("vm" + d + "-p" + p + ".sock")).append("\",\n");
                 }
                 toml.append("]\n");
