@@ -10,7 +10,6 @@ import io.vportd.console.control.ResizeOrder;
 import io.vportd.console.endpoint.Endpoint;
 import io.vportd.console.endpoint.EndpointHost;
 import io.vportd.console.endpoint.EndpointSpec;
-import io.vportd.console.endpoint.Endpoints;
 import io.vportd.sys.Epoll;
 import io.vportd.sys.Errno;
 import io.vportd.sys.EventFd;
@@ -71,15 +70,7 @@ class GatherScatterTest {
         device = new ConsoleDevice(MAX_PORTS, List.of(
                 new PortConfig(1, "org.test.one", false, 0, 0, ResizeOrder.COLS_ROWS, spec)), endpoints);
         ram = new GuestRam(64L << 20, 1);
-        device.setMemory(io.vportd.vhost.MemoryTable.unowned(ram.memory()));
-        device.setFeatures(ConsoleDevice.FEATURES);
-        for (int q = 0; q < rings.length; q++) {
-            rings[q] = new RingDriver(ram, ring, true);
-            kicks[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            calls[q] = EventFd.create(0, EventFd.EFD_NONBLOCK);
-            device.startQueue(q, new QueueSetup(q, ring, rings[q].descSegment(), rings[q].availSegment(),
-                    rings[q].usedSegment(), 0, kicks[q].fd(), calls[q].fd(), true, ram.memory()));
-        }
+        GuestRings.startAll(device, ram, ring, rings, kicks, calls);
         for (int i = 0; i < 8; i++) {
             rings[QueueMap.CONTROL_RX].addInBuffer(4096);
         }
@@ -90,29 +81,12 @@ class GatherScatterTest {
     }
 
     private void guestSays(int id, int event, int value) {
-        byte[] m = new byte[8];
-        ControlMessage.encodeHeader(m, 0, id, event, value);
-        int before = rings[QueueMap.CONTROL_TX].usedIdx();
-        rings[QueueMap.CONTROL_TX].addOutBuffer(m);
-        EventFd.signal(kicks[QueueMap.CONTROL_TX].fd());
-        await("the guest's control message taken", () -> rings[QueueMap.CONTROL_TX].usedIdx() == before + 1);
+        GuestRings.guestSays(rings, kicks, id, event, value, DEADLINE);
     }
 
     @AfterEach
     void shutdown() {
-        if (device != null) {
-            device.close();
-        }
-        for (int q = 0; q < rings.length; q++) {
-            if (rings[q] != null) {
-                rings[q].close();
-                kicks[q].closeQuietly();
-                calls[q].closeQuietly();
-            }
-        }
-        if (ram != null) {
-            ram.close();
-        }
+        GuestRings.closeAll(device, rings, kicks, calls, ram);
     }
 
     private static void await(String what, BooleanSupplier condition) {
@@ -504,7 +478,7 @@ class GatherScatterTest {
                 rings[tx1].addOutBuffer(pattern(512, i));
             }
             EventFd.signal(kicks[tx1].fd());
-            readExactly(host, 8 * 512);
+            GuestRings.readExactly(host, 8 * 512);
             await("the burst completed", () -> rings[tx1].usedIdx() == 8);
             ByteArrayOutputStream sent = new ByteArrayOutputStream();
             ByteArrayOutputStream got = new ByteArrayOutputStream();
@@ -516,7 +490,7 @@ class GatherScatterTest {
                 long done = 8 + i + 1;
                 rings[tx1].addOutBuffer(d);
                 EventFd.signal(kicks[tx1].fd());
-                got.writeBytes(readExactly(host, d.length));
+                got.writeBytes(GuestRings.readExactly(host, d.length));
                 await("chain " + i + " completed", () -> port1().counters().get(PortCounters.CHAINS_TO_HOST) == done);
             }
             assertArrayEquals(sent.toByteArray(), got.toByteArray(), "every byte once, in order");
@@ -526,16 +500,6 @@ class GatherScatterTest {
             assertTrue(writes <= 2L * lone, "write-type system calls for " + lone + " lone chains: " + writes);
             assertEquals(8 + lone, port1().counters().get(PortCounters.CHAINS_TO_HOST));
         }
-    }
-
-    private static byte[] readExactly(SocketChannel c, int n) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(n);
-        while (b.hasRemaining()) {
-            if (c.read(b) < 0) {
-                throw new AssertionError("end of stream after " + b.position() + " of " + n + " bytes");
-            }
-        }
-        return b.array();
     }
 
     @Test
@@ -554,7 +518,7 @@ class GatherScatterTest {
             int small = rings[tx1].addOutBuffer(after);
             EventFd.signal(kicks[tx1].fd());
             byte[] expected = concat(concat(parts), after);
-            assertArrayEquals(expected, readExactly(host, expected.length), "every byte once, in order");
+            assertArrayEquals(expected, GuestRings.readExactly(host, expected.length), "every byte once, in order");
             await("both chains completed", () -> rings[tx1].usedIdx() == 2);
             assertEquals(big, rings[tx1].pollUsed().id());
             assertEquals(small, rings[tx1].pollUsed().id());

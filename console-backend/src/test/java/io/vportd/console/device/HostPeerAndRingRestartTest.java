@@ -73,12 +73,7 @@ class HostPeerAndRingRestartTest {
     }
 
     private void guestSays(int id, int event, int value) {
-        byte[] m = new byte[8];
-        ControlMessage.encodeHeader(m, 0, id, event, value);
-        int before = rings[QueueMap.CONTROL_TX].usedIdx();
-        rings[QueueMap.CONTROL_TX].addOutBuffer(m);
-        EventFd.signal(kicks[QueueMap.CONTROL_TX].fd());
-        await("the guest's control message taken", () -> rings[QueueMap.CONTROL_TX].usedIdx() == before + 1);
+        GuestRings.guestSays(rings, kicks, id, event, value, java.time.Duration.ofNanos(DEADLINE_NANOS));
     }
 
     /** Device ready, port 1 ready; the guest does not open it. */
@@ -111,19 +106,7 @@ class HostPeerAndRingRestartTest {
 
     @AfterEach
     void shutdown() {
-        if (device != null) {
-            device.close();
-        }
-        for (int q = 0; q < rings.length; q++) {
-            if (rings[q] != null) {
-                rings[q].close();
-                kicks[q].closeQuietly();
-                calls[q].closeQuietly();
-            }
-        }
-        if (ram != null) {
-            ram.close();
-        }
+        GuestRings.closeAll(device, rings, kicks, calls, ram);
     }
 
     private static void await(String what, BooleanSupplier condition) {

@@ -78,29 +78,12 @@ class PortLogTapTest {
     }
 
     private void guestSays(int id, int event, int value) {
-        byte[] m = new byte[8];
-        ControlMessage.encodeHeader(m, 0, id, event, value);
-        int before = rings[QueueMap.CONTROL_TX].usedIdx();
-        rings[QueueMap.CONTROL_TX].addOutBuffer(m);
-        EventFd.signal(kicks[QueueMap.CONTROL_TX].fd());
-        await("the guest's control message taken", () -> rings[QueueMap.CONTROL_TX].usedIdx() == before + 1);
+        GuestRings.guestSays(rings, kicks, id, event, value, DEADLINE);
     }
 
     @AfterEach
     void shutdown() {
-        if (device != null) {
-            device.close();
-        }
-        for (int q = 0; q < rings.length; q++) {
-            if (rings[q] != null) {
-                rings[q].close();
-                kicks[q].closeQuietly();
-                calls[q].closeQuietly();
-            }
-        }
-        if (ram != null) {
-            ram.close();
-        }
+        GuestRings.closeAll(device, rings, kicks, calls, ram);
     }
 
     private static void await(String what, BooleanSupplier condition) {
@@ -132,16 +115,6 @@ class PortLogTapTest {
         return String.format("seq %06d\n", seq).getBytes(StandardCharsets.US_ASCII);
     }
 
-    private static byte[] readExactly(SocketChannel c, int n) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(n);
-        while (b.hasRemaining()) {
-            if (c.read(b) < 0) {
-                throw new AssertionError("end of stream after " + b.position() + " of " + n + " bytes");
-            }
-        }
-        return b.array();
-    }
-
     @Test
     void aGenericPortLogsWhatTheHostTookOnceAlsoWhenAChainIsTakenInPiecesAcrossARingRestart() throws IOException {
         Path socket = dir.resolve("one.sock");
@@ -162,7 +135,7 @@ class PortLogTapTest {
             int next = device.stopQueue(tx1);
             start(tx1, next);
             EventFd.signal(kicks[tx1].fd());
-            assertArrayEquals(data, readExactly(host, data.length));
+            assertArrayEquals(data, GuestRings.readExactly(host, data.length));
             await("the chain completed", () -> rings[tx1].usedIdx() == 1);
         }
         await("the log holds what the host took", () -> size(log) >= data.length);
@@ -194,7 +167,7 @@ class PortLogTapTest {
             }
             EventFd.signal(kicks[tx1].fd());
             byte[] expected = all.toByteArray();
-            assertArrayEquals(expected, readExactly(host, expected.length));
+            assertArrayEquals(expected, GuestRings.readExactly(host, expected.length));
             await("every chain completed", () -> port(1).counters().get(PortCounters.CHAINS_TO_HOST) == chains);
             await("the log holds what the host took", () -> size(log) >= expected.length);
             LockSupport.parkNanos(100_000_000L); // bytes logged twice would have arrived by now
