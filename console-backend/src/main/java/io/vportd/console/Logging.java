@@ -24,6 +24,12 @@ final class Logging {
      * pumps) carry it too.
      */
     static final InheritableThreadLocal<String> DEVICE = new InheritableThreadLocal<>();
+    /**
+     * The {@link #DEVICE} of work whose lines nobody should read: a hand-over rehearsal a serving
+     * daemon runs on a throw-away device (see {@link #unheard}). Compared by identity.
+     */
+    @SuppressWarnings("StringOperationCanBeSimplified")
+    private static final String UNHEARD = new String("(rehearsal)");
 
     /** SimpleFormatter, with the calling thread's device (if any) before the message. */
     private static final class DeviceFormatter extends SimpleFormatter {
@@ -52,6 +58,7 @@ final class Logging {
         NonBlockingLogHandler h = new NonBlockingLogHandler(new FileOutputStream(FileDescriptor.err), new DeviceFormatter(),
                 NonBlockingLogHandler.DEFAULT_CAPACITY);
         h.setLevel(l);
+        h.setFilter(HEARD);
         Logger root = Logger.getLogger("");
         root.addHandler(h);
         root.setLevel(l);
@@ -73,6 +80,30 @@ final class Logging {
         } finally {
             root.setLevel(before);
         }
+    }
+
+    /**
+     * Runs {@code work} so that nothing it logs is written: not on this thread, nor on the threads
+     * it starts (they inherit {@link #DEVICE}), while every other thread logs as before. For a
+     * rehearsal on a throw-away device inside a daemon that serves: its lines ("device reset",
+     * a frontend "handed over" on a path that does not exist) would read as the daemon's own.
+     */
+    static void unheard(Runnable work) {
+        String before = DEVICE.get();
+        DEVICE.set(UNHEARD);
+        try {
+            work.run();
+        } finally {
+            DEVICE.set(before);
+        }
+    }
+
+    /** The daemon's log handler's filter: drops the lines of {@link #unheard} work. */
+    static final java.util.logging.Filter HEARD = r -> !isUnheard();
+
+    /** Whether the calling thread works for {@link #unheard} work. */
+    static boolean isUnheard() {
+        return DEVICE.get() == UNHEARD;
     }
 
     /** The logger's counters (records dropped, written), or an empty set before {@link #configure}. */

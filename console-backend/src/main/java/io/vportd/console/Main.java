@@ -78,6 +78,7 @@ public final class Main {
             return;
         }
         Logging.configure(invocation.logLevel());
+        io.vportd.console.handover.HandoverServer.setUnheard(Logging::unheard);
         if (invocation instanceof io.vportd.console.cli.DevicesConfig devices) {
             serveDevices(devices);
             return;

@@ -52,6 +52,14 @@ public final class HandoverServer implements AutoCloseable {
 
     private final HandoverStats stats = new HandoverStats();
 
+    /**
+     * How this daemon runs work whose log lines must not be written; given, a daemon rehearses its
+     * own stopping path on a throw-away device when a take-over is asked for (see {@link Rehearsal}).
+     */
+    public static void setUnheard(java.util.function.Consumer<Runnable> runner) {
+        Rehearsal.setUnheard(runner);
+    }
+
     /** The hand-over socket of a vhost-user socket path. */
     public static Path pathFor(Path socketPath) {
         return socketPath.resolveSibling(socketPath.getFileName() + ".handover");

@@ -44,6 +44,8 @@ final class Rehearsal {
      */
     static final long TAKER_COMPILER_WAIT_MILLIS = 3000;
     static final long SENDER_COMPILER_WAIT_MILLIS = 1000;
+    /** Rounds of the stopping path a running daemon rehearses when a take-over is asked for. */
+    static final int SENDER_STOP_ROUNDS = 5;
     /** Devices in a rehearsal of a hand-over of several ({@code --config}). */
     static final int DEVICES = 2;
     /** The vhost-user socket a rehearsed one-device record names (nothing is bound there). */
@@ -83,6 +85,7 @@ final class Rehearsal {
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
+        warmStopping();
         CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
     }
 
@@ -127,7 +130,41 @@ final class Rehearsal {
         } catch (Exception | LinkageError e) {
             LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
+        warmStopping();
         CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
+    }
+
+    /**
+     * Runs work whose log lines must not be written (set by the daemon: {@code Logging.unheard});
+     * without it, the running side does not rehearse its stopping path (see {@link #warmStopping}).
+     */
+    private static volatile java.util.function.Consumer<Runnable> unheard;
+
+    /** How the running daemon keeps a rehearsal's lines out of its log (see {@link #warmStopping}). */
+    static void setUnheard(java.util.function.Consumer<Runnable> runner) {
+        unheard = runner;
+    }
+
+    /**
+     * The running side's stopping path (vhost-user suspension, {@code prepareHandover}, {@code
+     * freezeForHandover}) run {@link #SENDER_STOP_ROUNDS} times on a throw-away device, so a daemon's
+     * first hand-over does not run it cold inside the pause. Its log lines are kept out of the
+     * daemon's log; when the daemon gave no way to do that, this is skipped. Best effort.
+     */
+    private static void warmStopping() {
+        java.util.function.Consumer<Runnable> runner = unheard;
+        if (runner == null) {
+            return;
+        }
+        runner.accept(() -> {
+            try {
+                for (int i = 0; i < SENDER_STOP_ROUNDS; i++) {
+                    rehearse();
+                }
+            } catch (Exception | LinkageError e) {
+                LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up of the stopping path failed: {0}", e.toString());
+            }
+        });
     }
 
     /** One round of {@link #runDevices}: the record carried, every device rebuilt, started, stopped again, closed. */

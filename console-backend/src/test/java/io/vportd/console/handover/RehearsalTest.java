@@ -86,6 +86,26 @@ class RehearsalTest {
     }
 
     @Test
+    void theRunningSideRehearsesItsStoppingPathOnlyWhereItsLinesAreKeptOut() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger runs = new java.util.concurrent.atomic.AtomicInteger();
+        Rehearsal.setUnheard(work -> {
+            runs.incrementAndGet();
+            work.run();
+        });
+        try {
+            Rehearsal.warmSender(); // the first time loads what stays loaded
+            int fds = openDescriptors();
+            List<String> threads = threadNames();
+            Rehearsal.warmSender();
+            assertEquals(2, runs.get(), "the stopping path rehearsed through the daemon's runner each time");
+            assertEquals(fds, openDescriptors(), "descriptors open after the warm-up");
+            assertEquals(threads, threadNames(), "threads alive after the warm-up");
+        } finally {
+            Rehearsal.setUnheard(null);
+        }
+    }
+
+    @Test
     void senderWarmUpLeavesNothingOpen() throws Exception {
         Rehearsal.warmSender();
         int fds = openDescriptors();
