@@ -268,6 +268,16 @@ final class Rehearsal {
             }
         }
 
+        private io.vportd.sys.Terminal.Pty openPty() {
+            try {
+                io.vportd.sys.Terminal.Pty pty = io.vportd.sys.Terminal.openPty();
+                keep(pty.master());
+                return pty;
+            } catch (io.vportd.sys.NativeException | RuntimeException e) {
+                return null;
+            }
+        }
+
         private io.vportd.console.portlog.LogSpec consoleLog() {
             return logDir == null ? null : new io.vportd.console.portlog.LogSpec(logDir.resolve("console-" + logs++ + ".log"),
                     false, io.vportd.console.portlog.LogSpec.MIN_LOG_MAX, 1, true,
@@ -286,13 +296,17 @@ final class Rehearsal {
                 PortConfig c;
                 Handed h = new Handed();
                 if (id == 0) {
-                    // The console on a terminal, as consoles often are: a real pty (its size is set).
-                    c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Pty(null), consoleLog());
-                    io.vportd.sys.Terminal.Pty pty = io.vportd.sys.Terminal.openPty();
-                    keep(pty.master());
-                    Fd slave = keep(io.vportd.sys.Io.open(Path.of(pty.slavePath()),
-                            io.vportd.sys.Io.O_RDWR | io.vportd.sys.Io.O_NOCTTY | io.vportd.sys.Io.O_CLOEXEC, 0));
-                    h.fd("master", pty.master().fd()).fd("slave", slave.fd()).fact("slave-path", pty.slavePath());
+                    // The console on a terminal, as consoles often are: a real pty (its size is set);
+                    // where no pty can be had, on nothing.
+                    io.vportd.sys.Terminal.Pty pty = openPty();
+                    if (pty == null) {
+                        c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Null(), consoleLog());
+                    } else {
+                        c = new PortConfig(0, null, true, 80, 24, null, new EndpointSpec.Pty(null), consoleLog());
+                        Fd slave = keep(io.vportd.sys.Io.open(Path.of(pty.slavePath()),
+                                io.vportd.sys.Io.O_RDWR | io.vportd.sys.Io.O_NOCTTY | io.vportd.sys.Io.O_CLOEXEC, 0));
+                        h.fd("master", pty.master().fd()).fd("slave", slave.fd()).fact("slave-path", pty.slavePath());
+                    }
                 } else if (id == 1) {
                     // A TCP port (socket pairs stand in for its listener and client, as for the Unix ones).
                     c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
