@@ -242,11 +242,11 @@ public final class Main {
             return;
         }
         readyOrHalt(link);
-        r.device().dataPlane().setPollMicros(config.pollMicros()); // this process's own option, not handed over
-        r.device().dataPlane().thaw();
-        r.vhost().start();
-        long pausedMicros = (System.nanoTime() - r.pausedAtNanos()) / 1000;
-        r.logPhases();
+        long go = System.nanoTime();
+        r.resume(config.pollMicros()); // the poll window is this process's own option, not handed over
+        long serving = System.nanoTime();
+        long pausedMicros = (serving - r.pausedAtNanos()) / 1000;
+        r.logPhases(go, serving);
         LOG.log(Level.INFO, "hand-over complete: serving {0} port(s) on {1}; the guest''s ports were paused {2} ms",
                 r.portCount(), config.socketPath(), String.format(java.util.Locale.ROOT, "%.1f", pausedMicros / 1000.0));
         HostPort metrics = config.metricsListen() != null ? config.metricsListen()

@@ -119,6 +119,27 @@ public final class Io {
         return Libc.retry(Writev.H, fd, iovAddr, iovCnt);
     }
 
+    /** Calls of each method handle {@link #primeInvokers} makes: one more than the JDK's customization threshold (127). */
+    static final int INVOKER_CALLS = 128;
+
+    /**
+     * Calls read, write, readv, writev, recvmsg and sendmsg {@value #INVOKER_CALLS} times each on
+     * no descriptor (-1: EBADF before anything is touched). At a method handle's 128th call from
+     * code C2 has not compiled, the JDK rewrites the handle's invoker for it alone, generating a
+     * class to do so (2–3 ms). A process about to take part in a hand-over does that here: in a
+     * hand-over, a call that until then was rare (recvmsg of the state's descriptors) crossed the
+     * threshold inside the guest's pause.
+     */
+    public static void primeInvokers() {
+        for (int i = 0; i < INVOKER_CALLS; i++) {
+            read(-1, 0, 0);
+            write(-1, 0, 0);
+            readv(-1, 0, 0);
+            writev(-1, 0, 0);
+            UnixSockets.callsOnNoDescriptor();
+        }
+    }
+
     private static int statusFlags(int fd) throws NativeException {
         return (int) Libc.check("fcntl(" + fd + ", F_GETFL)", cap -> (int) Fcntl.H.invokeExact(cap, fd, F_GETFL, 0));
     }

@@ -214,6 +214,12 @@ public final class UnixSockets {
         return msg;
     }
 
+    /** recvmsg and sendmsg once each on descriptor -1 (EBADF at once): see {@link Io#primeInvokers}. */
+    static void callsOnNoDescriptor() {
+        Libc.retry(Recvmsg.H, -1, 0, 0);
+        Libc.retry(Sendmsg.H, -1, 0, 0);
+    }
+
     /**
      * recvmsg(2) of up to {@code len} bytes into {@code buf} with SCM_RIGHTS descriptors
      * (received close-on-exec). {@code fdsOut} is filled with the received descriptors, the rest

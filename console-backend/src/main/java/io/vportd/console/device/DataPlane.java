@@ -443,12 +443,14 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return callToCompletion(() -> queues.stop(index));
     }
 
-    /** Starts several queues in one hand-off to the data-plane thread (a replayed hand-over session). */
-    public void startQueues(List<QueueSetup> setups) {
+    /**
+     * Runs {@code steps} on the data-plane thread in one hand-off, to completion: a replayed
+     * hand-over session's features, memory table and ring starts, which would otherwise each wait
+     * for this thread in turn. Calls {@code steps} makes to this data plane run inline.
+     */
+    public void inOneHandOff(Runnable steps) {
         callToCompletion(() -> {
-            for (QueueSetup s : setups) {
-                queues.start(s.index(), s);
-            }
+            steps.run();
             return null;
         });
     }
@@ -654,6 +656,14 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return call(action, true);
     }
 
+    /** Commands other threads have handed to this data plane's thread (each one a wake-up and a wait). */
+    private final java.util.concurrent.atomic.AtomicLong handOffs = new java.util.concurrent.atomic.AtomicLong();
+
+    /** How many commands other threads have handed to the data-plane thread so far. */
+    public long handOffs() {
+        return handOffs.get();
+    }
+
     private <T> T call(Supplier<T> action, boolean toCompletion) {
         if (Thread.currentThread() == thread) {
             return action.get();
@@ -662,6 +672,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             throw new IllegalStateException("the data plane has stopped");
         }
         Command<T> c = new Command<>(action);
+        handOffs.incrementAndGet();
         while (!commands.offer(c)) {
             LockSupport.parkNanos(100_000); // bounded queue full: wait for the worker to drain it
         }

@@ -9,15 +9,16 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The device as the replayed session of a hand-over sees it: while the session is replayed, ring
- * starts are collected instead of each making its own round trip to the data-plane thread, then
- * {@link #flush} starts them all in one (a replay ends every ring's messages with its kick, so
- * nothing stops a ring it started). Afterwards every call goes straight to the device.
+ * The device as the replayed session of a hand-over sees it: while the session is replayed, what
+ * needs the data-plane thread (the acked features, the memory table, ring starts) is collected
+ * in order instead of each making its own round trip to that thread, then {@link #flush} runs it
+ * all there in one hand-off (a replay ends every ring's messages with its kick, so nothing stops
+ * a ring it started). Afterwards every call goes straight to the device.
  */
 final class DeferredStarts implements VhostUserBackend {
 
     private final ConsoleDevice device;
-    private List<QueueSetup> pending = new ArrayList<>();
+    private List<java.util.function.Consumer<ConsoleDevice>> pending = new ArrayList<>();
 
     DeferredStarts(ConsoleDevice device) {
         this.device = device;
@@ -50,19 +51,23 @@ final class DeferredStarts implements VhostUserBackend {
         return vhost;
     }
 
-    /** Starts the collected rings (one hand-off) and passes every later call straight through. */
+    /** Runs what was collected, in order, in one hand-off, and passes every later call straight through. */
     void flush() {
-        List<QueueSetup> starts = pending;
+        List<java.util.function.Consumer<ConsoleDevice>> steps = pending;
         pending = null;
-        if (!starts.isEmpty()) {
-            device.dataPlane().startQueues(starts);
+        if (!steps.isEmpty()) {
+            device.dataPlane().inOneHandOff(() -> {
+                for (java.util.function.Consumer<ConsoleDevice> step : steps) {
+                    step.accept(device);
+                }
+            });
         }
     }
 
     @Override
     public void startQueue(int index, QueueSetup setup) {
         if (pending != null) {
-            pending.add(setup);
+            pending.add(d -> d.startQueue(index, setup));
         } else {
             device.startQueue(index, setup);
         }
@@ -111,12 +116,20 @@ final class DeferredStarts implements VhostUserBackend {
 
     @Override
     public void setFeatures(long acked) {
-        device.setFeatures(acked);
+        if (pending != null) {
+            pending.add(d -> d.setFeatures(acked));
+        } else {
+            device.setFeatures(acked);
+        }
     }
 
     @Override
     public void setMemory(MemoryTable table) {
-        device.setMemory(table);
+        if (pending != null) {
+            pending.add(d -> d.setMemory(table));
+        } else {
+            device.setMemory(table);
+        }
     }
 
     @Override

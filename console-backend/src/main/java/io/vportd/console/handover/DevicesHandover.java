@@ -169,9 +169,8 @@ public final class DevicesHandover implements AutoCloseable {
                     context.handoverSocket().toString(), socket.fd(), devices, context.daemon().counters()));
             HandoverServer.sendState(link, state, ringsStopped);
             long sent = System.nanoTime();
-            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime()
-                    + HandoverServer.READY_TIMEOUT.toNanos()));
-            boolean ready = "ready".equals(reply.path("op").asText());
+            ObjectNode reply = HandoverServer.reply(link);
+            boolean ready = HandoverServer.isReady(reply);
             if (ready) {
                 HandoverServer.answer(link, "go", null);
             }

@@ -168,8 +168,8 @@ public final class HandoverServer implements AutoCloseable {
                     suspension.replay(), snapshot, context.dataPlane().metrics().counterValues()));
             sendState(link, state, suspension.stoppedAtNanos());
             long sent = System.nanoTime();
-            ObjectNode reply = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
-            boolean ready = "ready".equals(reply.path("op").asText());
+            ObjectNode reply = reply(link);
+            boolean ready = isReady(reply);
             if (ready) {
                 answer(link, "go", null);
             }
@@ -209,6 +209,19 @@ public final class HandoverServer implements AutoCloseable {
         link.sendFrame(JSON.writeValueAsBytes(header));
         link.sendFrame(state.json());
         link.sendFds(state.fds());
+    }
+
+    /** The new process's answer to the state (ready, or refused and why). */
+    static ObjectNode reply(HandoverLink link) throws IOException {
+        try {
+            return (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
+        } catch (ClassCastException e) {
+            throw new IOException("the new process's answer is not a JSON object");
+        }
+    }
+
+    static boolean isReady(ObjectNode reply) {
+        return "ready".equals(reply.path("op").asText());
     }
 
     static String ms(long nanos) {

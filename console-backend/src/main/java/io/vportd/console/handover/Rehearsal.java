@@ -38,6 +38,8 @@ final class Rehearsal {
     /** The default device size: rounds this big make the per-port and per-ring code compiled. */
     static final int PORTS = 31;
     static final int ROUNDS = 25;
+    /** Rounds run again once the compiler has gone quiet after the first {@link #ROUNDS} (see {@link #warm}). */
+    static final int SETTLE_ROUNDS = 3;
     /**
      * Longest wait, after the rounds, for the compiler to finish what they queued (see {@link
      * CompilerQuiet}): the taking process serves nothing yet, the running daemon still serves.
@@ -59,17 +61,44 @@ final class Rehearsal {
     /** Best effort: a failure only means a longer pause, so it is logged and ignored. */
     static void run() {
         long t0 = System.nanoTime();
-        try {
-            for (int i = 0; i < ROUNDS; i++) {
-                rehearse();
-            }
-        } catch (Exception | LinkageError e) {
-            LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
-        }
-        System.gc(); // the rounds' garbage goes now, not in a collection during the pause (this process serves nothing yet)
-        long waited = CompilerQuiet.await(TAKER_COMPILER_WAIT_MILLIS);
+        io.vportd.sys.Io.primeInvokers();
+        long waited = warm(Rehearsal::rehearse, true, TAKER_COMPILER_WAIT_MILLIS, System.Logger.Level.WARNING);
         LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal took {0} ms, of which {1} ms waiting for the compiler",
                 (System.nanoTime() - t0) / 1_000_000, waited);
+    }
+
+    /** One round of a warm-up. */
+    @FunctionalInterface
+    private interface Round {
+        void run() throws Exception;
+    }
+
+    /**
+     * {@link #ROUNDS} rounds, then a wait for the compiler ({@link CompilerQuiet}), then {@link
+     * #SETTLE_ROUNDS} more and a second wait; with {@code collect}, a garbage collection before
+     * each wait (the process serves nothing yet). The second pass is there because the compiler
+     * raises its thresholds while its queue is long: methods the first rounds made nearly hot
+     * (the session's message dispatch among them) crossed them only inside the pause, and were
+     * compiled there, on one of the host's CPUs. After the first wait the queue is empty and a
+     * few rounds push them over. Best effort: a failing round is logged at {@code failure} and
+     * ends the rounds. Returns the milliseconds spent waiting for the compiler.
+     */
+    private static long warm(Round round, boolean collect, long maxWaitMillis, System.Logger.Level failure) {
+        long waited = 0;
+        for (int rounds : new int[] {ROUNDS, SETTLE_ROUNDS}) {
+            try {
+                for (int i = 0; i < rounds; i++) {
+                    round.run();
+                }
+            } catch (Exception | LinkageError e) {
+                LOG.log(failure, "hand-over warm-up failed (the pause will be longer): {0}", e.toString());
+            }
+            if (collect) {
+                System.gc(); // the rounds' garbage goes now, not in a collection during the pause
+            }
+            waited += CompilerQuiet.await(maxWaitMillis);
+        }
+        return waited;
     }
 
     /**
@@ -78,15 +107,10 @@ final class Rehearsal {
      * socket pair (see {@link #carry}), so the pause does not include this code running cold.
      */
     static void warmSender() {
-        try {
-            for (int i = 0; i < ROUNDS; i++) {
-                closeAll(carriedSample().fds());
-            }
-        } catch (Exception | LinkageError e) {
-            LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
-        }
-        warmStopping();
-        CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
+        io.vportd.sys.Io.primeInvokers();
+        HandoverServer.ms(1_234_567); // formats the phase line's figures, written as the new process thaws
+        warmStopping(); // first: its rounds give the records below the counter names a real device has
+        warm(() -> closeAll(carriedSample().fds()), false, SENDER_COMPILER_WAIT_MILLIS, System.Logger.Level.DEBUG);
     }
 
     /**
@@ -97,41 +121,35 @@ final class Rehearsal {
      */
     static void runDevices(RestoredDevices.Builder builder) {
         long t0 = System.nanoTime();
-        try {
-            for (int i = 0; i < ROUNDS; i++) {
-                rehearseDevices(builder);
-            }
-        } catch (Exception | LinkageError e) {
-            LOG.log(System.Logger.Level.WARNING, "hand-over rehearsal failed (the pause will be longer): {0}", e.toString());
-        }
-        System.gc();
-        long waited = CompilerQuiet.await(TAKER_COMPILER_WAIT_MILLIS);
+        io.vportd.sys.Io.primeInvokers();
+        long waited = warm(() -> rehearseDevices(builder), true, TAKER_COMPILER_WAIT_MILLIS, System.Logger.Level.WARNING);
         LOG.log(System.Logger.Level.DEBUG, "hand-over rehearsal of {0} devices took {1} ms, of which {2} ms waiting for the "
                 + "compiler", DEVICES, (System.nanoTime() - t0) / 1_000_000, waited);
     }
 
     /** The sending side's warm-up for a daemon of several devices (see {@link #warmSender}). */
     static void warmDevicesSender() {
-        try {
-            for (int i = 0; i < ROUNDS; i++) {
-                try (Props props = new Props()) {
-                    HandoverState.Encoded e = props.devicesState();
-                    Fd[] pair = UnixSockets.pair();
-                    try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                        HandoverServer.sendState(out, e, 0);
-                        try {
-                            in.receiveDevices();
-                        } finally {
-                            closeAll(in.received());
-                        }
-                    }
+        io.vportd.sys.Io.primeInvokers();
+        HandoverServer.ms(1_234_567);
+        warmStopping(); // first, as in warmSender
+        warm(Rehearsal::carryDevicesSample, false, SENDER_COMPILER_WAIT_MILLIS, System.Logger.Level.DEBUG);
+    }
+
+    /** A sample record of several devices carried as {@link #carry} carries one; its descriptors closed. */
+    private static void carryDevicesSample() throws Exception {
+        try (Props props = new Props()) {
+            HandoverState.Encoded e = props.devicesState();
+            Fd[] pair = UnixSockets.pair();
+            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                HandoverServer.sendState(out, e, System.nanoTime());
+                try {
+                    in.receiveDevices();
+                    answerReady(out, in);
+                } finally {
+                    closeAll(in.received());
                 }
             }
-        } catch (Exception | LinkageError e) {
-            LOG.log(System.Logger.Level.DEBUG, "hand-over warm-up failed: {0}", e.toString());
         }
-        warmStopping();
-        CompilerQuiet.await(SENDER_COMPILER_WAIT_MILLIS);
     }
 
     /**
@@ -174,11 +192,21 @@ final class Rehearsal {
             HandoverState.Encoded e = props.devicesState();
             Fd[] pair = UnixSockets.pair();
             try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, 0);
+                HandoverServer.sendState(out, e, System.nanoTime());
                 try {
                     r = RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder);
                 } catch (Exception | LinkageError ex) {
                     closeAll(in.received());
+                    throw ex;
+                }
+                try {
+                    answerReady(out, in);
+                } catch (Exception | LinkageError ex) {
+                    r.handoverListener().closeQuietly();
+                    for (RestoredDevices.Device d : r.devices()) {
+                        d.device().close();
+                        d.vhost().close();
+                    }
                     throw ex;
                 }
             }
@@ -211,20 +239,28 @@ final class Rehearsal {
             HandoverState.Encoded e = props.state();
             Fd[] pair = UnixSockets.pair();
             try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, 0);
+                HandoverServer.sendState(out, e, System.nanoTime());
                 try {
                     r = Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
                 } catch (Exception | LinkageError ex) {
                     closeAll(in.received());
                     throw ex;
                 }
+                try {
+                    answerReady(out, in);
+                } catch (Exception | LinkageError ex) {
+                    r.device().close();
+                    r.vhost().close();
+                    r.handoverListener().closeQuietly();
+                    throw ex;
+                }
             }
         }
         r.handoverListener().closeQuietly();
+        sampleCounters = r.device().dataPlane().metrics().counterValues();
         try (ConsoleDevice device = r.device()) {
             io.vportd.vhost.VhostUserServer vhost = r.vhost();
-            device.dataPlane().thaw();
-            vhost.start();
+            r.resume(0);
             io.vportd.vhost.VhostUserServer.Suspension suspension = vhost.suspend(java.time.Duration.ofSeconds(5));
             device.dataPlane().prepareHandover(1000);
             device.dataPlane().freezeForHandover();
@@ -251,6 +287,7 @@ final class Rehearsal {
     static final class Props implements AutoCloseable {
         static final long MEMORY = 1 << 20;
         static final long USER = 0x7000_0000_0000L;
+        private static final java.util.concurrent.atomic.AtomicInteger ROUNDS_MADE = new java.util.concurrent.atomic.AtomicInteger();
         final List<Fd> fds = new ArrayList<>();
         /**
          * Where the console's port log of a rehearsed device goes (a port log is opened for the
@@ -290,6 +327,11 @@ final class Rehearsal {
         }
 
         HandoverState.Daemon daemon(String socketPath) throws Exception {
+            // Each round's record is laid out a little differently (one port name grows by a few
+            // bytes a round), so the encoder's buffer fills at a different kind of token in each:
+            // with the same layout every round it filled at the same one, and a real record that
+            // filled it at a field name sent the encoder's compiled code back to the interpreter.
+            String shifted = "x".repeat(7 * (ROUNDS_MADE.getAndIncrement() % 9));
             ControlMachine machine = new ControlMachine(PORTS, ControlListener.NONE);
             List<DeviceSnapshot.Port> ports = new ArrayList<>();
             for (int id = 0; id < PORTS; id++) {
@@ -314,15 +356,19 @@ final class Rehearsal {
                     Fd[] pair = UnixSockets.pair();
                     h.fd("listener", keep(pair[0]).fd()).fd("peer", keep(pair[1]).fd());
                 } else {
-                    c = new PortConfig(id, "rehearsal." + id, false, 0, 0, null,
+                    c = new PortConfig(id, "rehearsal." + id + (id == 2 ? shifted : ""), false, 0, 0, null,
                             new EndpointSpec.UnixSocket(Path.of("/nonexistent/rehearsal-" + id + ".sock")));
                     Fd[] pair = UnixSockets.pair();
                     h.fd("listener", keep(pair[0]).fd()).fd("peer", keep(pair[1]).fd());
                 }
                 machine.addPort(c);
-                ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, new long[] {1}, new byte[] {'x'}));
+                long[] counters = new long[10];
+                for (int k = 0; k < counters.length; k++) {
+                    counters[k] = bigOrSmall(id + k);
+                }
+                ports.add(new DeviceSnapshot.Port(c, true, 0, 0, 0, new byte[0], 0, h, counters, new byte[] {'x'}));
             }
-            DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), 0);
+            DeviceSnapshot snapshot = new DeviceSnapshot(PORTS, machine.snapshot(), false, ports, List.of(), System.nanoTime());
             Fd mem = keep(MemFd.create("vportd-rehearsal"));
             MemFd.truncate(mem.fd(), MEMORY);
             MemFd.addSeals(mem.fd(), MemFd.F_SEAL_SHRINK);
@@ -349,7 +395,7 @@ final class Rehearsal {
             keep(handover[0]);
             keep(handover[1]);
             return new HandoverState.Daemon(socketPath, null, null, false, handover[0].fd(), vhost[0].fd(), vhost[1].fd(),
-                    replay, snapshot, java.util.Map.of("rehearsal", 1L));
+                    replay, snapshot, sampleCounters());
         }
 
         HandoverState.Encoded state() throws Exception {
@@ -400,14 +446,60 @@ final class Rehearsal {
     private static Carried carry(HandoverState.Encoded e) throws Exception {
         Fd[] pair = UnixSockets.pair();
         try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-            HandoverServer.sendState(out, e, 0);
+            HandoverServer.sendState(out, e, System.nanoTime());
             try {
-                return new Carried(in.receive(), in.received());
+                Carried c = new Carried(in.receive(), in.received());
+                answerReady(out, in);
+                return c;
             } catch (Exception | LinkageError ex) {
                 in.received().forEach(Fd::closeQuietly);
                 throw ex;
             }
         }
+    }
+
+    /**
+     * The end of a hand-over's exchange, both sides of it over one socket pair: the taking side's
+     * {@link TakeOver#ready} and the running side's reading of it and {@code go} (sent ahead, since
+     * one thread plays both), after the request the running side has not read here. Both parse these frames inside the pause: a frame parsed for the first
+     * time there took the JSON parser out of compiled code.
+     */
+    private static void answerReady(HandoverLink running, TakeOver taking) throws java.io.IOException {
+        HandoverServer.answer(running, "go", null);
+        taking.ready();
+        // The taking side's request came first (the running daemon read it before anything stopped).
+        if (!"take-over".equals(HandoverServer.reply(running).path("op").asText())
+                || !HandoverServer.isReady(HandoverServer.reply(running))) {
+            throw new java.io.IOException("the rehearsed exchange did not read its own ready");
+        }
+    }
+
+    /**
+     * Counter values as a running daemon's record carries them: the names a rehearsed device of
+     * {@link #PORTS} ports registers (after the first round; a few made-up ones before it), with
+     * values both small and beyond 32 bits, as a daemon that has run a while has. The parser's
+     * compiled code takes a different branch for each kind of number and length of name: one
+     * never seen in the rehearsal sent it back to the interpreter inside the pause.
+     */
+    private static volatile java.util.Map<String, Long> sampleCounters = java.util.Map.of(
+            "vportd_rehearsal", 1L, "vportd_rehearsal_bytes_total\u0000port\u00001\u0000direction\u0000to_host", 5_000_000_000L);
+
+    static java.util.Map<String, Long> sampleCounters() {
+        java.util.Map<String, Long> out = new java.util.LinkedHashMap<>();
+        int i = 0;
+        for (String name : sampleCounters.keySet()) {
+            out.put(name, bigOrSmall(i++));
+        }
+        return out;
+    }
+
+    /** 0, a small number, or one beyond 32 bits, in turn. */
+    private static long bigOrSmall(int i) {
+        return switch (i % 3) {
+            case 0 -> 0;
+            case 1 -> 1000 + i;
+            default -> 5_000_000_000L + i;
+        };
     }
 
     static void closeAll(List<Fd> fds) {

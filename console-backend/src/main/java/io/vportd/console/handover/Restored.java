@@ -18,14 +18,28 @@ public record Restored(ConsoleDevice device, VhostUserServer vhost, Path apiSock
                        long replayedAtNanos) {
 
     /**
-     * Logs where the rebuilding side's part of the pause went. Called once the device serves:
+     * Logs where the rebuilding side's part of the pause went, up to the running daemon's go
+     * ({@code goAtNanos}) and serving ({@code servingAtNanos}). Called once the device serves:
      * formatting and the first log line of a fresh process are slow enough to lengthen the pause.
      */
-    public void logPhases() {
+    public void logPhases(long goAtNanos, long servingAtNanos) {
         System.getLogger("vportd.handover").log(System.Logger.Level.INFO,
-                "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms",
+                "hand-over: state received {0} ms after the freeze, device rebuilt in {1} ms, session replayed in {2} ms, "
+                        + "the running daemon''s go {3} ms later, serving {4} ms after it",
                 HandoverServer.ms(receivedAtNanos - frozenAtNanos), HandoverServer.ms(builtAtNanos - receivedAtNanos),
-                HandoverServer.ms(replayedAtNanos - builtAtNanos));
+                HandoverServer.ms(replayedAtNanos - builtAtNanos), HandoverServer.ms(goAtNanos - replayedAtNanos),
+                HandoverServer.ms(servingAtNanos - goAtNanos));
+    }
+
+    /**
+     * Serves from here on (after the running daemon's {@code go}): this process's own poll window
+     * set, the data plane thawed, the vhost-user server started. Each rehearsal round ends through
+     * here as well, so none of it runs for the first time inside the pause.
+     */
+    public void resume(int pollMicros) {
+        device.dataPlane().setPollMicros(pollMicros);
+        device.dataPlane().thaw();
+        vhost.start();
     }
 
     /** The guest's pause began when the running daemon stopped its rings (or, if it did not say, when it froze). */

@@ -39,7 +39,8 @@ class RehearsalTest {
     @Test
     void afterTheRehearsalTheTakingPathLoadsNoClass() throws Exception {
         // A class loaded (or a lambda or string concatenation linked) inside the pause is code run
-        // for the first time there: the rehearsal must have run every call site the taking path has.
+        // for the first time there: the rehearsal must have run every call site the taking path
+        // has, from receiving the record to serving (ready, the running daemon's go, resume).
         Rehearsal.rehearse();
         Rehearsal.rehearse();
         java.lang.management.ClassLoadingMXBean classes = java.lang.management.ManagementFactory.getClassLoadingMXBean();
@@ -47,15 +48,39 @@ class RehearsalTest {
             HandoverState.Encoded e = props.state();
             Fd[] pair = UnixSockets.pair();
             try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, 0);
+                HandoverServer.sendState(out, e, System.nanoTime());
+                HandoverServer.answer(out, "go", null); // the running side's go, sent ahead: this test plays both sides
                 long before = classes.getTotalLoadedClassCount();
-                // What Main's --take-over runs once connected: receive, decode, build, replay.
+                // What Main's --take-over runs once connected: receive, decode, build, replay, ready, resume.
                 Restored r = Restored.from(in, Rehearsal.SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
+                in.ready();
+                r.resume(0);
                 long after = classes.getTotalLoadedClassCount();
                 r.handoverListener().closeQuietly();
                 r.vhost().close();
                 r.device().close();
                 assertEquals(before, after, "classes loaded by the taking path after the rehearsal");
+            }
+        }
+    }
+
+    @Test
+    void aReplayedSessionReachesTheDataPlaneThreadOnce() throws Exception {
+        // Features, memory table and 64 ring starts: each a wait for the data-plane thread if made
+        // one by one (the first of them also waits for that new thread to come up).
+        try (Rehearsal.Props props = new Rehearsal.Props()) {
+            HandoverState.Encoded e = props.state();
+            Fd[] pair = UnixSockets.pair();
+            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+                HandoverServer.sendState(out, e, System.nanoTime());
+                Restored r = Restored.from(in, Rehearsal.SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
+                try {
+                    assertEquals(1, r.device().dataPlane().handOffs(), "hand-offs to the data-plane thread while taking");
+                } finally {
+                    r.handoverListener().closeQuietly();
+                    r.vhost().close();
+                    r.device().close();
+                }
             }
         }
     }
