@@ -81,7 +81,7 @@ final class Rehearsal {
      * (the session's message dispatch among them) crossed them only inside the pause, and were
      * compiled there, on one of the host's CPUs. After the first wait the queue is empty and a
      * few rounds push them over. Best effort: a failing round is logged at {@code failure} and
-     * ends the rounds. Returns the milliseconds spent waiting for the compiler.
+     * ends its pass. Returns the milliseconds spent waiting for the compiler.
      */
     private static long warm(Round round, boolean collect, long maxWaitMillis, System.Logger.Level failure) {
         long waited = 0;
@@ -138,17 +138,33 @@ final class Rehearsal {
     /** A sample record of several devices carried as {@link #carry} carries one; its descriptors closed. */
     private static void carryDevicesSample() throws Exception {
         try (Props props = new Props()) {
-            HandoverState.Encoded e = props.devicesState();
-            Fd[] pair = UnixSockets.pair();
-            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, System.nanoTime());
+            overPair(props.devicesState(), (out, in) -> {
                 try {
                     in.receiveDevices();
                     answerReady(out, in);
                 } finally {
                     closeAll(in.received());
                 }
-            }
+                return null;
+            });
+        }
+    }
+
+    /** What the taking side of a rehearsal does with a record sent to it over a socket pair. */
+    @FunctionalInterface
+    private interface Taking<T> {
+        T take(HandoverLink running, TakeOver taking) throws Exception;
+    }
+
+    /**
+     * Sends {@code e} over a socket pair with the running daemon's {@link HandoverServer#sendState}
+     * (stamped with the time, as a real record is) and lets {@code taking} take it on the other end.
+     */
+    private static <T> T overPair(HandoverState.Encoded e, Taking<T> taking) throws Exception {
+        Fd[] pair = UnixSockets.pair();
+        try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
+            HandoverServer.sendState(out, e, System.nanoTime());
+            return taking.take(out, in);
         }
     }
 
@@ -189,12 +205,10 @@ final class Rehearsal {
     static void rehearseDevices(RestoredDevices.Builder builder) throws Exception {
         RestoredDevices r;
         try (Props props = new Props()) {
-            HandoverState.Encoded e = props.devicesState();
-            Fd[] pair = UnixSockets.pair();
-            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, System.nanoTime());
+            r = overPair(props.devicesState(), (out, in) -> {
+                RestoredDevices taken;
                 try {
-                    r = RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder);
+                    taken = RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder);
                 } catch (Exception | LinkageError ex) {
                     closeAll(in.received());
                     throw ex;
@@ -202,14 +216,15 @@ final class Rehearsal {
                 try {
                     answerReady(out, in);
                 } catch (Exception | LinkageError ex) {
-                    r.handoverListener().closeQuietly();
-                    for (RestoredDevices.Device d : r.devices()) {
+                    taken.handoverListener().closeQuietly();
+                    for (RestoredDevices.Device d : taken.devices()) {
                         d.device().close();
                         d.vhost().close();
                     }
                     throw ex;
                 }
-            }
+                return taken;
+            });
         }
         r.handoverListener().closeQuietly();
         for (RestoredDevices.Device d : r.devices()) {
@@ -236,12 +251,10 @@ final class Rehearsal {
     static void rehearse() throws Exception {
         Restored r;
         try (Props props = new Props()) {
-            HandoverState.Encoded e = props.state();
-            Fd[] pair = UnixSockets.pair();
-            try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-                HandoverServer.sendState(out, e, System.nanoTime());
+            r = overPair(props.state(), (out, in) -> {
+                Restored taken;
                 try {
-                    r = Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
+                    taken = Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
                 } catch (Exception | LinkageError ex) {
                     closeAll(in.received());
                     throw ex;
@@ -249,12 +262,13 @@ final class Rehearsal {
                 try {
                     answerReady(out, in);
                 } catch (Exception | LinkageError ex) {
-                    r.device().close();
-                    r.vhost().close();
-                    r.handoverListener().closeQuietly();
+                    taken.device().close();
+                    taken.vhost().close();
+                    taken.handoverListener().closeQuietly();
                     throw ex;
                 }
-            }
+                return taken;
+            });
         }
         r.handoverListener().closeQuietly();
         sampleCounters = r.device().dataPlane().metrics().counterValues();
@@ -444,9 +458,7 @@ final class Rehearsal {
      * runs. The received descriptors are the caller's (closed here if receiving fails).
      */
     private static Carried carry(HandoverState.Encoded e) throws Exception {
-        Fd[] pair = UnixSockets.pair();
-        try (HandoverLink out = new HandoverLink(pair[0]); TakeOver in = new TakeOver(new HandoverLink(pair[1]))) {
-            HandoverServer.sendState(out, e, System.nanoTime());
+        return overPair(e, (out, in) -> {
             try {
                 Carried c = new Carried(in.receive(), in.received());
                 answerReady(out, in);
@@ -455,7 +467,7 @@ final class Rehearsal {
                 in.received().forEach(Fd::closeQuietly);
                 throw ex;
             }
-        }
+        });
     }
 
     /**
