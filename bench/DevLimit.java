@@ -134,17 +134,24 @@ public final class DevLimit {
             new Row("host→guest, 64 KiB writes", false, 65536, 1, 4096),
             new Row("host→guest, 1 MiB writes", false, 1 << 20, 1, 4096));
 
-    /** One measurement: bytes, nanoseconds, vportd CPU ticks (-1 for the plain socket). */
     /**
      * One measurement. cpuTicks and syscalls are vportd's; sleeps, longSleeps (0.9 ms or more) and
      * sleepNanos are the driver's waits on the call eventfd; wakes/dryWakes (guest→host only, else -1):
      * sleeps after which the driver found used entries, and those where every chain in flight had
      * come back at once (the device had drained the ring before the completions were published).
+     * copyCpuNanos is the plain socket copy's CPU time, its writer's and reader's threads together
+     * (-1 for vportd's samples, whose CPU is cpuTicks).
      */
     record Sample(long bytes, long nanos, long cpuTicks, long syscalls, long sleeps, long longSleeps,
-                  long sleepNanos, long wakes, long dryWakes) {
-        Sample(long bytes, long nanos) {
-            this(bytes, nanos, -1, -1, -1, -1, -1, -1, -1);
+                  long sleepNanos, long wakes, long dryWakes, long copyCpuNanos) {
+        /** The plain socket copy's sample. */
+        Sample(long bytes, long nanos, long copyCpuNanos) {
+            this(bytes, nanos, -1, -1, -1, -1, -1, -1, -1, copyCpuNanos);
+        }
+
+        /** The plain copy's CPU (writer and reader threads) per GiB moved, in ms. */
+        double copyCpuMsPerGiB() {
+            return copyCpuNanos / 1e6 / (bytes / (double) (1L << 30));
         }
 
         double asleepPct() {
@@ -266,11 +273,12 @@ public final class DevLimit {
                     double dpMsPerGiB = (dataPlaneTicks(p.pid()) - dp0) * 1000.0 / TICKS_PER_SECOND / (bytes / (double) (1L << 30));
                     Sample s = plain(row, bytes, smoke);
                     perRow.get(r).add(new Sample[] {v, s});
-                    tsv.append(String.format(Locale.ROOT, "row\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.3f\t%.1f\t%.1f%n",
+                    tsv.append(String.format(Locale.ROOT, "row\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f%n",
                             round + 1, row.name, v.mbps(), s.mbps(), cpuMsPerGiB(v), v.perMiB(v.syscalls),
-                            v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(), v.dryPct()));
-                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB (data plane %.0f)  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %s%n",
+                            v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(), v.dryPct(), s.copyCpuMsPerGiB()));
+                    System.err.printf(Locale.ROOT, "devlimit: round %d %-34s vportd %8.0f MB/s  plain %8.0f MB/s  %.2fx  %.0f CPU ms/GiB (data plane %.0f; plain copy %.0f)  %.1f syscalls/MiB  %.2f sleeps/MiB (%.2f >= 0.9 ms), asleep %.0f%%, drained wakes %s%n",
                             round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v), dpMsPerGiB,
+                            s.copyCpuMsPerGiB(),
                             v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(),
                             row.toHost ? String.format(Locale.ROOT, "%.0f%%", v.dryPct()) : "n/a");
                 }
@@ -369,18 +377,21 @@ public final class DevLimit {
         b.append(String.format(Locale.ROOT, "%d round(s), %s per row, ring %d, EVENT_IDX; medians over rounds "
                 + "(ratio: median of the per-round ratios); load average at the end %.2f %.2f %.2f%n%n",
                 rounds, human(rowBytes), RING, load[0], load[1], load[2]));
-        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB | vportd syscalls/MiB | driver sleeps/MiB | of which ≥ 0.9 ms | driver asleep % | wakes finding the ring drained % |\n"
-                + "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        b.append("| row | vportd MB/s | plain socket MB/s | ratio | vportd CPU ms/GiB | plain copy CPU ms/GiB (writer + reader) | vportd CPU / plain copy CPU | vportd syscalls/MiB | driver sleeps/MiB | of which ≥ 0.9 ms | driver asleep % | wakes finding the ring drained % |\n"
+                + "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int r = 0; r < ROWS.size(); r++) {
             List<Sample[]> l = perRow.get(r);
             double[] v = new double[l.size()], s = new double[l.size()], q = new double[l.size()], c = new double[l.size()];
             double[] sc = new double[l.size()], sl = new double[l.size()], ll = new double[l.size()];
             double[] ap = new double[l.size()], dp = new double[l.size()];
+            double[] pc = new double[l.size()], cr = new double[l.size()];
             for (int i = 0; i < l.size(); i++) {
                 v[i] = l.get(i)[0].mbps();
                 s[i] = l.get(i)[1].mbps();
                 q[i] = v[i] / s[i];
                 c[i] = cpuMsPerGiB(l.get(i)[0]);
+                pc[i] = l.get(i)[1].copyCpuMsPerGiB();
+                cr[i] = c[i] / pc[i];
                 Sample x = l.get(i)[0];
                 sc[i] = x.perMiB(x.syscalls);
                 sl[i] = x.perMiB(x.sleeps);
@@ -388,8 +399,9 @@ public final class DevLimit {
                 ap[i] = x.asleepPct();
                 dp[i] = x.dryPct();
             }
-            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f | %.1f | %.2f | %.2f | %.0f | %s |%n", ROWS.get(r).name,
-                    median(v), median(s), median(q), median(c), median(sc), median(sl), median(ll), median(ap),
+            b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.2f× | %.0f | %.0f | %.2f | %.1f | %.2f | %.2f | %.0f | %s |%n",
+                    ROWS.get(r).name, median(v), median(s), median(q), median(c), median(pc), median(cr), median(sc), median(sl),
+                    median(ll), median(ap),
                     ROWS.get(r).toHost ? String.format(Locale.ROOT, "%.0f", median(dp)) : "–"));
         }
         double[][] cols = new double[4][rtt.length];
@@ -549,12 +561,20 @@ public final class DevLimit {
         SocketChannel[] ab = pair();
         try (SocketChannel a = ab[0]; SocketChannel b = ab[1]) {
             int readSize = row.toHost ? HOST_READ : PAGE;
+            java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+            java.util.concurrent.atomic.AtomicLong writerCpu = new java.util.concurrent.atomic.AtomicLong();
+            long r0 = threads.getCurrentThreadCpuTime();
             long t0 = System.nanoTime();
-            Side w = new Side("plain-writer", () -> writeAll(a, bytes, row.chunk));
+            Side w = new Side("plain-writer", () -> {
+                long c0 = threads.getCurrentThreadCpuTime();
+                writeAll(a, bytes, row.chunk);
+                writerCpu.set(threads.getCurrentThreadCpuTime() - c0);
+            });
             readAll(b, bytes, readSize, full, "plain " + row.name);
             long t1 = System.nanoTime();
+            long readerCpu = threads.getCurrentThreadCpuTime() - r0;
             w.join();
-            return new Sample(bytes, t1 - t0);
+            return new Sample(bytes, t1 - t0, readerCpu + writerCpu.get());
         }
     }
 
@@ -873,7 +893,7 @@ public final class DevLimit {
             reader.join();
             long t1 = System.nanoTime();
             return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps,
-                    ring.sleepNanos, wakes, dryWakes);
+                    ring.sleepNanos, wakes, dryWakes, -1);
         }
 
         Sample hostToGuest(Row row, SocketChannel host, long bytes, long pid, boolean full) throws Exception {
@@ -887,7 +907,7 @@ public final class DevLimit {
             long t1 = System.nanoTime();
             writer.join();
             return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps,
-                    ring.sleepNanos, -1, -1);
+                    ring.sleepNanos, -1, -1, -1);
         }
 
         /** Takes {@code bytes} from the receive ring, checking them and reposting buffers. */
