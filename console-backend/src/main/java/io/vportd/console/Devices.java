@@ -487,8 +487,7 @@ final class Devices implements DeviceDirectory, AutoCloseable, io.vportd.console
     /** The previous process let go: every device taken over thaws and its server starts. */
     void resumeTakenOver(io.vportd.console.handover.RestoredDevices r) {
         for (io.vportd.console.handover.RestoredDevices.Device d : r.devices()) {
-            d.device().dataPlane().thaw();
-            d.vhost().start();
+            d.resume();
         }
     }
 

@@ -1,6 +1,5 @@
 package io.vportd.console.handover;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vportd.console.device.DataPlane;
 import io.vportd.console.device.DeviceSnapshot;
@@ -29,7 +28,6 @@ import java.util.Map;
 public final class DevicesHandover implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger("vportd.handover");
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
      * One device as the hand-over sees it.

@@ -229,8 +229,7 @@ final class Rehearsal {
         r.handoverListener().closeQuietly();
         for (RestoredDevices.Device d : r.devices()) {
             try (ConsoleDevice device = d.device()) {
-                device.dataPlane().thaw();
-                d.vhost().start();
+                d.resume();
                 io.vportd.vhost.VhostUserServer.Suspension suspension = d.vhost().suspend(java.time.Duration.ofSeconds(5));
                 device.dataPlane().prepareHandover(1000);
                 device.dataPlane().freezeForHandover();

@@ -42,6 +42,14 @@ public record RestoredDevices(Path apiSocket, String metricsListen, Path handove
      */
     public record Device(String id, Path socketPath, int maxPorts, List<PortConfig> ports, boolean allowUnsealedMemory,
                          ConsoleDevice device, VhostUserServer vhost, Map<String, Long> counters) {
+        /**
+         * Serves from here on (after the running daemon's {@code go}): the data plane thawed, the
+         * vhost-user server started. The rehearsal's rounds end through here too.
+         */
+        public void resume() {
+            device.dataPlane().thaw();
+            vhost.start();
+        }
     }
 
     /** Makes one device from its snapshot (on the daemon's event loops, with its log context). */
