@@ -150,6 +150,40 @@ final class Rehearsal {
         }
     }
 
+    /** How the taking side of a rehearsal takes a record: the very call a real hand-over makes. */
+    @FunctionalInterface
+    private interface Take<T> {
+        T take() throws Exception;
+    }
+
+    /** Closes what a rehearsal took when its exchange failed. */
+    @FunctionalInterface
+    private interface Discard<T> {
+        void discard(T taken) throws Exception;
+    }
+
+    /**
+     * Takes the record ({@code take}), then plays the end of the exchange ({@link #answerReady}).
+     * A failed take closes what was received; a failed exchange closes what was taken ({@code discard}).
+     */
+    private static <T> T takeAndAnswer(HandoverLink running, TakeOver taking, Take<T> take, Discard<T> discard)
+            throws Exception {
+        T taken;
+        try {
+            taken = take.take();
+        } catch (Exception | LinkageError ex) {
+            closeAll(taking.received());
+            throw ex;
+        }
+        try {
+            answerReady(running, taking);
+        } catch (Exception | LinkageError ex) {
+            discard.discard(taken);
+            throw ex;
+        }
+        return taken;
+    }
+
     /** What the taking side of a rehearsal does with a record sent to it over a socket pair. */
     @FunctionalInterface
     private interface Taking<T> {
@@ -205,26 +239,14 @@ final class Rehearsal {
     static void rehearseDevices(RestoredDevices.Builder builder) throws Exception {
         RestoredDevices r;
         try (Props props = new Props()) {
-            r = overPair(props.devicesState(), (out, in) -> {
-                RestoredDevices taken;
-                try {
-                    taken = RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder);
-                } catch (Exception | LinkageError ex) {
-                    closeAll(in.received());
-                    throw ex;
-                }
-                try {
-                    answerReady(out, in);
-                } catch (Exception | LinkageError ex) {
-                    taken.handoverListener().closeQuietly();
-                    for (RestoredDevices.Device d : taken.devices()) {
-                        d.device().close();
-                        d.vhost().close();
-                    }
-                    throw ex;
-                }
-                return taken;
-            });
+            r = overPair(props.devicesState(), (out, in) -> takeAndAnswer(out, in,
+                    () -> RestoredDevices.from(in, DEVICES_HANDOVER_SOCKET, builder), taken -> {
+                        taken.handoverListener().closeQuietly();
+                        for (RestoredDevices.Device d : taken.devices()) {
+                            d.device().close();
+                            d.vhost().close();
+                        }
+                    }));
         }
         r.handoverListener().closeQuietly();
         for (RestoredDevices.Device d : r.devices()) {
@@ -250,24 +272,12 @@ final class Rehearsal {
     static void rehearse() throws Exception {
         Restored r;
         try (Props props = new Props()) {
-            r = overPair(props.state(), (out, in) -> {
-                Restored taken;
-                try {
-                    taken = Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT);
-                } catch (Exception | LinkageError ex) {
-                    closeAll(in.received());
-                    throw ex;
-                }
-                try {
-                    answerReady(out, in);
-                } catch (Exception | LinkageError ex) {
-                    taken.device().close();
-                    taken.vhost().close();
-                    taken.handoverListener().closeQuietly();
-                    throw ex;
-                }
-                return taken;
-            });
+            r = overPair(props.state(), (out, in) -> takeAndAnswer(out, in,
+                    () -> Restored.from(in, SOCKET, io.vportd.console.device.PortLogContext.DEFAULT), taken -> {
+                        taken.device().close();
+                        taken.vhost().close();
+                        taken.handoverListener().closeQuietly();
+                    }));
         }
         r.handoverListener().closeQuietly();
         sampleCounters = r.device().dataPlane().metrics().counterValues();
