@@ -1,13 +1,10 @@
 package io.vportd.sys;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 
 /**
@@ -36,20 +33,20 @@ public final class Epoll {
 
     private static final class EpollCreate1 {
         static final MethodHandle H =
-                Libc.link("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("epoll_create1");
     }
     private static final class EpollCtl {
         static final MethodHandle H =
-                Libc.link("epoll_ctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+                Libc.linkInt("epoll_ctl");
     }
     private static final class EpollWait {
         static final MethodHandle H =
-                Libc.link("epoll_wait", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT));
+                Libc.linkInt("epoll_wait");
     }
 
     /** epoll_create1(EPOLL_CLOEXEC). */
     public static Fd create() throws NativeException {
-        return Fd.adopt((int) Libc.check("epoll_create1", cap -> (int) EpollCreate1.H.invokeExact(cap, EPOLL_CLOEXEC)));
+        return Fd.adopt((int) Libc.check("epoll_create1", cap -> Libc.call(EpollCreate1.H, cap, EPOLL_CLOEXEC)));
     }
 
     /** epoll_ctl(2) with {@code events} and the 64-bit user {@code data}: 0 or -errno. */
@@ -59,7 +56,7 @@ public final class Epoll {
         ev.set(JAVA_INT_UNALIGNED, 0, events);
         ev.set(JAVA_LONG_UNALIGNED, 4, data);
         try {
-            return Libc.orErrno((int) EpollCtl.H.invokeExact(s.capture, epfd, op, fd, ev.address()), s.capture);
+            return Libc.orErrno(Libc.call(EpollCtl.H, s.capture, epfd, op, fd, ev.address()), s.capture);
         } catch (Throwable t) {
             throw Libc.linkageBug(t);
         }
@@ -79,7 +76,7 @@ public final class Epoll {
         try {
             int r;
             do {
-                r = Libc.orErrno((int) EpollWait.H.invokeExact(cap, epfd, addr, max, timeoutMs), cap);
+                r = Libc.orErrno(Libc.call(EpollWait.H, cap, epfd, addr, max, timeoutMs), cap);
             } while (r == -Errno.EINTR);
             return r;
         } catch (Throwable t) {

@@ -1,10 +1,8 @@
 package io.vportd.sys;
 
-import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
@@ -23,12 +21,12 @@ public final class EventFd {
 
     private static final class Eventfd {
         static final MethodHandle H =
-                Libc.link("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+                Libc.linkInt("eventfd");
     }
 
     /** eventfd(2); {@link #EFD_CLOEXEC} is always added. */
     public static Fd create(int initval, int flags) throws NativeException {
-        return Fd.adopt((int) Libc.check("eventfd", cap -> (int) Eventfd.H.invokeExact(cap, initval, flags | EFD_CLOEXEC)));
+        return Fd.adopt((int) Libc.check("eventfd", cap -> Libc.call(Eventfd.H, cap, initval, flags | EFD_CLOEXEC)));
     }
 
     /** Adds {@code value} to an eventfd counter: 8 or -errno (-EAGAIN when it would overflow). */

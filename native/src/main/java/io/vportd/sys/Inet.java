@@ -1,7 +1,6 @@
 package io.vportd.sys;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
@@ -10,7 +9,6 @@ import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.nio.ByteOrder;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
@@ -35,11 +33,11 @@ public final class Inet {
 
     private static final class Setsockopt {
         static final MethodHandle H =
-                Libc.link("setsockopt", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+                Libc.linkInt("setsockopt");
     }
     private static final class Getsockname {
         static final MethodHandle H =
-                Libc.link("getsockname", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+                Libc.linkInt("getsockname");
     }
 
     /**
@@ -73,7 +71,7 @@ public final class Inet {
     private static void setFlag(int fd, int level, int option, String name) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocateFrom(JAVA_INT, 1);
-            Libc.check("setsockopt(" + name + ")", cap -> (int) Setsockopt.H.invokeExact(cap, fd, level, option, one, 4));
+            Libc.check("setsockopt(" + name + ")", cap -> Libc.call(Setsockopt.H, cap, fd, level, option, one.address(), 4));
         }
     }
 
@@ -102,7 +100,7 @@ public final class Inet {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sa = arena.allocate(SOCKADDR_IN6_SIZE, 4);
             MemorySegment len = arena.allocateFrom(JAVA_INT, SOCKADDR_IN6_SIZE);
-            int r = (int) Libc.once(cap -> (int) Getsockname.H.invokeExact(cap, fd, sa, len));
+            int r = (int) Libc.once(cap -> Libc.call(Getsockname.H, cap, fd, sa.address(), len.address()));
             if (r < 0) {
                 return r;
             }
@@ -115,7 +113,7 @@ public final class Inet {
     public static int tcpNoDelay(int fd) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = arena.allocateFrom(JAVA_INT, 1);
-            return (int) Libc.once(cap -> (int) Setsockopt.H.invokeExact(cap, fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+            return (int) Libc.once(cap -> Libc.call(Setsockopt.H, cap, fd, IPPROTO_TCP, TCP_NODELAY, one.address(), 4));
         }
     }
 }

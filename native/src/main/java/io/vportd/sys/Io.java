@@ -53,7 +53,7 @@ public final class Io {
 
     private static final class Close {
         static final MethodHandle H =
-                Libc.link("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("close");
     }
     private static final class Read {
         static final MethodHandle H =
@@ -82,18 +82,18 @@ public final class Io {
     }
     private static final class Fstat {
         static final MethodHandle H =
-                Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+                Libc.linkInt("fstat");
     }
     private static final class Pipe2 {
         static final MethodHandle H =
-                Libc.link("pipe2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+                Libc.linkInt("pipe2");
     }
 
     /** close(2): 0 or -errno. Never retried (Linux releases the descriptor even on EINTR). */
     public static int close(int fd) {
         MemorySegment cap = Libc.capture();
         try {
-            return Libc.orErrno((int) Close.H.invokeExact(cap, fd), cap);
+            return Libc.orErrno(Libc.call(Close.H, cap, fd), cap);
         } catch (Throwable t) {
             throw Libc.linkageBug(t);
         }
@@ -181,7 +181,7 @@ public final class Io {
     public static FileId fileId(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            Libc.check("fstat(" + fd + ")", cap -> (int) Fstat.H.invokeExact(cap, fd, st));
+            Libc.check("fstat(" + fd + ")", cap -> Libc.call(Fstat.H, cap, fd, st.address()));
             return new FileId(st.get(JAVA_LONG, STAT_ST_DEV), st.get(JAVA_LONG, STAT_ST_INO));
         }
     }
@@ -199,7 +199,7 @@ public final class Io {
     public static Fd[] pipe() throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fds = arena.allocate(JAVA_INT, 2);
-            Libc.check("pipe2", cap -> (int) Pipe2.H.invokeExact(cap, fds, O_CLOEXEC));
+            Libc.check("pipe2", cap -> Libc.call(Pipe2.H, cap, fds.address(), O_CLOEXEC));
             return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
         }
     }

@@ -7,6 +7,7 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
@@ -25,6 +26,20 @@ import java.lang.invoke.VarHandle;
  * the holder's field is a constant to the JIT, as a field of the binding class would be. errno is captured with {@code Linker.Option.captureCallState("errno")}
  * into the calling thread's capture segment; it is never read afterwards through
  * {@code __errno_location}.
+ *
+ * <p>Most of a start-up's cost of linking is per call shape, not per function: the JVM caches a
+ * downcall's adapter by its {@link FunctionDescriptor}, so a second function of a shape it has
+ * linked before costs a fraction of a millisecond against 10-20 ms for a new shape. Every call
+ * that returns a C {@code int} and takes at most five integer or pointer arguments is therefore
+ * linked with the one shape {@code int f(long, long, long, long, long)} ({@link #linkInt}) and
+ * made through {@link #call}: ints are widened, pointers passed as their address, the unused
+ * trailing arguments are 0. This is sound on the two C calling conventions vportd runs on (x86-64
+ * System V, AArch64 AAPCS64): each of the first six (eight) integer arguments travels in a
+ * register of its own, a callee reads only the low 32 bits of an {@code int} one, and a callee
+ * never looks at registers past its own parameters. Variadic functions (fcntl, open, ioctl) keep
+ * their own descriptors: on x86-64 their callers must also say how many vector registers they
+ * used. The data path's calls (read, write, readv, writev, recvmsg, sendmsg), which return
+ * {@code ssize_t}, keep theirs.
  */
 final class Libc {
 
@@ -41,6 +56,43 @@ final class Libc {
     /** The shape of {@link #retry}'s handles: (capture, fd, address, length) to a long result. */
     private static final MethodType FD_ADDR_LEN =
             MethodType.methodType(long.class, MemorySegment.class, int.class, long.class, long.class);
+
+    /** The one shape of {@link #linkInt}'s functions (see the class comment). */
+    private static final FunctionDescriptor INT_CALL = FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG);
+
+    /**
+     * A libc function that returns {@code int} and takes at most five integer or pointer
+     * arguments, errno captured, linked with the shared shape: call it with {@link #call}.
+     */
+    static MethodHandle linkInt(String name) {
+        return link(name, INT_CALL);
+    }
+
+    /** Calls a {@link #linkInt} function of one argument. */
+    static int call(MethodHandle h, MemorySegment cap, long a) throws Throwable {
+        return (int) h.invokeExact(cap, a, 0L, 0L, 0L, 0L);
+    }
+
+    /** Calls a {@link #linkInt} function of two arguments. */
+    static int call(MethodHandle h, MemorySegment cap, long a, long b) throws Throwable {
+        return (int) h.invokeExact(cap, a, b, 0L, 0L, 0L);
+    }
+
+    /** Calls a {@link #linkInt} function of three arguments. */
+    static int call(MethodHandle h, MemorySegment cap, long a, long b, long c) throws Throwable {
+        return (int) h.invokeExact(cap, a, b, c, 0L, 0L);
+    }
+
+    /** Calls a {@link #linkInt} function of four arguments. */
+    static int call(MethodHandle h, MemorySegment cap, long a, long b, long c, long d) throws Throwable {
+        return (int) h.invokeExact(cap, a, b, c, d, 0L);
+    }
+
+    /** Calls a {@link #linkInt} function of five arguments. */
+    static int call(MethodHandle h, MemorySegment cap, long a, long b, long c, long d, long e) throws Throwable {
+        return (int) h.invokeExact(cap, a, b, c, d, e);
+    }
 
     /** A libc function without errno capture. */
     static MethodHandle linkPlain(String name, FunctionDescriptor desc) {

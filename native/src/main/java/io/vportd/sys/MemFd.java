@@ -5,7 +5,6 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -35,15 +34,15 @@ public final class MemFd {
 
     private static final class MemfdCreate {
         static final MethodHandle H =
-                Libc.link("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+                Libc.linkInt("memfd_create");
     }
     private static final class Ftruncate {
         static final MethodHandle H =
-                Libc.link("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+                Libc.linkInt("ftruncate");
     }
     private static final class Fstat {
         static final MethodHandle H =
-                Libc.link("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+                Libc.linkInt("fstat");
     }
     private static final class Mmap {
         static final MethodHandle H =
@@ -51,7 +50,7 @@ public final class MemFd {
     }
     private static final class Munmap {
         static final MethodHandle H =
-                Libc.link("munmap", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG));
+                Libc.linkInt("munmap");
     }
 
     /** memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); size 0 until {@link #truncate}. */
@@ -59,13 +58,13 @@ public final class MemFd {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cname = arena.allocateFrom(name);
             return Fd.adopt((int) Libc.check("memfd_create(" + name + ")",
-                    cap -> (int) MemfdCreate.H.invokeExact(cap, cname, MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+                    cap -> Libc.call(MemfdCreate.H, cap, cname.address(), MFD_CLOEXEC | MFD_ALLOW_SEALING)));
         }
     }
 
     /** ftruncate(2). */
     public static void truncate(int fd, long len) throws NativeException {
-        Libc.check("ftruncate(" + fd + ", " + len + ")", cap -> (int) Ftruncate.H.invokeExact(cap, fd, len));
+        Libc.check("ftruncate(" + fd + ", " + len + ")", cap -> Libc.call(Ftruncate.H, cap, fd, len));
     }
 
     /**
@@ -85,7 +84,7 @@ public final class MemFd {
     public static long size(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment st = arena.allocate(STAT_SIZE, 8);
-            Libc.check("fstat(" + fd + ")", cap -> (int) Fstat.H.invokeExact(cap, fd, st));
+            Libc.check("fstat(" + fd + ")", cap -> Libc.call(Fstat.H, cap, fd, st.address()));
             return st.get(JAVA_LONG, STAT_ST_SIZE);
         }
     }
@@ -111,6 +110,6 @@ public final class MemFd {
     }
 
     private static int munmap(long addr, long len) {
-        return (int) Libc.once(cap -> (int) Munmap.H.invokeExact(cap, addr, len));
+        return (int) Libc.once(cap -> Libc.call(Munmap.H, cap, addr, len));
     }
 }

@@ -24,7 +24,7 @@ public final class Terminal {
 
     private static final class Isatty {
         static final MethodHandle H =
-                Libc.link("isatty", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("isatty");
     }
     private static final class IoctlPtr {
         static final MethodHandle H =
@@ -32,11 +32,11 @@ public final class Terminal {
     }
     private static final class Tcgetattr {
         static final MethodHandle H =
-                Libc.link("tcgetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+                Libc.linkInt("tcgetattr");
     }
     private static final class Tcsetattr {
         static final MethodHandle H =
-                Libc.link("tcsetattr", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+                Libc.linkInt("tcsetattr");
     }
     private static final class Cfmakeraw {
         static final MethodHandle H =
@@ -44,24 +44,24 @@ public final class Terminal {
     }
     private static final class PosixOpenpt {
         static final MethodHandle H =
-                Libc.link("posix_openpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("posix_openpt");
     }
     private static final class Grantpt {
         static final MethodHandle H =
-                Libc.link("grantpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("grantpt");
     }
     private static final class Unlockpt {
         static final MethodHandle H =
-                Libc.link("unlockpt", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+                Libc.linkInt("unlockpt");
     }
     private static final class PtsnameR {
         static final MethodHandle H =
-                Libc.link("ptsname_r", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG));
+                Libc.linkInt("ptsname_r");
     }
 
     /** isatty(3). */
     public static boolean isatty(int fd) {
-        return Libc.once(cap -> (int) Isatty.H.invokeExact(cap, fd)) == 1;
+        return Libc.once(cap -> Libc.call(Isatty.H, cap, fd)) == 1;
     }
 
     /**
@@ -103,7 +103,7 @@ public final class Terminal {
     public static byte[] tcgetattr(int fd) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment t = arena.allocate(TERMIOS_SIZE, 8);
-            Libc.check("tcgetattr(" + fd + ")", cap -> (int) Tcgetattr.H.invokeExact(cap, fd, t));
+            Libc.check("tcgetattr(" + fd + ")", cap -> Libc.call(Tcgetattr.H, cap, fd, t.address()));
             return t.toArray(ValueLayout.JAVA_BYTE);
         }
     }
@@ -131,7 +131,7 @@ public final class Terminal {
                 if (raw) {
                     Cfmakeraw.H.invokeExact(t);
                 }
-                return (int) Tcsetattr.H.invokeExact(cap, fd, TCSANOW, t);
+                return Libc.call(Tcsetattr.H, cap, fd, TCSANOW, t.address());
             });
         }
     }
@@ -143,14 +143,14 @@ public final class Terminal {
     /** posix_openpt(O_RDWR|O_NOCTTY|O_CLOEXEC), grantpt, unlockpt, ptsname_r. */
     public static Pty openPty() throws NativeException {
         int m = (int) Libc.check("posix_openpt",
-                cap -> (int) PosixOpenpt.H.invokeExact(cap, Io.O_RDWR | Io.O_NOCTTY | Io.O_CLOEXEC));
+                cap -> Libc.call(PosixOpenpt.H, cap, Io.O_RDWR | Io.O_NOCTTY | Io.O_CLOEXEC));
         Fd master = Fd.adopt(m);
         try (Arena arena = Arena.ofConfined()) {
-            Libc.check("grantpt(" + m + ")", cap -> (int) Grantpt.H.invokeExact(cap, m));
-            Libc.check("unlockpt(" + m + ")", cap -> (int) Unlockpt.H.invokeExact(cap, m));
+            Libc.check("grantpt(" + m + ")", cap -> Libc.call(Grantpt.H, cap, m));
+            Libc.check("unlockpt(" + m + ")", cap -> Libc.call(Unlockpt.H, cap, m));
             MemorySegment name = arena.allocate(128);
             Libc.check("ptsname_r(" + m + ")", cap -> {
-                int r = (int) PtsnameR.H.invokeExact(cap, m, name, 128L);
+                int r = Libc.call(PtsnameR.H, cap, m, name.address(), 128L);
                 if (r != 0) {
                     throw new NativeException("ptsname_r(" + m + ")", r); // returns the error number
                 }

@@ -8,7 +8,6 @@ import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
@@ -47,11 +46,11 @@ public final class UnixSockets {
 
     private static final class Socketpair {
         static final MethodHandle H =
-                Libc.link("socketpair", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS));
+                Libc.linkInt("socketpair");
     }
     private static final class Chmod {
         static final MethodHandle H =
-                Libc.link("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+                Libc.linkInt("chmod");
     }
     private static final class Recvmsg {
         static final MethodHandle H =
@@ -104,7 +103,7 @@ public final class UnixSockets {
                 Sockets.bind(fd, sa, address);
                 if (!address.startsWith("@")) {
                     MemorySegment cpath = arena.allocateFrom(address);
-                    Libc.check("chmod(" + address + ")", cap -> (int) Chmod.H.invokeExact(cap, cpath, 0600));
+                    Libc.check("chmod(" + address + ")", cap -> Libc.call(Chmod.H, cap, cpath.address(), 0600));
                 }
                 return fd;
             } catch (NativeException | RuntimeException e) {
@@ -134,13 +133,25 @@ public final class UnixSockets {
 
     /** A listening AF_UNIX stream socket bound at {@code path}, file mode 0600. */
     public static Fd listen(Path path, int backlog) throws NativeException {
+        return listen(path, backlog, 0);
+    }
+
+    /**
+     * A listening, non-blocking AF_UNIX stream socket bound at {@code path}, file mode 0600
+     * (non-blocking from its creation: no fcntl to link and call at start-up).
+     */
+    public static Fd listenNonBlocking(Path path, int backlog) throws NativeException {
+        return listen(path, backlog, Sockets.SOCK_NONBLOCK);
+    }
+
+    private static Fd listen(Path path, int backlog, int extraFlags) throws NativeException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sa = sockaddrUn(arena, path, "bind");
-            Fd fd = Sockets.stream(AF_UNIX, "AF_UNIX", 0);
+            Fd fd = Sockets.stream(AF_UNIX, "AF_UNIX", extraFlags);
             try {
                 Sockets.bind(fd, sa, path.toString());
                 MemorySegment cpath = arena.allocateFrom(path.toString());
-                Libc.check("chmod(" + path + ")", cap -> (int) Chmod.H.invokeExact(cap, cpath, 0600));
+                Libc.check("chmod(" + path + ")", cap -> Libc.call(Chmod.H, cap, cpath.address(), 0600));
                 Sockets.listen(fd, backlog, path.toString());
                 return fd;
             } catch (NativeException | RuntimeException e) {
@@ -197,7 +208,7 @@ public final class UnixSockets {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment fds = arena.allocate(JAVA_INT, 2);
             Libc.check("socketpair(AF_UNIX)",
-                    cap -> (int) Socketpair.H.invokeExact(cap, AF_UNIX, Sockets.SOCK_STREAM | Sockets.SOCK_CLOEXEC, 0, fds));
+                    cap -> Libc.call(Socketpair.H, cap, AF_UNIX, Sockets.SOCK_STREAM | Sockets.SOCK_CLOEXEC, 0, fds.address()));
             return new Fd[] {Fd.adopt(fds.getAtIndex(JAVA_INT, 0)), Fd.adopt(fds.getAtIndex(JAVA_INT, 1))};
         }
     }

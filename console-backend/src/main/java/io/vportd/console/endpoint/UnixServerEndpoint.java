@@ -2,7 +2,6 @@ package io.vportd.console.endpoint;
 
 import io.vportd.sys.Fd;
 import io.vportd.sys.Epoll;
-import io.vportd.sys.Io;
 import io.vportd.sys.UnixSockets;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
@@ -33,8 +32,7 @@ public final class UnixServerEndpoint extends StreamEndpoint {
             // A leftover from an earlier run: replace it only when it is a socket nobody serves.
             SocketFiles.removeStale(path, label);
         }
-        listener = UnixSockets.listen(path, 4);
-        Io.setNonBlocking(listener.fd(), true);
+        listener = UnixSockets.listenNonBlocking(path, 4);
     }
 
     /** Rebuilt around a listener (and maybe a client) handed over by the previous process. */
