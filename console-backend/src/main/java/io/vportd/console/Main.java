@@ -77,6 +77,9 @@ public final class Main {
             System.exit(e.exitCode());
             return;
         }
+        if (System.getenv("VPORTD_AOT_TRAIN") != null) {
+            walkForAotCache();
+        }
         Logging.configure(invocation.logLevel());
         io.vportd.console.handover.HandoverServer.setUnheard(Logging::unheard);
         if (invocation instanceof io.vportd.console.cli.DevicesConfig devices) {
@@ -132,6 +135,33 @@ public final class Main {
                 config.ports().size(), config.socketPath(), config.maxPorts(), device.queueCount());
         serve(config.socketPath(), config.apiSocket(), config.metricsListen(), config.allowUnsealedMemory(), device,
                 server, null, java.util.Map.of(), false, checkpointer, config);
+    }
+
+    /**
+     * Registers {@code teardown} as what a stop (SIGTERM, SIGINT) runs. A stop that came while the
+     * daemon was still starting finds the JVM shutting down already and the hook refused: the
+     * teardown then runs at once, here (sockets removed, as in any stop), and false is returned.
+     */
+    private static boolean onStop(Thread teardown) {
+        try {
+            Runtime.getRuntime().addShutdownHook(teardown);
+            return true;
+        } catch (IllegalStateException shuttingDown) {
+            teardown.run();
+            return false;
+        }
+    }
+
+    /**
+     * This run trains the launcher's AOT cache (packaging/aot-train sets VPORTD_AOT_TRAIN): the
+     * cache holds what the training JVM loaded and linked, and the training daemon's command line
+     * took neither picocli's model nor a --config file. Walk what --help, --version, a --config
+     * file and {@code vportd ctl} use here, or each of them would read and link it from the jar.
+     */
+    private static void walkForAotCache() {
+        VportdCommand.walkForAotCache();
+        java.io.PrintWriter nowhere = new java.io.PrintWriter(java.io.Writer.nullWriter());
+        CtlCommand.run(new String[] {"--help"}, nowhere, nowhere);
     }
 
     /**
@@ -350,7 +380,7 @@ public final class Main {
         io.vportd.console.web.WebServer webServer = web;
         CountDownLatch stopped = new CountDownLatch(1);
         io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        if (!onStop(new Thread(() -> {
             LOG.log(Level.INFO, "shutting down");
             tell(manager, "STOPPING=1");
             if (checkpointer != null) {
@@ -384,7 +414,9 @@ public final class Main {
             io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             Logging.flush();
             stopped.countDown();
-        }, "vportd-shutdown"));
+        }, "vportd-shutdown"))) {
+            return;
+        }
         // Under systemd (Type=notify): started once the vhost-user socket and everything else listen,
         // so a unit ordered after vportd starts QEMU only when it can connect.
         tell(manager, "READY=1\nSTATUS=serving " + socketPath);
@@ -563,7 +595,7 @@ public final class Main {
                                    DevicesHandover handover, String status) {
         CountDownLatch stopped = new CountDownLatch(1);
         io.vportd.sys.SdNotify manager = io.vportd.sys.SdNotify.fromEnvironment();
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        if (!onStop(new Thread(() -> {
             LOG.log(Level.INFO, "shutting down");
             tell(manager, "STOPPING=1");
             if (handover != null) {
@@ -580,7 +612,9 @@ public final class Main {
             io.vportd.console.endpoint.BlockingFdBridge.awaitOutputPumps(2000);
             Logging.flush();
             stopped.countDown();
-        }, "vportd-shutdown"));
+        }, "vportd-shutdown"))) {
+            return;
+        }
         tell(manager, "READY=1\nSTATUS=serving " + status);
         try {
             stopped.await();

@@ -37,6 +37,9 @@ import java.util.Locale;
         footer = {})
 public final class VportdCommand {
 
+    private static final int DEFAULT_MAX_PORTS = 31;
+    private static final String DEFAULT_LOG_LEVEL = "info";
+
     /** The version printed by --version (from the build; see {@link BuildInfo}). */
     public static final String VERSION = BuildInfo.current().version();
 
@@ -53,7 +56,7 @@ public final class VportdCommand {
                     + "See docs/multi-device.md.")
     String config;
 
-    @Option(names = "--max-ports", paramLabel = "N", defaultValue = "31", order = 2,
+    @Option(names = "--max-ports", paramLabel = "N", defaultValue = "" + DEFAULT_MAX_PORTS, order = 2,
             description = "max_nr_ports of the device, 1..511 (default: ${DEFAULT-VALUE}). The device has "
                     + "2*(N+1) virtqueues; QEMU's num_vqs must be at least that (64 for the default).")
     int maxPorts;
@@ -85,7 +88,7 @@ public final class VportdCommand {
                     + "Without it a token is generated at start and printed once on standard error.")
     String webTokenFile;
 
-    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = "info", order = 6,
+    @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = DEFAULT_LOG_LEVEL, order = 6,
             description = "One of off, error, warning, info, debug, trace, all (default: ${DEFAULT-VALUE}).")
     String logLevel;
 
@@ -191,6 +194,29 @@ public final class VportdCommand {
         return out.toString();
     }
 
+    /**
+     * For the AOT cache's training run (see Main): builds and prints picocli's model of this
+     * command, parses --version through it, and reads a small --config file's text.
+     */
+    public static void walkForAotCache() {
+        usage();
+        try {
+            parseInvocation("--version");
+        } catch (UsageException expected) {
+            // the version text: picocli's parse and its version provider have run
+        }
+        ConfigFile.parse(Path.of("training.toml"), """
+                api-socket = "/run/vportd/api.sock"
+                event-loops = 1
+
+                [[device]]
+                id = "vm1"
+                socket = "/run/vportd/vm1.sock"
+                max-ports = 4
+                ports = ["nr=0,console,null", "nr=1,name=org.example.a,socket=/run/vportd/vm1-a.sock"]
+                """, null);
+    }
+
     /** Prints the --help text. */
     public static void printUsage(PrintStream out) {
         out.print(usage());
@@ -217,10 +243,28 @@ public final class VportdCommand {
      * @throws UsageException with a clear error, or informational for --help / --version
      */
     public static Invocation parseInvocation(String... args) throws UsageException {
+        return parseInvocation(true, args == null ? new String[0] : args);
+    }
+
+    /** As {@link #parseInvocation(String...)}; {@code quick} false always takes picocli's way (for tests). */
+    static Invocation parseInvocation(boolean quick, String... args) throws UsageException {
         VportdCommand command = new VportdCommand();
-        CommandLine cl = newCommandLine(command);
+        java.util.Set<String> matched = quick ? command.parseQuickly(args) : null;
+        if (matched == null) {
+            command = new VportdCommand();
+            matched = command.parseWithPicocli(args);
+        }
+        return command.invocation(matched);
+    }
+
+    /**
+     * picocli's parse, for what {@link #parseQuickly} leaves to it: the options matched, or a
+     * {@link UsageException} (an error, or the --help / --version text).
+     */
+    private java.util.Set<String> parseWithPicocli(String[] args) throws UsageException {
+        CommandLine cl = newCommandLine(this);
         try {
-            cl.parseArgs(args == null ? new String[0] : args);
+            cl.parseArgs(args);
         } catch (CommandLine.ParameterException e) {
             throw UsageException.error(e.getMessage() + "\nTry 'vportd --help' for more information.");
         }
@@ -230,10 +274,105 @@ public final class VportdCommand {
         if (cl.isVersionHelpRequested()) {
             throw UsageException.informational(BuildInfo.current().versionText());
         }
-        if (command.config != null) {
+        java.util.Set<String> matched = new java.util.HashSet<>();
+        for (CommandLine.Model.OptionSpec o : cl.getParseResult().matchedOptions()) {
+            matched.add(o.longestName());
+        }
+        return matched;
+    }
+
+    /** The options {@link #parseQuickly} knows, each with whether it takes a value. */
+    static final java.util.Map<String, Boolean> QUICK_OPTIONS = java.util.Map.ofEntries(
+            java.util.Map.entry("--socket-path", true), java.util.Map.entry("--config", true),
+            java.util.Map.entry("--max-ports", true), java.util.Map.entry("--port", true),
+            java.util.Map.entry("--api-socket", true), java.util.Map.entry("--metrics-listen", true),
+            java.util.Map.entry("--web-listen", true), java.util.Map.entry("--web-token-file", true),
+            java.util.Map.entry("--log-level", true), java.util.Map.entry("--poll-us", true),
+            java.util.Map.entry("--allow-unsealed-memory", false), java.util.Map.entry("--take-over", false),
+            java.util.Map.entry("--fd-store", false));
+
+    /**
+     * The common command line without picocli, whose model costs a daemon's start some 150 ms
+     * (it reads the annotations above through proxies the JDK generates at run time): options by
+     * their full names, {@code --name value} or {@code --name=value}, each at most once but
+     * {@code --port}, numbers in plain decimal. The fields end up as picocli would set them
+     * (a test compares the two). Anything else (help, version, an unknown or repeated option, a
+     * value that starts with '-', a number picocli would have to judge) returns null: picocli then
+     * parses the whole command line and gives its answer or its error.
+     *
+     * @return the options matched, or null to leave the command line to picocli
+     */
+    private java.util.Set<String> parseQuickly(String[] args) {
+        java.util.Set<String> matched = new java.util.HashSet<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            int eq = a.indexOf('=');
+            String name = eq < 0 ? a : a.substring(0, eq);
+            Boolean takesValue = QUICK_OPTIONS.get(name);
+            if (takesValue == null || (!takesValue && eq >= 0)) {
+                return null;
+            }
+            if (!matched.add(name) && !name.equals("--port")) {
+                return null;
+            }
+            if (!takesValue) {
+                switch (name) {
+                    case "--allow-unsealed-memory" -> allowUnsealedMemory = true;
+                    case "--take-over" -> takeOver = true;
+                    default -> fdStore = true;
+                }
+                continue;
+            }
+            String value;
+            if (eq >= 0) {
+                value = a.substring(eq + 1);
+            } else if (i + 1 < args.length) {
+                value = args[++i];
+            } else {
+                return null;
+            }
+            if (value.startsWith("-")) {
+                return null;
+            }
+            switch (name) {
+                case "--socket-path" -> socketPath = value;
+                case "--config" -> config = value;
+                case "--port" -> ports.add(value);
+                case "--api-socket" -> apiSocket = value;
+                case "--metrics-listen" -> metricsListen = value;
+                case "--web-listen" -> webListen = value;
+                case "--web-token-file" -> webTokenFile = value;
+                case "--log-level" -> logLevel = value;
+                default -> { // --max-ports, --poll-us
+                    if (!value.matches("0|[1-9][0-9]{0,8}")) {
+                        return null;
+                    }
+                    if (name.equals("--max-ports")) {
+                        maxPorts = Integer.parseInt(value);
+                    } else {
+                        pollMicros = Integer.parseInt(value);
+                    }
+                }
+            }
+        }
+        if (!matched.contains("--max-ports")) {
+            maxPorts = DEFAULT_MAX_PORTS;
+        }
+        if (!matched.contains("--log-level")) {
+            logLevel = DEFAULT_LOG_LEVEL;
+        }
+        if (!matched.contains("--poll-us")) {
+            pollMicros = DaemonConfig.DEFAULT_POLL_MICROS;
+        }
+        return matched;
+    }
+
+    /** Cross-checks the parsed command line and makes the invocation it asks for. */
+    private Invocation invocation(java.util.Set<String> matched) throws UsageException {
+        if (config != null) {
             for (String refused : List.of("--socket-path", "--port", "--max-ports", "--api-socket", "--metrics-listen",
                     "--web-listen", "--web-token-file", "--allow-unsealed-memory", "--fd-store", "--poll-us")) {
-                if (cl.getParseResult().hasMatchedOption(refused)) {
+                if (matched.contains(refused)) {
                     throw UsageException.error("--config: " + refused + " may not be given with it ("
                             + (List.of("--fd-store", "--web-listen", "--web-token-file", "--poll-us").contains(refused)
                             ? "a daemon of several devices does not offer it yet"
@@ -242,36 +381,36 @@ public final class VportdCommand {
                 }
             }
             try {
-                System.Logger.Level level = cl.getParseResult().hasMatchedOption("--log-level") ? level(command.logLevel) : null;
-                DevicesConfig loaded = ConfigFile.load(path("--config", command.config), level);
-                if (command.takeOver && loaded.handover() == null) {
+                System.Logger.Level level = matched.contains("--log-level") ? level(logLevel) : null;
+                DevicesConfig loaded = ConfigFile.load(path("--config", config), level);
+                if (takeOver && loaded.handover() == null) {
                     throw UsageException.error("--take-over --config: " + loaded.source() + " has neither api-socket "
                             + "nor handover-socket, so there is no hand-over socket to find the running daemon by "
                             + "(a daemon started from it offers no live hand-over)");
                 }
-                return command.takeOver ? loaded.withTakeOver() : loaded;
+                return takeOver ? loaded.withTakeOver() : loaded;
             } catch (IllegalArgumentException e) {
                 throw UsageException.error(e.getMessage());
             }
         }
-        if (command.socketPath == null) {
+        if (socketPath == null) {
             throw UsageException.error("Missing required option: '--socket-path=PATH' (or --config FILE)"
                     + "\nTry 'vportd --help' for more information.");
         }
-        if (command.takeOver) {
-            if (command.fdStore) {
+        if (takeOver) {
+            if (fdStore) {
                 throw UsageException.error("--take-over and --fd-store do not go together: under systemd, restart the "
                         + "service instead (it recovers from the store)\nTry 'vportd --help' for more information.");
             }
             for (String refused : List.of("--port", "--max-ports", "--api-socket")) {
-                if (cl.getParseResult().hasMatchedOption(refused)) {
+                if (matched.contains(refused)) {
                     throw UsageException.error("--take-over: " + refused + " comes from the running daemon and may not be "
                             + "given\nTry 'vportd --help' for more information.");
                 }
             }
         }
         try {
-            return command.toConfig();
+            return toConfig();
         } catch (IllegalArgumentException e) {
             throw UsageException.error(e.getMessage() + "\nTry 'vportd --help' for more information.");
         }

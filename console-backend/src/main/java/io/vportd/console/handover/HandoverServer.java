@@ -24,7 +24,14 @@ import java.time.Duration;
 public final class HandoverServer implements AutoCloseable {
 
     private static final System.Logger LOG = System.getLogger("vportd.handover");
-    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * The record's JSON mapper, made on first use: a daemon starts the hand-over server before its
+     * sockets listen, and making a mapper costs tens of milliseconds (calendar and locale data).
+     */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
 
     /** How long the new process has to say what it wants after connecting. */
     static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
@@ -106,7 +113,7 @@ public final class HandoverServer implements AutoCloseable {
     static ObjectNode takeOverRequest(HandoverLink link, HandoverStats stats, HandoverSocket socket) {
         ObjectNode request;
         try {
-            request = (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
+            request = (ObjectNode) Json.MAPPER.readTree(link.receiveFrame(System.nanoTime() + REQUEST_TIMEOUT.toNanos()));
         } catch (IOException | ClassCastException e) {
             stats.badRequests.incrementAndGet();
             socket.clientLog().log(Level.WARNING, "hand-over socket {0}: unreadable request: {1}", socket.path(),
@@ -202,11 +209,11 @@ public final class HandoverServer implements AutoCloseable {
      * the descriptors in batches.
      */
     static void sendState(HandoverLink link, HandoverState.Encoded state, long ringsStoppedAtNanos) throws IOException {
-        ObjectNode header = JSON.createObjectNode();
+        ObjectNode header = Json.MAPPER.createObjectNode();
         header.put("op", "state");
         header.put("fdCount", state.fds().length);
         header.put("ringsStoppedAtNanos", ringsStoppedAtNanos);
-        link.sendFrame(JSON.writeValueAsBytes(header));
+        link.sendFrame(Json.MAPPER.writeValueAsBytes(header));
         link.sendFrame(state.json());
         link.sendFds(state.fds());
     }
@@ -214,7 +221,7 @@ public final class HandoverServer implements AutoCloseable {
     /** The new process's answer to the state (ready, or refused and why). */
     static ObjectNode reply(HandoverLink link) throws IOException {
         try {
-            return (ObjectNode) JSON.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
+            return (ObjectNode) Json.MAPPER.readTree(link.receiveFrame(System.nanoTime() + READY_TIMEOUT.toNanos()));
         } catch (ClassCastException e) {
             throw new IOException("the new process's answer is not a JSON object");
         }
@@ -236,12 +243,12 @@ public final class HandoverServer implements AutoCloseable {
 
     static void answer(HandoverLink link, String op, String why) {
         try {
-            ObjectNode n = JSON.createObjectNode();
+            ObjectNode n = Json.MAPPER.createObjectNode();
             n.put("op", op);
             if (why != null) {
                 n.put("why", why);
             }
-            link.sendFrame(JSON.writeValueAsBytes(n));
+            link.sendFrame(Json.MAPPER.writeValueAsBytes(n));
         } catch (IOException e) {
             LOG.log(Level.DEBUG, "hand-over: cannot answer {0}: {1}", op, e.getMessage());
         }

@@ -194,4 +194,107 @@ class VportdCommandTest {
         assertThrows(IllegalArgumentException.class, () -> new DaemonConfig(Path.of("/s"), 4, List.of(p, p), null,
                 null, System.Logger.Level.INFO));
     }
+
+    // ------------------------------------------------------------------ the quick parse
+
+    /** What parsing {@code args} gives: the invocation's text, or the error's (or help's) message. */
+    private static String outcome(boolean quick, String... args) {
+        try {
+            return "ok " + VportdCommand.parseInvocation(quick, args);
+        } catch (UsageException e) {
+            return (e.isInformational() ? "info " : "error ") + e.exitCode() + " " + e.getMessage();
+        }
+    }
+
+    @Test
+    void theQuickParseGivesWhatPicocliGives(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path toml = dir.resolve("v.toml");
+        java.nio.file.Files.writeString(toml, "api-socket = \"" + dir.resolve("api.sock") + "\"\n\n[[device]]\nid = \"vm1\"\n"
+                + "socket = \"" + dir.resolve("vm1.sock") + "\"\nports = [\"nr=0,console,null\"]\n");
+        String[][] lines = {
+                {"--socket-path", "/run/v.sock"},
+                {"--socket-path=/run/v.sock", "--max-ports", "7", "--port", "nr=0,console,null", "--port=nr=1,name=a.b,socket=/run/a"},
+                {"--socket-path", "/run/v.sock", "--api-socket", "/run/api", "--metrics-listen", "127.0.0.1:0",
+                        "--log-level", "debug", "--allow-unsealed-memory", "--fd-store", "--poll-us", "50"},
+                {"--socket-path", "/run/v.sock", "--web-listen", "0", "--web-token-file", "/run/token"},
+                {"--socket-path", "/run/v.sock", "--take-over"},
+                {"--socket-path", "/run/v.sock", "--take-over", "--port", "nr=1,null"},
+                {"--socket-path", "/run/v.sock", "--take-over", "--fd-store"},
+                {"--config", toml.toString()},
+                {"--config", toml.toString(), "--log-level", "warning"},
+                {"--config", toml.toString(), "--port", "nr=1,null"},
+                {"--config", toml.toString(), "--take-over"},
+                {"--max-ports", "9"},
+                {"--socket-path", ""},
+                {"--socket-path", "/run/v.sock", "--max-ports", "0"},
+                {"--socket-path", "/run/v.sock", "--max-ports", "512"},
+                {"--socket-path", "/run/v.sock", "--max-ports", "07"},
+                {"--socket-path", "/run/v.sock", "--max-ports", "x"},
+                {"--socket-path", "/run/v.sock", "--poll-us", "-1"},
+                {"--socket-path", "/run/v.sock", "--log-level", "loud"},
+                {"--socket-path", "/run/v.sock", "--port", "nr=1,bogus"},
+                {"--socket-path", "/run/v.sock", "--socket-path", "/run/w.sock"},
+                {"--socket-path", "/run/v.sock", "--take-over=true"},
+                {"--socket-path", "/run/v.sock", "--port"},
+                {"--socket-path", "--port", "nr=1,null"},
+                {"--socket-path", "/run/v.sock", "--unknown"},
+                {"--socket-path", "/run/v.sock", "extra"},
+                {"--socket", "/run/v.sock"},
+                {"--help"},
+                {"--version"},
+                {},
+        };
+        for (String[] line : lines) {
+            assertEquals(outcome(false, line), outcome(true, line), "vportd " + String.join(" ", line));
+        }
+    }
+
+    @Test
+    void theQuickParseKnowsEveryOptionOfTheCommand() {
+        java.util.Map<String, Boolean> model = new java.util.TreeMap<>();
+        for (picocli.CommandLine.Model.OptionSpec o : VportdCommand.commandLine().getCommandSpec().options()) {
+            if (!o.usageHelp() && !o.versionHelp()) {
+                model.put(o.longestName(), o.arity().max() > 0);
+            }
+        }
+        assertEquals(model, new java.util.TreeMap<>(VportdCommand.QUICK_OPTIONS),
+                "each option and whether it takes a value, in picocli's model and in the quick parse");
+    }
+
+    @Test
+    void theAotCacheTrainingWalkRuns() {
+        // its sample --config text must stay a valid file: the launcher's training runs this
+        VportdCommand.walkForAotCache();
+    }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(120)
+    void aCommonCommandLineNeedsNoPicocliModel(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        assertFalse(picocliInitialized(dir, "quick"), "picocli was initialized for a command line the quick parse takes");
+        assertTrue(picocliInitialized(dir, "picocli"), "the probe does not see picocli being initialized: it shows nothing");
+    }
+
+    /** Runs {@link ParseProbe} in a fresh JVM; whether it initialized picocli's CommandLine or generated an annotation proxy. */
+    private static boolean picocliInitialized(Path dir, String mode) throws Exception {
+        Path log = dir.resolve(mode + ".log");
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xlog:class+init=info:file=" + log, "-cp", System.getProperty("java.class.path"),
+                ParseProbe.class.getName(), mode).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), "probe did not finish");
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("parsed /run/vm1/vportd.sock"), out);
+        String inits = java.nio.file.Files.readString(log);
+        return inits.contains("'picocli/CommandLine'") || inits.contains("$Proxy");
+    }
+
+    /** In the fresh JVM: parses a daemon's usual command line, quickly or through picocli. */
+    public static final class ParseProbe {
+        public static void main(String[] args) throws Exception {
+            String[] line = {"--socket-path", "/run/vm1/vportd.sock", "--max-ports", "31", "--api-socket", "/run/vm1/api.sock",
+                    "--port", "nr=0,console,null", "--port", "nr=1,name=org.example.log,socket=/run/vm1/log.sock"};
+            DaemonConfig c = (DaemonConfig) VportdCommand.parseInvocation(args[0].equals("quick"), line);
+            System.out.println("parsed " + c.socketPath());
+        }
+    }
 }
