@@ -6,7 +6,6 @@ import java.io.FileOutputStream;
 import java.util.logging.Level;
 import java.util.logging.LogManager;
 import java.util.logging.Logger;
-import java.util.logging.SimpleFormatter;
 
 /**
  * One log line per event on standard error: time, level, logger, message. Lines go through a
@@ -31,20 +30,36 @@ final class Logging {
     @SuppressWarnings("StringOperationCanBeSimplified")
     private static final String UNHEARD = new String("(rehearsal)");
 
-    /** SimpleFormatter, with the calling thread's device (if any) before the message. */
-    private static final class DeviceFormatter extends SimpleFormatter {
+    /**
+     * The line {@link java.util.logging.SimpleFormatter} would make with {@link #FORMAT}, with the
+     * calling thread's device (if any) before the message. Not a SimpleFormatter: its constructor
+     * checks the format against the current time, which loads the time zone rules and the locale's
+     * data (some 50 ms of a daemon's start, before any socket listens). Here the first line pays
+     * for them, and a daemon logs its first line once it serves.
+     */
+    static final class DeviceFormatter extends java.util.logging.Formatter {
         @Override
         public String format(java.util.logging.LogRecord record) {
+            String message = formatMessage(record);
             String device = DEVICE.get();
             if (device != null && record.getMessage() != null) {
                 String prefix = "device " + device + ": ";
-                String message = formatMessage(record);
                 if (!message.startsWith(prefix)) {
-                    record.setMessage(prefix + message);
-                    record.setParameters(null); // formatted already
+                    message = prefix + message;
                 }
             }
-            return super.format(record);
+            String thrown = "";
+            if (record.getThrown() != null) {
+                java.io.StringWriter w = new java.io.StringWriter();
+                try (java.io.PrintWriter p = new java.io.PrintWriter(w)) {
+                    p.println();
+                    record.getThrown().printStackTrace(p);
+                }
+                thrown = w.toString();
+            }
+            java.time.ZonedDateTime at = java.time.ZonedDateTime.ofInstant(record.getInstant(), java.time.ZoneId.systemDefault());
+            return String.format(FORMAT, at, "", record.getLoggerName(), record.getLevel().getLocalizedName(), message,
+                    thrown);
         }
     }
 
@@ -52,7 +67,6 @@ final class Logging {
     }
 
     static void configure(System.Logger.Level level) {
-        System.setProperty("java.util.logging.SimpleFormatter.format", FORMAT);
         LogManager.getLogManager().reset();
         Level l = parse(level);
         NonBlockingLogHandler h = new NonBlockingLogHandler(new FileOutputStream(FileDescriptor.err), new DeviceFormatter(),

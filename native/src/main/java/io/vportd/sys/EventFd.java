@@ -36,6 +36,34 @@ public final class EventFd {
         return (int) Io.write(fd, buf.address(), 8);
     }
 
+    /** eventfd_write(3), the C library's 8-byte write to an eventfd, in the shape most calls share. */
+    private static final class EventfdWrite {
+        static final MethodHandle H = Libc.linkInt("eventfd_write");
+    }
+
+    /**
+     * Wakes a thread waiting on one of vportd's own eventfds (made by {@link #create}): adds 1
+     * through eventfd_write(3), whose call shape most calls share, so a daemon's first wake-up at
+     * start-up links nothing new. Returns 0 or -errno. Not for a descriptor a frontend gave (a call
+     * fd may be any kind of file, and eventfd_write cannot tell a short write): use {@link #signal}.
+     */
+    public static int wake(int fd) {
+        MemorySegment cap = Libc.capture();
+        try {
+            while (true) {
+                if (Libc.call(EventfdWrite.H, cap, fd, 1L) == 0) {
+                    return 0;
+                }
+                int e = Libc.errno(cap);
+                if (e != Errno.EINTR) {
+                    return -e;
+                }
+            }
+        } catch (Throwable t) {
+            throw Libc.linkageBug(t);
+        }
+    }
+
     /** Adds 1 to an eventfd counter: 8 or -errno. */
     public static int signal(int fd) {
         return write(fd, 1);

@@ -61,7 +61,11 @@ class SysCallsTest {
             assertEquals(8, EventFd.write(efd.fd(), 5));
             assertEquals(7, EventFd.drain(efd.fd()));
             assertEquals(-Errno.EAGAIN, EventFd.drain(efd.fd()));
+            assertEquals(0, EventFd.wake(efd.fd()));
+            assertEquals(0, EventFd.wake(efd.fd()));
+            assertEquals(2, EventFd.drain(efd.fd()));
         }
+        assertEquals(-Errno.EBADF, EventFd.wake(-1));
     }
 
     @Test

@@ -435,7 +435,7 @@ public final class VhostUserServer implements AutoCloseable {
         if (!suspendRequest.compareAndSet(null, request)) {
             throw new IOException("a hand-over is already in progress");
         }
-        io.vportd.sys.EventFd.signal(wake.fd());
+        io.vportd.sys.EventFd.wake(wake.fd());
         try {
             return request.get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
@@ -621,7 +621,7 @@ public final class VhostUserServer implements AutoCloseable {
         }
         closing = true;
         Sockets.shutdown(listener.fd(), Sockets.SHUT_RDWR); // wakes a blocked accept
-        io.vportd.sys.EventFd.signal(wake.fd());
+        io.vportd.sys.EventFd.wake(wake.fd());
         LockSupport.unpark(thread); // a server that handed over waits for this
         synchronized (connectionLock) {
             if (connection >= 0) {

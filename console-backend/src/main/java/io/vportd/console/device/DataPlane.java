@@ -676,7 +676,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         while (!commands.offer(c)) {
             LockSupport.parkNanos(100_000); // bounded queue full: wait for the worker to drain it
         }
-        EventFd.signal(wake.fd());
+        EventFd.wake(wake.fd());
         for (long waited = COMMAND_TIMEOUT_SECONDS; ; waited += COMMAND_TIMEOUT_SECONDS) {
             try {
                 return c.result.get(COMMAND_TIMEOUT_SECONDS, TimeUnit.SECONDS);

@@ -88,7 +88,7 @@ public final class EventLoop implements AutoCloseable {
     void attach(DataPlane dp) {
         attached.incrementAndGet();
         attaching.add(dp);
-        EventFd.signal(wake.fd());
+        EventFd.wake(wake.fd());
     }
 
     private void run() {
@@ -197,7 +197,7 @@ public final class EventLoop implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        EventFd.signal(wake.fd());
+        EventFd.wake(wake.fd());
         try {
             thread.join(5000);
         } catch (InterruptedException e) {

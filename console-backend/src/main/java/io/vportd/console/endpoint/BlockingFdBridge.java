@@ -155,7 +155,7 @@ public final class BlockingFdBridge implements AutoCloseable {
         java.util.concurrent.CountDownLatch stopped = new java.util.concurrent.CountDownLatch(1);
         stoppedForHandover = stopped;
         holdForHandover = true;
-        io.vportd.sys.EventFd.signal(wakeFd.fd());
+        io.vportd.sys.EventFd.wake(wakeFd.fd());
         if (stopped.await(ms, java.util.concurrent.TimeUnit.MILLISECONDS)) {
             return true;
         }
@@ -172,7 +172,7 @@ public final class BlockingFdBridge implements AutoCloseable {
     /** The hand-over did not happen: the pump goes on. */
     void releaseHandoverHold() {
         holdForHandover = false;
-        io.vportd.sys.EventFd.signal(wakeFd.fd());
+        io.vportd.sys.EventFd.wake(wakeFd.fd());
     }
 
     /** The socket pair's far end (the pump's), for a hand-over. */
