@@ -3,9 +3,6 @@ package io.vportd.sys;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -28,15 +25,7 @@ class PrimeInvokersTest {
     }
 
     private static long classesLoadedByCalls(boolean prime) throws Exception {
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Probe.class.getName(),
-                Boolean.toString(prime)).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "probe did not finish");
-        assertEquals(0, p.exitValue(), out);
-        String last = out.strip().lines().reduce((a, b) -> b).orElse("");
-        assertTrue(last.startsWith("loaded "), out);
-        return Long.parseLong(last.substring("loaded ".length()));
+        return FreshJvm.lastNumber(Probe.class, "loaded", Boolean.toString(prime));
     }
 
     /** Runs in the fresh JVM: optionally primes, then counts classes loaded by 200 recvmsg calls. */
