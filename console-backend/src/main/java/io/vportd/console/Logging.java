@@ -13,6 +13,7 @@ import java.util.logging.Logger;
  */
 final class Logging {
 
+    /** The line, as a SimpleFormatter pattern: {@link DeviceFormatter} makes these lines by hand. */
     static final String FORMAT = "%1$tF %1$tT.%1$tL %4$-7s %3$s: %5$s%6$s%n";
 
     private static volatile NonBlockingLogHandler handler;
@@ -34,13 +35,14 @@ final class Logging {
      * The line {@link java.util.logging.SimpleFormatter} would make with {@link #FORMAT}, with the
      * calling thread's device (if any) before the message. Not a SimpleFormatter: its constructor
      * checks the format against the current time, which loads the time zone rules and the locale's
-     * data (some 50 ms of a daemon's start, before any socket listens). Here the first line pays
-     * for them, and a daemon logs its first line once it serves.
+     * data (some 50 ms of a daemon's start, before any socket listens), and each of its lines goes
+     * through {@code String.format}, a good part of a 256-device daemon's start, which logs a line
+     * per port. Here the line is put together by hand; the first one pays for the time zone.
      */
     static final class DeviceFormatter extends java.util.logging.Formatter {
         @Override
         public String format(java.util.logging.LogRecord record) {
-            String message = formatMessage(record);
+            String message = message(record);
             String device = DEVICE.get();
             if (device != null && record.getMessage() != null) {
                 String prefix = "device " + device + ": ";
@@ -57,9 +59,68 @@ final class Logging {
                 }
                 thrown = w.toString();
             }
-            java.time.ZonedDateTime at = java.time.ZonedDateTime.ofInstant(record.getInstant(), java.time.ZoneId.systemDefault());
-            return String.format(FORMAT, at, "", record.getLoggerName(), record.getLevel().getLocalizedName(), message,
-                    thrown);
+            java.time.LocalDateTime at = java.time.LocalDateTime.ofInstant(record.getInstant(), java.time.ZoneId.systemDefault());
+            StringBuilder line = new StringBuilder(48 + message.length() + thrown.length());
+            digits(line, at.getYear(), 4).append('-');
+            digits(line, at.getMonthValue(), 2).append('-');
+            digits(line, at.getDayOfMonth(), 2).append(' ');
+            digits(line, at.getHour(), 2).append(':');
+            digits(line, at.getMinute(), 2).append(':');
+            digits(line, at.getSecond(), 2).append('.');
+            digits(line, at.getNano() / 1_000_000, 3).append(' ');
+            String level = record.getLevel().getLocalizedName();
+            line.append(level);
+            for (int i = level.length(); i < 7; i++) {
+                line.append(' ');
+            }
+            line.append(' ').append(record.getLoggerName()).append(": ").append(message).append(thrown);
+            return line.append(System.lineSeparator()).toString();
+        }
+
+        /**
+         * The record's message with its parameters in place: {@link #formatMessage} (a
+         * {@link java.text.MessageFormat} made for each line), or, for the lines vportd logs
+         * most, the same text put together by hand: no resource bundle, plain {@code {N}}
+         * placeholders, no quote, and no number or date among the parameters (which MessageFormat
+         * would format for the locale), so each parameter is its {@code toString()}.
+         */
+        private String message(java.util.logging.LogRecord record) {
+            String pattern = record.getMessage();
+            Object[] params = record.getParameters();
+            if (pattern == null || params == null || params.length == 0 || record.getResourceBundle() != null
+                    || pattern.indexOf('\'') >= 0) {
+                return formatMessage(record);
+            }
+            for (Object p : params) {
+                if (p instanceof Number || p instanceof java.util.Date || p instanceof java.time.temporal.TemporalAccessor) {
+                    return formatMessage(record);
+                }
+            }
+            StringBuilder out = new StringBuilder(pattern.length() + 16 * params.length);
+            int from = 0;
+            for (int open = pattern.indexOf('{'); open >= 0; open = pattern.indexOf('{', from)) {
+                int close = open + 1;
+                while (close < pattern.length() && close - open <= 2 && Character.isDigit(pattern.charAt(close))) {
+                    close++;
+                }
+                if (close == open + 1 || close >= pattern.length() || pattern.charAt(close) != '}') {
+                    return formatMessage(record); // a placeholder with a format type, or a lone brace
+                }
+                int index = Integer.parseInt(pattern, open + 1, close, 10);
+                out.append(pattern, from, open);
+                out.append(index < params.length ? String.valueOf(params[index]) : pattern.substring(open, close + 1));
+                from = close + 1;
+            }
+            return out.append(pattern, from, pattern.length()).toString();
+        }
+
+        /** {@code value} in at least {@code width} digits, zeros in front (what %tF, %tT and %tL print). */
+        private static StringBuilder digits(StringBuilder line, int value, int width) {
+            String v = Integer.toString(value);
+            for (int i = v.length(); i < width; i++) {
+                line.append('0');
+            }
+            return line.append(v);
         }
     }
 

@@ -41,7 +41,17 @@ class DeviceFormatterTest {
         Logging.DeviceFormatter f = new Logging.DeviceFormatter();
         LogRecord thrown = record(Level.SEVERE, "failed: {0}", "x");
         thrown.setThrown(new IllegalStateException("boom"));
-        for (LogRecord r : new LogRecord[] {record(Level.INFO, "vportd serving {0} port(s) on {1}", 12345, "/run/v.sock"),
+        LogRecord early = record(Level.CONFIG, "single digits everywhere");
+        early.setInstant(java.time.Instant.parse("0987-01-02T03:04:05.006Z"));
+        for (LogRecord r : new LogRecord[] {early,
+                record(Level.INFO, "{0}: listening on {1}", "device vm1: port 3 (org.example.log)", java.nio.file.Path.of("/run/a.sock")),
+                record(Level.INFO, "{1} before {0}, {0} twice, {5} missing, {10}", "a", null, "c", "d", "e", "f", "g", "h", "i", "j", "k"),
+                record(Level.INFO, "a number {0} and a date {1}", 1234567, new java.util.Date(0)),
+                record(Level.INFO, "it''s {0}, '{1}' quoted", "x", "y"),
+                record(Level.INFO, "{0,number,#} typed, {} empty, { lone", 42),
+                record(Level.INFO, "{100} three digits {0}", "x"),
+                record(Level.INFO, "no placeholders but parameters", "x"),
+                record(Level.INFO, "vportd serving {0} port(s) on {1}", 12345, "/run/v.sock"),
                 record(Level.WARNING, "plain text, no parameters"), record(Level.FINE, "{0} and {1}", 1.5, null), thrown}) {
             assertEquals(simple(r), f.format(r));
         }
