@@ -59,7 +59,7 @@ public final class VportdCommand {
     @Option(names = "--max-ports", paramLabel = "N", defaultValue = "" + DEFAULT_MAX_PORTS, order = 2,
             description = "max_nr_ports of the device, 1..511 (default: ${DEFAULT-VALUE}). The device has "
                     + "2*(N+1) virtqueues; QEMU's num_vqs must be at least that (64 for the default).")
-    int maxPorts;
+    int maxPorts = DEFAULT_MAX_PORTS;
 
     @Option(names = "--port", paramLabel = "SPEC", order = 3,
             description = "Adds a port; repeat for more ports. SPEC is a comma-separated list of keys, "
@@ -90,7 +90,7 @@ public final class VportdCommand {
 
     @Option(names = "--log-level", paramLabel = "LEVEL", defaultValue = DEFAULT_LOG_LEVEL, order = 6,
             description = "One of off, error, warning, info, debug, trace, all (default: ${DEFAULT-VALUE}).")
-    String logLevel;
+    String logLevel = DEFAULT_LOG_LEVEL;
 
     @Option(names = "--allow-unsealed-memory", order = 7,
             description = "Accept guest memory whose file is not sealed against shrinking (F_SEAL_SHRINK). "
@@ -130,7 +130,7 @@ public final class VportdCommand {
                     + "follows closely at the cost of that much CPU after each burst; an idle device sleeps as "
                     + "without it. Leave it off when vportd shares CPUs with the guests' vCPU threads. "
                     + "0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
-    int pollMicros;
+    int pollMicros = DaemonConfig.DEFAULT_POLL_MICROS;
 
     /** Supplies --version. */
     static final class Version implements CommandLine.IVersionProvider {
@@ -295,8 +295,9 @@ public final class VportdCommand {
      * The common command line without picocli, whose model costs a daemon's start some 150 ms
      * (it reads the annotations above through proxies the JDK generates at run time): options by
      * their full names, {@code --name value} or {@code --name=value}, each at most once but
-     * {@code --port}, numbers in plain decimal. The fields end up as picocli would set them
-     * (a test compares the two). Anything else (help, version, an unknown or repeated option, a
+     * {@code --port}, numbers in plain decimal. The fields end up as picocli would set them (an
+     * option not given keeps its field's initial value, the default picocli also gives it; a test
+     * compares the two). Anything else (help, version, an unknown or repeated option, a
      * value that starts with '-', a number picocli would have to judge) returns null: picocli then
      * parses the whole command line and gives its answer or its error.
      *
@@ -354,15 +355,6 @@ public final class VportdCommand {
                     }
                 }
             }
-        }
-        if (!matched.contains("--max-ports")) {
-            maxPorts = DEFAULT_MAX_PORTS;
-        }
-        if (!matched.contains("--log-level")) {
-            logLevel = DEFAULT_LOG_LEVEL;
-        }
-        if (!matched.contains("--poll-us")) {
-            pollMicros = DaemonConfig.DEFAULT_POLL_MICROS;
         }
         return matched;
     }
