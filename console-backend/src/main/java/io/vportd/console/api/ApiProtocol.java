@@ -1,11 +1,7 @@
 package io.vportd.console.api;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
-import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -89,10 +85,6 @@ public final class ApiProtocol {
     public static final List<String> OPS = List.of("add-port", "remove-port", "list-ports", "resize", "subscribe",
             "unsubscribe", "metrics", "log", "list-devices", "add-device", "remove-device");
 
-    static final ObjectMapper JSON = JsonMapper.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .build();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     private static final Set<String> ADD_FIELDS =
@@ -115,11 +107,11 @@ public final class ApiProtocol {
         try {
             JsonNode request;
             try {
-                request = JSON.readTree(line);
+                request = JsonLine.read(line);
             } catch (JsonProcessingException e) {
                 throw new ApiException(PARSE_ERROR, "malformed JSON: " + e.getOriginalMessage());
             }
-            if (request == null || request.isMissingNode()) {
+            if (request == null) {
                 throw new ApiException(PARSE_ERROR, "empty request");
             }
             if (!request.isObject()) {
@@ -138,12 +130,12 @@ public final class ApiProtocol {
             response.set("id", id);
             response.put("ok", true);
             response.setAll(result);
-            return JSON.writeValueAsString(response);
+            return JsonLine.write(response);
         } catch (ApiException e) {
             return error(id, e.code(), e.getMessage());
         } catch (PortRequestException e) {
             return error(id, e.reason().code(), e.getMessage());
-        } catch (RuntimeException | JsonProcessingException e) {
+        } catch (RuntimeException e) {
             LOG.log(Level.WARNING, "management request failed unexpectedly: {0}", e.toString());
             return error(id, INTERNAL_ERROR, String.valueOf(e.getMessage()));
         }
@@ -156,11 +148,7 @@ public final class ApiProtocol {
         ObjectNode err = response.putObject("error");
         err.put("code", code);
         err.put("message", message);
-        try {
-            return JSON.writeValueAsString(response);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
+        return JsonLine.write(response);
     }
 
     private ObjectNode dispatch(String op, ObjectNode req, Session session) {
@@ -548,11 +536,7 @@ public final class ApiProtocol {
         ObjectNode ts = o.putObject("timestamp");
         ts.put("seconds", epochMicros / 1_000_000);
         ts.put("microseconds", epochMicros % 1_000_000);
-        try {
-            return JSON.writeValueAsString(o);
-        } catch (JsonProcessingException ex) {
-            throw new IllegalStateException(ex);
-        }
+        return JsonLine.write(o);
     }
 
 }

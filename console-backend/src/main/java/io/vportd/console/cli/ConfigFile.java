@@ -2,7 +2,7 @@ package io.vportd.console.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import com.fasterxml.jackson.dataformat.toml.TomlFactory;
 import io.vportd.console.control.PortConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -53,7 +53,8 @@ public final class ConfigFile {
     public static final int MAX_EVENT_LOOPS = 64;
     public static final Set<String> DEVICE_KEYS = Set.of("id", "socket", "max-ports", "allow-unsealed-memory", "ports");
 
-    private static final TomlMapper TOML = new TomlMapper();
+    /** TOML's parser alone: the tree is built by {@link Trees}, no mapper (see there). */
+    private static final TomlFactory TOML = new TomlFactory();
 
     private ConfigFile() {
     }
@@ -85,11 +86,19 @@ public final class ConfigFile {
         return parse(file, text, logLevelOverride);
     }
 
+    /** The file's table as a tree (null for an empty text). */
+    private static JsonNode readTree(String text) throws IOException {
+        try (com.fasterxml.jackson.core.JsonParser p = TOML.createParser(text)) {
+            com.fasterxml.jackson.core.JsonToken first = p.nextToken();
+            return first == null ? null : Trees.value(p, first);
+        }
+    }
+
     /** {@link #load} on text already read. */
     static DevicesConfig parse(Path file, String text, System.Logger.Level logLevelOverride) {
         JsonNode root;
         try {
-            root = TOML.readTree(text);
+            root = readTree(text);
         } catch (JsonProcessingException e) {
             com.fasterxml.jackson.core.JsonLocation at = e.getLocation();
             String where = at == null || at.getLineNr() <= 0 ? file.toString() : file + ":" + at.getLineNr();
