@@ -61,7 +61,11 @@ public final class Main {
         if (args.length > 0 && args[0].equals("ctl")) {
             java.io.PrintWriter out = new java.io.PrintWriter(System.out, true, java.nio.charset.StandardCharsets.UTF_8);
             java.io.PrintWriter err = new java.io.PrintWriter(System.err, true, java.nio.charset.StandardCharsets.UTF_8);
-            System.exit(CtlCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err));
+            int status = CtlCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+            if (System.getenv("VPORTD_AOT_TRAIN") != null) {
+                walkCliForAotCache();
+            }
+            System.exit(status);
             return;
         }
         io.vportd.console.cli.Invocation invocation;
@@ -78,7 +82,7 @@ public final class Main {
             return;
         }
         if (System.getenv("VPORTD_AOT_TRAIN") != null) {
-            walkForAotCache();
+            VportdCommand.walkDaemonForAotCache();
         }
         Logging.configure(invocation.logLevel());
         io.vportd.console.handover.HandoverServer.setUnheard(Logging::unheard);
@@ -153,13 +157,14 @@ public final class Main {
     }
 
     /**
-     * This run trains the launcher's AOT cache (packaging/aot-train sets VPORTD_AOT_TRAIN): the
-     * cache holds what the training JVM loaded and linked, and the training daemon's command line
-     * took neither picocli's model nor a --config file. Walk what --help, --version, a --config
-     * file and {@code vportd ctl} use here, or each of them would read and link it from the jar.
+     * This ctl run trains the launcher's AOT cache of the command line (packaging/aot-train sets
+     * VPORTD_AOT_TRAIN): the cache holds what the training JVM loaded and linked. Walk what
+     * {@code vportd --help}, {@code --version} and {@code ctl --help} use too, or each of them
+     * would read and link it from the jar. (The daemon's cache is trained apart, on a daemon: a
+     * class in a cache is loaded at every start, so neither cache holds the other's classes.)
      */
-    private static void walkForAotCache() {
-        VportdCommand.walkForAotCache();
+    private static void walkCliForAotCache() {
+        VportdCommand.walkCliForAotCache();
         java.io.PrintWriter nowhere = new java.io.PrintWriter(java.io.Writer.nullWriter());
         CtlCommand.run(new String[] {"--help"}, nowhere, nowhere);
     }

@@ -73,7 +73,7 @@ class LauncherIT {
         assertTrue(Files.isRegularFile(tree.resolve("console-backend/target/vportd.aot.jar")),
                 "the launcher noted no jar identity beside the cache");
 
-        // Taken by the JVM, with picocli's classes from the cache, and the measured flags in force.
+        // --version takes the command line's cache, with picocli's classes, and the measured flags are in force.
         Path loads = tree.resolve("class-load.log");
         String used = run(launcher, Map.of("VPORTD_JAVA_OPTS",
                 "-Xlog:aot=info -Xlog:class+load=info:file=" + loads + " -XX:+PrintCommandLineFlags"));
@@ -82,6 +82,22 @@ class LauncherIT {
         List<String> picocli = Files.readAllLines(loads).stream().filter(l -> l.contains(" picocli.CommandLine ")).toList();
         assertTrue(picocli.size() == 1 && picocli.getFirst().contains("shared objects file"),
                 "picocli.CommandLine did not come from the AOT cache: " + picocli);
+        assertTrue(Files.isRegularFile(tree.resolve("console-backend/target/vportd-cli.aot")),
+                "no cache of the command line beside the daemon's");
+
+        // A daemon's run takes the daemon's cache, which holds no picocli: its usual command line
+        // never builds picocli's model, and each class of a cache is loaded at every start. Here
+        // --version after another option: the launcher picks the daemon's cache, picocli prints.
+        Path daemonLoads = tree.resolve("class-load-daemon.log");
+        String daemon = run(List.of(launcher.toString(), "--log-level", "info", "--version"), Map.of("VPORTD_JAVA_OPTS",
+                "-Xlog:aot=info -Xlog:class+load=info:file=" + daemonLoads));
+        assertTrue(daemon.contains("Using AOT-linked classes: true"), daemon);
+        List<String> loaded = Files.readAllLines(daemonLoads);
+        assertTrue(loaded.stream().anyMatch(l -> l.contains(" io.vportd.console.Main ") && l.contains("shared objects file")),
+                "io.vportd.console.Main did not come from the daemon's cache");
+        List<String> daemonPicocli = loaded.stream().filter(l -> l.contains(" picocli.CommandLine ")).toList();
+        assertTrue(daemonPicocli.size() == 1 && !daemonPicocli.getFirst().contains("shared objects file"),
+                "picocli.CommandLine came from the daemon's cache (or was not loaded): " + daemonPicocli);
         for (String flag : List.of("-XX:+UseSerialGC", "-XX:MaxHeapSize=33554432", "-XX:+UseCompactObjectHeaders",
                 "-XX:ThreadStackSize=256", "-XX:MaxMetaspaceSize=33554432")) {
             assertTrue(used.contains(flag), flag + " not in force:\n" + used.lines().filter(l -> l.startsWith("-XX")).toList());

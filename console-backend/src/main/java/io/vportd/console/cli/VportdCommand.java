@@ -195,16 +195,23 @@ public final class VportdCommand {
     }
 
     /**
-     * For the AOT cache's training run (see Main): builds and prints picocli's model of this
-     * command, parses --version through it, and reads a small --config file's text.
+     * For the command line's AOT cache (ctl, --help, --version; see Main): builds and prints
+     * picocli's model of this command and parses --version through it.
      */
-    public static void walkForAotCache() {
+    public static void walkCliForAotCache() {
         usage();
         try {
             parseInvocation("--version");
         } catch (UsageException expected) {
             // the version text: picocli's parse and its version provider have run
         }
+    }
+
+    /**
+     * For the daemon's AOT cache (see Main), trained on a daemon of the command line: reads a
+     * small --config file's text, so that a daemon of a --config file finds its parser there too.
+     */
+    public static void walkDaemonForAotCache() {
         ConfigFile.parse(Path.of("training.toml"), """
                 api-socket = "/run/vportd/api.sock"
                 event-loops = 1

@@ -262,9 +262,10 @@ class VportdCommandTest {
     }
 
     @Test
-    void theAotCacheTrainingWalkRuns() {
-        // its sample --config text must stay a valid file: the launcher's training runs this
-        VportdCommand.walkForAotCache();
+    void theAotCacheTrainingWalksRun() {
+        // the daemon's sample --config text must stay a valid file: the launcher's training runs these
+        VportdCommand.walkDaemonForAotCache();
+        VportdCommand.walkCliForAotCache();
     }
 
     @Test
