@@ -17,7 +17,7 @@ import java.util.Map;
 /**
  * The management API's lines: one JSON value read into a tree of Jackson's nodes, and a tree
  * written back as one line. It uses Jackson's streaming parser and generator, not an
- * {@code ObjectMapper}. Building a mapper loads some 300 classes of data binding that the API
+ * {@code ObjectMapper}. Building a mapper loads about 380 classes of data binding that the API
  * never uses; in an idle daemon with {@code --api-socket} they held about 10 MiB and took some
  * 200 ms of its start when no AOT cache supplied them.
  *

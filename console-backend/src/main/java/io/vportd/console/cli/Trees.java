@@ -12,7 +12,7 @@ import java.util.ArrayDeque;
 
 /**
  * Trees of Jackson's nodes read from a streaming parser, without an {@code ObjectMapper}: the
- * management API's JSON lines and the {@code --config} file's TOML. A mapper loads some 300
+ * management API's JSON lines and the {@code --config} file's TOML. A mapper loads about 380
  * classes of data binding that neither uses (about 10 MiB resident in an idle daemon, and some
  * 200 ms of its start when no AOT cache supplies them). The trees are those a mapper's
  * {@code readTree} gives: integers become int, long or big-integer nodes by size, other
