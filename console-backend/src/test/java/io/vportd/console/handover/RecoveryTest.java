@@ -76,8 +76,14 @@ class RecoveryTest {
             Await.until("the agent client connected", WAIT,
                     () -> device.dataPlane().ports().stream().anyMatch(p -> p.id() == 2 && p.hostConnected()));
             fe.getConfig(0, 4); // a round trip: the session's messages were all handed to the checkpointer
-            Await.until("the checkpoint holds the client", WAIT, () -> cp.awaitIdle(100)
-                    && cp.storedNames().size() >= 7); // vhost listener + connection, memory, kick, call, 3 port fds
+            // The store is read while waiting, as systemd reads its socket: the session's checkpoints
+            // are more datagrams than a host's default queue of a datagram socket holds
+            // (net.unix.max_dgram_qlen is 10 unless systemd raised it to 512), and the checkpointer's
+            // send waits while that queue is full.
+            Await.until("the checkpoint holds the client", WAIT, () -> {
+                store.pump();
+                return cp.awaitIdle(100) && cp.storedNames().size() >= 7; // vhost listener + connection, memory, kick, call, 3 port fds
+            });
             assertTrue(cp.awaitIdle(WAIT.toMillis()));
 
             // The process "dies": its server stops at a message boundary for good, its data plane
