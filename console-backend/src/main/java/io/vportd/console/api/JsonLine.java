@@ -47,11 +47,10 @@ final class JsonLine {
      */
     static JsonNode read(String line) throws JsonProcessingException {
         try (JsonParser p = FACTORY.createParser(line)) {
-            JsonToken t = p.nextToken();
-            if (t == null) {
+            JsonNode root = io.vportd.console.cli.Trees.first(p);
+            if (root == null) {
                 return null;
             }
-            JsonNode root = io.vportd.console.cli.Trees.value(p, t);
             JsonToken after = p.nextToken();
             if (after != null) {
                 throw new JsonParseException(p, "Trailing token (of type " + after + ") found after the value");

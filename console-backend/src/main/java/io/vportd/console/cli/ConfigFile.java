@@ -89,8 +89,7 @@ public final class ConfigFile {
     /** The file's table as a tree (null for an empty text). */
     private static JsonNode readTree(String text) throws IOException {
         try (com.fasterxml.jackson.core.JsonParser p = TOML.createParser(text)) {
-            com.fasterxml.jackson.core.JsonToken first = p.nextToken();
-            return first == null ? null : Trees.value(p, first);
+            return Trees.first(p);
         }
     }
 

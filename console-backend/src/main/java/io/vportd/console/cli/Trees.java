@@ -26,13 +26,20 @@ public final class Trees {
     }
 
     /**
-     * The value that starts at token {@code first} of {@code p} (its current token), built from
-     * the parser's tokens without recursion; the parser is left on the value's last token.
+     * The first value of {@code p}'s text, or null when the text holds none (only white space).
+     * It is built from the parser's tokens without recursion; the parser is left on the value's
+     * last token, so a caller can check what follows.
      *
      * @throws IOException what the parser throws ({@link com.fasterxml.jackson.core.JsonProcessingException}
      *                     for malformed text), or a {@link JsonParseException} if the text ends inside the value
      */
-    public static JsonNode value(JsonParser p, JsonToken first) throws IOException {
+    public static JsonNode first(JsonParser p) throws IOException {
+        JsonToken t = p.nextToken();
+        return t == null ? null : value(p, t);
+    }
+
+    /** The value that starts at token {@code first}, {@code p}'s current token (see {@link #first}). */
+    private static JsonNode value(JsonParser p, JsonToken first) throws IOException {
         ArrayDeque<JsonNode> open = new ArrayDeque<>();
         JsonNode root = null;
         String field = null;
