@@ -177,8 +177,12 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
         return tag;
     }
 
+    /**
+     * The epoll set a loop should watch for this data plane now: its own, or while frozen the set
+     * of its wake-up eventfd alone (loop thread, or before the loop has it).
+     */
     int epollFd() {
-        return epoll.fd();
+        return frozen ? frozenEpoll.fd() : epoll.fd();
     }
 
     /** How long, at most, the loop may leave this data plane without a turn. */

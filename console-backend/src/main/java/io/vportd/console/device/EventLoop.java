@@ -32,6 +32,8 @@ public final class EventLoop implements AutoCloseable {
     private static final class Slot {
         final DataPlane dataPlane;
         final long token;
+        /** The data plane's epoll set this loop watches now (its own, or its frozen one). */
+        int watched;
         boolean ready;
         long dueAt;
 
@@ -53,6 +55,8 @@ public final class EventLoop implements AutoCloseable {
     private long nextToken = 1;
     private final java.util.concurrent.atomic.AtomicInteger attached = new java.util.concurrent.atomic.AtomicInteger();
     private volatile boolean closed;
+    /** Returns from epoll_wait so far (written by the loop thread alone). */
+    private volatile long wakeups;
 
     /**
      * Starts a loop. {@code tagger} is told the device tag of each data plane before its turn
@@ -84,6 +88,11 @@ public final class EventLoop implements AutoCloseable {
         return attached.get();
     }
 
+    /** How many times the loop has woken so far (each return from epoll_wait). */
+    long wakeups() {
+        return wakeups;
+    }
+
     /** Hands {@code dp} to this loop; it gets its first turn at once. */
     void attach(DataPlane dp) {
         attached.incrementAndGet();
@@ -95,6 +104,7 @@ public final class EventLoop implements AutoCloseable {
         try {
             while (!closed) {
                 int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, timeoutMillis());
+                wakeups++;
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "{0}: epoll_wait failed: {1}", name, Errno.describe(-n));
                     break;
@@ -132,7 +142,8 @@ public final class EventLoop implements AutoCloseable {
         DataPlane dp;
         while ((dp = attaching.poll()) != null) {
             Slot s = new Slot(dp, nextToken++);
-            int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, dp.epollFd(), Epoll.EPOLLIN, s.token);
+            s.watched = dp.epollFd(); // the frozen set already, for a device rebuilt from a hand-over
+            int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, s.watched, Epoll.EPOLLIN, s.token);
             if (r < 0) {
                 LOG.log(Level.ERROR, "{0}: cannot watch a data plane: {1}", name, Errno.describe(-r));
                 attached.decrementAndGet();
@@ -183,14 +194,43 @@ public final class EventLoop implements AutoCloseable {
                 tagger.accept(null);
             }
             if (alive) {
+                alive = rewatch(s);
+            }
+            if (alive) {
                 s.dueAt = System.nanoTime() + s.dataPlane.nextWaitMillis() * 1_000_000L;
             } else {
-                Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, s.dataPlane.epollFd(), 0, 0);
+                Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, s.watched, 0, 0);
                 slots.remove(i--);
                 attached.decrementAndGet();
                 s.dataPlane.detachedFromLoop();
             }
         }
+    }
+
+    /**
+     * After a turn: a data plane that froze (a hand-over) or thawed has another set to be watched.
+     * A frozen data plane reads nothing of its own set, so while frozen the loop watches its
+     * frozen set (its wake-up eventfd alone): watching the other, which stays ready, would turn
+     * the loop over and over until the thaw. What came meanwhile waits in the set it left.
+     *
+     * @return false: the new set cannot be watched (the data plane is detached as failed)
+     */
+    private boolean rewatch(Slot s) {
+        int want = s.dataPlane.epollFd();
+        if (want == s.watched) {
+            return true;
+        }
+        Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_DEL, s.watched, 0, 0);
+        s.watched = want;
+        int r = Epoll.ctl(epoll.fd(), Epoll.EPOLL_CTL_ADD, want, Epoll.EPOLLIN, s.token);
+        if (r < 0) {
+            LOG.log(Level.ERROR, "{0}: cannot watch a data plane after it froze or thawed: {1}; it stops", name,
+                    Errno.describe(-r));
+            s.dataPlane.stoppedOnLoop();
+            return false;
+        }
+        s.ready = true; // thawed: a turn at once for what waited in its set
+        return true;
     }
 
     /** Stops the loop (its data planes must have been closed first). */

@@ -100,6 +100,38 @@ class EventLoopTest {
         }
     }
 
+    /**
+     * A frozen device (a hand-over under way) whose host client is writable and sends bytes: the
+     * loop sleeps until the thaw instead of turning the device over and over (its epoll set stays
+     * ready, since a frozen device reads none of it), and the events that came during the freeze
+     * are served after it.
+     */
+    @Test
+    void aFrozenDeviceWithReadyDescriptorsDoesNotSpinItsLoop(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path sock = dir.resolve("agent.sock");
+        try (EventLoop loop = new EventLoop("vportd-loop-test", null);
+             ConsoleDevice d = new ConsoleDevice(8, List.of(io.vportd.console.cli.PortSpecParser.parse("nr=1,name=agent,socket=" + sock)),
+                     ConsoleDevice::endpointFor, new PortLogContext("frozen", PortLogContext.DEFAULT.journalSocket()), loop);
+             java.nio.channels.SocketChannel client = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            client.connect(java.net.UnixDomainSocketAddress.of(sock));
+            Await.until("the host client to be connected", WAIT, () -> d.dataPlane().ports().getFirst().hostConnected());
+            d.dataPlane().prepareHandover(1000);
+            d.dataPlane().freezeForHandover();
+            client.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3})); // readable now, and nobody reads while frozen
+            Thread.sleep(50);
+            long before = loop.wakeups();
+            Thread.sleep(300);
+            long during = loop.wakeups() - before;
+            assertTrue(during < 20, "the loop woke " + during + " times in 300 ms for a frozen device with nothing to do");
+
+            d.dataPlane().thaw();
+            client.close(); // after the thaw, the hang-up is seen: the events of a thawed device are served
+            Await.until("the host client to be seen gone after the thaw", WAIT,
+                    () -> !d.dataPlane().ports().getFirst().hostConnected());
+        }
+    }
+
     @Test
     void closingADeviceOnALoopIsNotAFailure() throws Exception {
         try (EventLoop loop = new EventLoop("vportd-loop-test", null)) {
