@@ -64,6 +64,8 @@ public final class DevLimit {
     int rounds = 5;
     /** Devices of 8 ports (no frontend) served beside the measured one by the same process (vportd --config). */
     int idleDevices = 0;
+    /** Serve the measured device from a --config file even with no idle device beside it (on an event loop). */
+    boolean viaConfig;
     double gibPerRow = 2;
     boolean smoke;
     Path out;
@@ -94,6 +96,7 @@ public final class DevLimit {
                 case "--jar" -> b.jar = Path.of(args[++i]);
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
+                case "--via-config" -> b.viaConfig = Boolean.parseBoolean(args[++i]);
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
                 case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
@@ -184,7 +187,7 @@ public final class DevLimit {
         cmd.addAll(List.of("-jar", jar.toString(),
                 "--socket-path", vhost.toString(), "--max-ports", Integer.toString(MAX_PORTS),
                 "--port", "nr=1,name=devlimit,socket=" + port, "--log-level", "warning"));
-        if (idleDevices > 0) {
+        if (idleDevices > 0 || viaConfig) {
             // The measured device is the first of a configuration file; the others idle beside it.
             StringBuilder toml = new StringBuilder();
             toml.append("[[device]]\nid = \"measured\"\nsocket = \"").append(vhost).append("\"\nmax-ports = ")
