@@ -66,6 +66,8 @@ public final class DevLimit {
     int idleDevices = 0;
     /** Serve the measured device from a --config file even with no idle device beside it (on an event loop). */
     boolean viaConfig;
+    /** Rows to run (--rows 1,4: numbers as in the table, from 1); null: all. */
+    java.util.Set<Integer> onlyRows;
     double gibPerRow = 2;
     boolean smoke;
     Path out;
@@ -97,6 +99,8 @@ public final class DevLimit {
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
                 case "--via-config" -> b.viaConfig = Boolean.parseBoolean(args[++i]);
+                case "--rows" -> b.onlyRows = java.util.Arrays.stream(args[++i].split(","))
+                        .map(x -> Integer.parseInt(x.trim()) - 1).collect(java.util.stream.Collectors.toSet());
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
                 case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
@@ -172,6 +176,10 @@ public final class DevLimit {
         double mbps() {
             return bytes / 1e6 / (nanos / 1e9);
         }
+    }
+
+    boolean runs(Row row) {
+        return onlyRows == null || onlyRows.contains(ROWS.indexOf(row));
     }
 
     int run() throws Exception {
@@ -255,6 +263,9 @@ public final class DevLimit {
             if (!smoke) { // unmeasured: JIT both sides (vportd and this program) before round 1
                 long warm = Math.min(rowBytes, 64L << 20);
                 for (Row row : ROWS) {
+                    if (!runs(row)) {
+                        continue;
+                    }
                     if (row.toHost) {
                         d.guestToHost(row, host, warm, p.pid(), false);
                     } else {
@@ -269,6 +280,9 @@ public final class DevLimit {
             for (int round = 0; round < rounds; round++) {
                 for (int r = 0; r < ROWS.size(); r++) {
                     Row row = ROWS.get(r);
+                    if (!runs(row)) {
+                        continue;
+                    }
                     long bytes = rowBytes;
                     long dp0 = dataPlaneTicks(p.pid());
                     Sample v = row.toHost ? d.guestToHost(row, host, bytes, p.pid(), smoke)
@@ -384,6 +398,9 @@ public final class DevLimit {
                 + "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int r = 0; r < ROWS.size(); r++) {
             List<Sample[]> l = perRow.get(r);
+            if (l.isEmpty()) {
+                continue; // not among --rows
+            }
             double[] v = new double[l.size()], s = new double[l.size()], q = new double[l.size()], c = new double[l.size()];
             double[] sc = new double[l.size()], sl = new double[l.size()], ll = new double[l.size()];
             double[] ap = new double[l.size()], dp = new double[l.size()];

@@ -12,12 +12,15 @@ import java.util.Map;
  * Summarises a bench/devlimit-compare run: DIR/LABEL/round-N/samples.tsv for every variant, as
  * medians over rounds per row (the ratio is the median of the per-run ratios to the plain socket
  * copy measured in the same run), into DIR/compare.md and a bar chart of those ratios,
- * DIR/compare.svg.
+ * DIR/compare.svg. With DEVLIMIT_SKIP_FIRST=1 the first round of every run is left out (with
+ * --rounds-per-run above 1: the rounds after the JIT has settled).
  */
 public final class DevLimitCompare {
 
     /** row name -> label -> list of per-round figure arrays. */
     static final Map<String, Map<String, List<double[]>>> ROWS = new LinkedHashMap<>();
+
+    static final boolean SKIP_FIRST = "1".equals(System.getenv("DEVLIMIT_SKIP_FIRST"));
 
     public static void main(String[] args) throws IOException {
         Path dir = Path.of(args[0]);
@@ -31,6 +34,9 @@ public final class DevLimitCompare {
                     }
                     for (String line : Files.readAllLines(f)) {
                         String[] t = line.split("\t");
+                        if (SKIP_FIRST && t[1].equals("1")) {
+                            continue;
+                        }
                         double[] v = new double[t.length - 3];
                         for (int i = 3; i < t.length; i++) {
                             v[i - 3] = Double.parseDouble(t[i]);
