@@ -347,6 +347,7 @@ final class PortManagement implements ControlListener {
         PortRuntime p = ports[port];
         p.hostReadable = true;
         p.hostWritable = true;
+        p.hostHungUp = false;
         if (!p.handingOver) {
             p.replayToNewClient(); // a client handed over with its port has seen the ring already
         }
@@ -381,6 +382,9 @@ final class PortManagement implements ControlListener {
             // file, so drop it now and tell the guest, or the next client is refused meanwhile.
             hostDisconnected(p);
             return;
+        }
+        if ((ev & (Epoll.EPOLLHUP | Epoll.EPOLLRDHUP | Epoll.EPOLLERR)) != 0) {
+            p.hostHungUp = true; // no edge follows the end of file: read until it is seen
         }
         if ((ev & (Epoll.EPOLLIN | Epoll.EPOLLHUP | Epoll.EPOLLRDHUP | Epoll.EPOLLERR)) != 0) {
             p.hostReadable = true;

@@ -197,6 +197,7 @@ final class PortPump {
             first.advance(left);
             giveBackFrom(q, b, 1);
             p.gatherLimit = Math.max(MIN_GATHER_BYTES, n); // the host takes about this much at a time
+            hostFull(p);
             return 0;
         }
         first.advance(firstLeft);
@@ -212,6 +213,7 @@ final class PortPump {
                     holdTransmit(p, q, queues, txq, false); // the same chain again, resumed past what was taken
                 }
                 p.gatherLimit = Math.max(MIN_GATHER_BYTES, n);
+                hostFull(p);
                 return done;
             }
             left -= b.lengths[i];
@@ -233,6 +235,7 @@ final class PortPump {
      */
     private int writeHeld(PortRuntime p, SplitQueue q, int txq, Endpoint e) {
         Chain c = p.transmitChain;
+        boolean whole = c.iovCount() <= IOV_MAX; // else this writev offers only the first IOV_MAX pieces
         long n = Io.writev(e.outputFd(), c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
         if (n < 0) {
             writeFailed(p, e, n);
@@ -243,11 +246,37 @@ final class PortPump {
             p.tap.fromChain(c, c.transferred(), n); // what the host took, once
         }
         if (c.advance(n) > 0) {
+            if (whole) {
+                hostFull(p);
+            }
             return 0;
         }
         p.transmitHeld = false;
         completeTransmit(p, q, txq, c.head(), c.ringSlots());
         return 1;
+    }
+
+    /**
+     * The host took less than a writev offered: its socket (pipe, terminal) was full then. Wait for
+     * EPOLLOUT, as after EAGAIN, instead of a writev that would only find it full: the edge comes
+     * when the host makes room, and room it made since the loop last waited is an edge waiting.
+     */
+    private static void hostFull(PortRuntime p) {
+        p.hostWritable = false;
+        p.counters.add(PortCounters.HELD_WAITS, 1);
+    }
+
+    /**
+     * A readv got less than it offered: the host's socket (pipe, terminal) was empty then. Wait for
+     * EPOLLIN, as after EAGAIN, instead of a readv that would only find it empty: the edge comes
+     * when the host writes again, and bytes written since the loop last waited are an edge waiting.
+     * Not once the host has hung up: no edge follows its end of file, so reads go on until they
+     * see it.
+     */
+    private static void hostDrained(PortRuntime p) {
+        if (!p.hostHungUp) {
+            p.hostReadable = false;
+        }
     }
 
     /** A writev to the host failed with {@code -errno}: wait for EPOLLOUT, or let the peer go (the chain stays held). */
@@ -368,8 +397,8 @@ final class PortPump {
             }
             int limit = Math.min(Math.min(budget, p.scatterChains), IovBatch.MAX_CHAINS);
             int done = limit > 1 && q.hasAvailable() ? readScattered(p, q, rxq, e, fd, limit) : readHeld(p, q, rxq, e, fd);
-            if (done < 0) {
-                return;
+            if (done < 0 || !p.hostReadable) {
+                return; // EAGAIN, end of file or an error; or a read that found the host's socket emptied
             }
             budget -= done;
         }
@@ -425,6 +454,9 @@ final class PortPump {
         queues.completed(rxq);
         // Every buffer filled: the host had more, offer more next time; else as many as it filled.
         p.scatterChains = n == b.bytes ? Math.min(IovBatch.MAX_CHAINS, members * 2) : Math.max(1, done);
+        if (n < b.bytes) {
+            hostDrained(p);
+        }
         return done;
     }
 
@@ -436,6 +468,7 @@ final class PortPump {
      */
     private int readHeld(PortRuntime p, SplitQueue q, int rxq, Endpoint e, int fd) {
         Chain c = p.receiveChain;
+        boolean whole = c.iovCount() <= IOV_MAX; // else this readv offers only the first IOV_MAX pieces
         long n = Io.readv(fd, c.iovAddress(), Math.min(c.iovCount(), IOV_MAX));
         if (n <= 0) {
             readFailed(p, e, n);
@@ -447,6 +480,9 @@ final class PortPump {
         p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);
         queues.completed(rxq);
         p.scatterChains = n == c.totalLength() ? Math.min(IovBatch.MAX_CHAINS, 2) : 1;
+        if (whole && n < c.totalLength()) {
+            hostDrained(p);
+        }
         return 1;
     }
 

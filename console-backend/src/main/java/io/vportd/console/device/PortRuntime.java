@@ -39,9 +39,14 @@ final class PortRuntime {
     /** Receive buffers one scattered readv fills at most: follows how many the last reads filled. */
     int scatterChains = 1;
 
-    /** Edge-triggered readiness of the host connection, cleared on EAGAIN. */
+    /**
+     * Edge-triggered readiness of the host connection, cleared on EAGAIN, and after a read or a
+     * write the host did not fill or take whole (the next edge says when there is more).
+     */
     boolean hostReadable;
     boolean hostWritable;
+    /** The host's end said it hung up (or failed): reads go on until they see the end of file. */
+    boolean hostHungUp;
 
     /**
      * A transmit chain partly taken by the host when its ring stopped: its head, its avail index

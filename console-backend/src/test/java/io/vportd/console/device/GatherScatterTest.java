@@ -226,6 +226,77 @@ class GatherScatterTest {
         }
     }
 
+    /**
+     * A readv that gets less than it offered found the host's socket empty: the next read waits
+     * for the next edge instead of a readv that would only find nothing (one read per host write,
+     * not two). And a host that writes and hangs up still has its bytes read and its end of file
+     * seen, though no edge follows it.
+     */
+    @Test
+    void aReadThatEmptiesTheHostSocketIsTheLastUntilMoreComes() throws IOException {
+        Path socket = dir.resolve("one.sock");
+        boot(ConsoleDevice::endpointFor, new EndpointSpec.UnixSocket(socket));
+        SocketChannel host = connect(socket);
+        for (int i = 0; i < 64; i++) {
+            rings[rx1].addInBuffer(4096);
+        }
+        EventFd.signal(kicks[rx1].fd());
+        await("the host connected", () -> port1().hostConnected());
+        int pieces = 20;
+        ByteArrayOutputStream sent = new ByteArrayOutputStream();
+        long before = dataPlaneSyscalls("syscr");
+        for (int i = 0; i < pieces; i++) {
+            byte[] d = pattern(1000 + i, 60 + i);
+            sent.writeBytes(d);
+            int used = i + 1;
+            host.write(ByteBuffer.wrap(d));
+            await("piece " + i + " in a buffer", () -> rings[rx1].usedIdx() == used); // reads guest memory: no command
+        }
+        long reads = dataPlaneSyscalls("syscr") - before;
+        assertTrue(reads <= pieces + 2, "read-type system calls for " + pieces + " host writes, each read alone: " + reads);
+        byte[] last = pattern(500, 99);
+        sent.writeBytes(last);
+        host.write(ByteBuffer.wrap(last));
+        host.close();
+        await("the last bytes in a buffer", () -> rings[rx1].usedIdx() == pieces + 1);
+        await("the host's end of file seen", () -> !port1().hostConnected());
+        ByteArrayOutputStream seen = new ByteArrayOutputStream();
+        for (int i = 0; i <= pieces; i++) {
+            seen.writeBytes(rings[rx1].pollUsed().data());
+        }
+        assertArrayEquals(sent.toByteArray(), seen.toByteArray(), "every byte once, in order");
+    }
+
+    /**
+     * A writev the host takes only partly found its pipe full: the port waits for EPOLLOUT at once
+     * instead of a writev that would only be refused (one write per fill, not two), and the edge
+     * that comes when the host reads brings the rest.
+     */
+    @Test
+    void aWriteTheHostTakesOnlyPartlyIsTheLastUntilItMakesRoom() throws IOException {
+        PipeEndpoint pipe = new PipeEndpoint();
+        int capacity = pipeCapacity(pipe);
+        boot(c -> pipe, new EndpointSpec.Null());
+        await("the pipe connected", () -> port1().hostConnected());
+        byte[] big = pattern(2 * capacity + 100, 5);
+        long before = dataPlaneSyscalls("syscw");
+        int head = rings[tx1].addOutChain(java.util.Arrays.copyOfRange(big, 0, capacity),
+                java.util.Arrays.copyOfRange(big, capacity, big.length));
+        EventFd.signal(kicks[tx1].fd());
+        await("the pipe full", () -> port1().counters().get(PortCounters.BYTES_TO_HOST) == capacity);
+        long writes = dataPlaneSyscalls("syscw") - before;
+        assertEquals(1, writes, "write-type system calls until the pipe was full");
+        assertEquals(1, port1().counters().get(PortCounters.HELD_WAITS), "one wait for room, counted");
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        await("the whole chain through the pipe", () -> {
+            got.writeBytes(drain(pipe, Integer.MAX_VALUE));
+            return got.size() >= big.length;
+        });
+        assertArrayEquals(big, got.toByteArray(), "nothing lost, repeated or reordered");
+        await("the chain completed", () -> rings[tx1].usedIdx() == 1);
+        assertEquals(head, rings[tx1].pollUsed().id());
+    }
+
     /** A port whose host side is a pipe the test drains: its capacity makes partial writes exact. */
     static final class PipeEndpoint implements Endpoint {
         final Fd read;
