@@ -287,12 +287,8 @@ class GatherScatterTest {
         long writes = dataPlaneSyscalls("syscw") - before;
         assertEquals(1, writes, "write-type system calls until the pipe was full");
         assertEquals(1, port1().counters().get(PortCounters.HELD_WAITS), "one wait for room, counted");
-        ByteArrayOutputStream got = new ByteArrayOutputStream();
-        await("the whole chain through the pipe", () -> {
-            got.writeBytes(drain(pipe, Integer.MAX_VALUE));
-            return got.size() >= big.length;
-        });
-        assertArrayEquals(big, got.toByteArray(), "nothing lost, repeated or reordered");
+        assertArrayEquals(big, drainAtLeast(pipe, big.length, "the whole chain through the pipe"),
+                "nothing lost, repeated or reordered");
         await("the chain completed", () -> rings[tx1].usedIdx() == 1);
         assertEquals(head, rings[tx1].pollUsed().id());
     }
@@ -385,6 +381,16 @@ class GatherScatterTest {
         }
     }
 
+    /** Drains the pipe as the data plane fills it until {@code n} bytes came (or the deadline). */
+    private static byte[] drainAtLeast(PipeEndpoint p, int n, String what) {
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        await(what, () -> {
+            got.writeBytes(drain(p, Integer.MAX_VALUE));
+            return got.size() >= n;
+        });
+        return got.toByteArray();
+    }
+
     /** Reads what the pipe holds now, at most {@code max} bytes. */
     private static byte[] drain(PipeEndpoint p, int max) {
         ByteArrayOutputStream o = new ByteArrayOutputStream();
@@ -451,12 +457,8 @@ class GatherScatterTest {
         assertArrayEquals(java.util.Arrays.copyOfRange(concat(a, b, c), 0, capacity), first,
                 "exactly the two chains and half of the third");
         byte[] expectedRest = concat(java.util.Arrays.copyOfRange(c, capacity / 2, capacity), d);
-        ByteArrayOutputStream rest = new ByteArrayOutputStream();
-        await("the rest of the third chain and the fourth", () -> {
-            rest.writeBytes(drain(pipe, Integer.MAX_VALUE));
-            return rest.size() >= expectedRest.length;
-        });
-        assertArrayEquals(expectedRest, rest.toByteArray(), "nothing lost, repeated or reordered");
+        assertArrayEquals(expectedRest, drainAtLeast(pipe, expectedRest.length, "the rest of the third chain and the fourth"),
+                "nothing lost, repeated or reordered");
         await("the last two chains completed", () -> rings[tx1].usedIdx() == 4);
         assertEquals(hc, rings[tx1].pollUsed().id());
         assertEquals(hd, rings[tx1].pollUsed().id());
