@@ -66,6 +66,12 @@ public final class DevLimit {
     int idleDevices = 0;
     /** Serve the measured device from a --config file even with no idle device beside it (on an event loop). */
     boolean viaConfig;
+    /**
+     * Share of the last host→guest row's wall time its host writer spent on a CPU, and the same
+     * for the last plain copy's writer (stderr only): near 1, the row is as fast as that writer.
+     */
+    double hostWriterBusy = Double.NaN;
+    double plainWriterBusy = Double.NaN;
     /** Rows to run (--rows 1,4: numbers as in the table, from 1); null: all. */
     java.util.Set<Integer> onlyRows;
     double gibPerRow = 2;
@@ -297,7 +303,9 @@ public final class DevLimit {
                             round + 1, row.name, v.mbps(), s.mbps(), v.mbps() / s.mbps(), cpuMsPerGiB(v), dpMsPerGiB,
                             s.copyCpuMsPerGiB(),
                             v.perMiB(v.syscalls), v.perMiB(v.sleeps), v.perMiB(v.longSleeps), v.asleepPct(),
-                            row.toHost ? String.format(Locale.ROOT, "%.0f%%", v.dryPct()) : "n/a");
+                            row.toHost ? String.format(Locale.ROOT, "%.0f%%", v.dryPct())
+                                    : String.format(Locale.ROOT, "n/a; host writer on a CPU %.0f%% of the row (plain writer %.0f%%)",
+                                            100 * hostWriterBusy, 100 * plainWriterBusy));
                 }
                 long[] ns = d.roundTrips(host, rtCount, smoke);
                 long[] ref = plainRoundTrips(rtCount);
@@ -594,6 +602,7 @@ public final class DevLimit {
             long t1 = System.nanoTime();
             long readerCpu = threads.getCurrentThreadCpuTime() - r0;
             w.join();
+            plainWriterBusy = writerCpu.get() / (double) (t1 - t0);
             return new Sample(bytes, t1 - t0, readerCpu + writerCpu.get());
         }
     }
@@ -922,10 +931,17 @@ public final class DevLimit {
             ring.resetSleeps();
             long t0 = System.nanoTime();
             rxBase = rxStream;
-            Side writer = new Side("host-writer", () -> writeAll(host, bytes, row.chunk));
+            java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+            java.util.concurrent.atomic.AtomicLong writerCpu = new java.util.concurrent.atomic.AtomicLong();
+            Side writer = new Side("host-writer", () -> {
+                long w0 = threads.getCurrentThreadCpuTime();
+                writeAll(host, bytes, row.chunk);
+                writerCpu.set(threads.getCurrentThreadCpuTime() - w0);
+            });
             receive(bytes, full, "vportd " + row.name, writer);
             long t1 = System.nanoTime();
             writer.join();
+            hostWriterBusy = writerCpu.get() / (double) (t1 - t0);
             return new Sample(bytes, t1 - t0, cpuTicks(pid) - c0, syscalls(pid) - s0, ring.sleeps, ring.longSleeps,
                     ring.sleepNanos, -1, -1, -1);
         }
