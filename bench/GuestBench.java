@@ -55,6 +55,8 @@ public final class GuestBench {
         boolean hotAddEnabled = true;
         boolean smoke;
         String vportdJavaOpts = "";
+        /** Extra vportd options (--vportd-args "--poll-us 50"), appended to every vportd command line. */
+        String vportdArgs = "";
         String javaCmd;
         int guestMemoryMiB = 512;
         String note = "";
@@ -104,6 +106,7 @@ public final class GuestBench {
                 case "--guest-stats" -> c.guestStats = true;
                 case "--phase" -> { c.phase = v; i++; }
                 case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
+                case "--vportd-args" -> { c.vportdArgs = v; i++; }
                 case "--java" -> { c.javaCmd = v; i++; }
                 case "--note" -> { c.note = v; i++; }
                 default -> throw new IllegalArgumentException("unknown argument " + a);
@@ -701,7 +704,8 @@ public final class GuestBench {
         machine.put("host memory", sh("sh", "-c", "awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo"));
         machine.put("load average at start", sh("cut", "-d", " ", "-f1-3", "/proc/loadavg"));
         machine.put("JDK (vportd and harness)", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version")
-                + (c.vportdJavaOpts.isBlank() ? "" : ", vportd extra JVM options: " + c.vportdJavaOpts));
+                + (c.vportdJavaOpts.isBlank() ? "" : ", vportd extra JVM options: " + c.vportdJavaOpts)
+                + (c.vportdArgs.isBlank() ? "" : ", vportd extra options: " + c.vportdArgs));
         machine.put("guest memory", c.guestMemoryMiB + " MiB, 1 vCPU");
     }
 
@@ -943,6 +947,9 @@ public final class GuestBench {
             }
             cmd.addAll(List.of("-jar", c.jar.toString(), "--socket-path", vhost.toString()));
             cmd.addAll(args);
+            if (!c.vportdArgs.isBlank()) {
+                cmd.addAll(List.of(c.vportdArgs.trim().split("\\s+")));
+            }
             Path logFile = c.out.resolve("vportd-" + tag + ".log");
             Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(logFile.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
