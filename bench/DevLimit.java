@@ -105,7 +105,7 @@ public final class DevLimit {
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
                 case "--via-config" -> b.viaConfig = Boolean.parseBoolean(args[++i]);
-                case "--rows" -> b.onlyRows = java.util.Arrays.stream(args[++i].split(","))
+                case "--rows" -> b.onlyRows = java.util.Arrays.stream(args[++i].split("[,+]"))
                         .map(x -> Integer.parseInt(x.trim()) - 1).collect(java.util.stream.Collectors.toSet());
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
