@@ -98,6 +98,18 @@ class LauncherIT {
         List<String> daemonPicocli = loaded.stream().filter(l -> l.contains(" picocli.CommandLine ")).toList();
         assertTrue(daemonPicocli.size() == 1 && !daemonPicocli.getFirst().contains("shared objects file"),
                 "picocli.CommandLine came from the daemon's cache (or was not loaded): " + daemonPicocli);
+        // Neither cache holds training data: profiles of the training's start-up code, replayed and
+        // compiled at every start, cost start-up CPU and memory and help no later work.
+        for (List<String> args : List.of(List.of("--version"), List.of("--log-level", "info", "--version"))) {
+            List<String> cmd = new java.util.ArrayList<>(List.of(launcher.toString()));
+            cmd.addAll(args);
+            String info = run(cmd, Map.of("VPORTD_JAVA_OPTS", "-XX:+UnlockDiagnosticVMOptions -XX:+AOTPrintTrainingInfo"));
+            int at = info.indexOf("Archived TrainingData Dictionary");
+            assertTrue(at >= 0, "the JVM printed no training data dictionary for " + args + ":\n" + info);
+            List<String> entries = info.substring(at).lines().filter(l -> l.matches("\\s*\\d+: 0x.*")).toList();
+            assertTrue(entries.isEmpty(), () -> "the cache for " + args + " holds " + entries.size()
+                    + " training data entries, the first: " + entries.getFirst());
+        }
         for (String flag : List.of("-XX:+UseSerialGC", "-XX:MaxHeapSize=33554432", "-XX:+UseCompactObjectHeaders",
                 "-XX:ThreadStackSize=256", "-XX:MaxMetaspaceSize=33554432")) {
             assertTrue(used.contains(flag), flag + " not in force:\n" + used.lines().filter(l -> l.startsWith("-XX")).toList());
