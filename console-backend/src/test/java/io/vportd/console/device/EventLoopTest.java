@@ -3,9 +3,15 @@ package io.vportd.console.device;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.vportd.console.cli.PortSpecParser;
 import io.vportd.console.control.PortConfig;
 import io.vportd.console.endpoint.EndpointSpec;
 import io.vportd.testsupport.Await;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -14,6 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Devices sharing one {@link EventLoop} (issue 13): each gets its turns, a device that fails stops
@@ -101,33 +108,33 @@ class EventLoopTest {
     }
 
     /**
-     * A frozen device (a hand-over under way) whose host client is writable and sends bytes: the
+     * A frozen device (a hand-over under way) whose host client wrote and hung up meanwhile: the
      * loop sleeps until the thaw instead of turning the device over and over (its epoll set stays
-     * ready, since a frozen device reads none of it), and the events that came during the freeze
-     * are served after it.
+     * ready, since a frozen device reads none of it), nothing is served while frozen, and what
+     * came during the freeze is served after it.
      */
     @Test
-    void aFrozenDeviceWithReadyDescriptorsDoesNotSpinItsLoop(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
-            throws Exception {
-        java.nio.file.Path sock = dir.resolve("agent.sock");
+    void aFrozenDeviceWithReadyDescriptorsDoesNotSpinItsLoop(@TempDir Path dir) throws Exception {
+        Path sock = dir.resolve("agent.sock");
         try (EventLoop loop = new EventLoop("vportd-loop-test", null);
-             ConsoleDevice d = new ConsoleDevice(8, List.of(io.vportd.console.cli.PortSpecParser.parse("nr=1,name=agent,socket=" + sock)),
-                     ConsoleDevice::endpointFor, new PortLogContext("frozen", PortLogContext.DEFAULT.journalSocket()), loop);
-             java.nio.channels.SocketChannel client = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
-            client.connect(java.net.UnixDomainSocketAddress.of(sock));
+             ConsoleDevice d = new ConsoleDevice(8, List.of(PortSpecParser.parse("nr=1,name=agent,socket=" + sock)),
+                     ConsoleDevice::endpointFor, new PortLogContext("frozen", PortLogContext.DEFAULT.journalSocket()), loop)) {
+            SocketChannel client = SocketChannel.open(StandardProtocolFamily.UNIX);
+            client.connect(UnixDomainSocketAddress.of(sock));
             Await.until("the host client to be connected", WAIT, () -> d.dataPlane().ports().getFirst().hostConnected());
             d.dataPlane().prepareHandover(1000);
             d.dataPlane().freezeForHandover();
-            client.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3})); // readable now, and nobody reads while frozen
+            client.write(ByteBuffer.wrap(new byte[] {1, 2, 3})); // readable, and nobody reads while frozen
+            client.close(); // a hang-up, which no frozen device serves
             Thread.sleep(50);
             long before = loop.wakeups();
             Thread.sleep(300);
             long during = loop.wakeups() - before;
             assertTrue(during < 20, "the loop woke " + during + " times in 300 ms for a frozen device with nothing to do");
+            assertTrue(d.dataPlane().ports().getFirst().hostConnected(), "a frozen device served its host's hang-up");
 
             d.dataPlane().thaw();
-            client.close(); // after the thaw, the hang-up is seen: the events of a thawed device are served
-            Await.until("the host client to be seen gone after the thaw", WAIT,
+            Await.until("the hang-up that came during the freeze to be served after it", WAIT,
                     () -> !d.dataPlane().ports().getFirst().hostConnected());
         }
     }
