@@ -66,6 +66,10 @@ public final class DevLimit {
     int idleDevices = 0;
     /** Serve the measured device from a --config file even with no idle device beside it (on an event loop). */
     boolean viaConfig;
+    /** With a --config file: its event-loops key (0: vportd's default). */
+    int eventLoops;
+    /** Ports of each idle device beside the measured one (--idle-ports, default 8: a console and 7 sockets). */
+    int idlePorts = 8;
     /**
      * Share of the last host→guest row's wall time its host writer spent on a CPU, and the same
      * for the last plain copy's writer (stderr only): near 1, the row is as fast as that writer.
@@ -105,6 +109,8 @@ public final class DevLimit {
                 case "--rt-count" -> b.rtCount = Integer.parseInt(args[++i]);
                 case "--idle-devices" -> b.idleDevices = Integer.parseInt(args[++i]);
                 case "--via-config" -> b.viaConfig = Boolean.parseBoolean(args[++i]);
+                case "--event-loops" -> b.eventLoops = Integer.parseInt(args[++i]);
+                case "--idle-ports" -> b.idlePorts = Integer.parseInt(args[++i]);
                 case "--rows" -> b.onlyRows = java.util.Arrays.stream(args[++i].split("[,+]"))
                         .map(x -> Integer.parseInt(x.trim()) - 1).collect(java.util.stream.Collectors.toSet());
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
@@ -204,13 +210,19 @@ public final class DevLimit {
         if (idleDevices > 0 || viaConfig) {
             // The measured device is the first of a configuration file; the others idle beside it.
             StringBuilder toml = new StringBuilder();
+            if (eventLoops > 0) {
+                toml.append("event-loops = ").append(eventLoops).append("\n\n");
+            }
             toml.append("[[device]]\nid = \"measured\"\nsocket = \"").append(vhost).append("\"\nmax-ports = ")
                     .append(MAX_PORTS).append("\nports = [\"nr=1,name=devlimit,socket=").append(port).append("\"]\n");
             for (int i = 0; i < idleDevices; i++) {
                 Path idle = out.resolve("idle-" + i);
                 toml.append("\n[[device]]\nid = \"idle").append(i).append("\"\nsocket = \"").append(idle)
-                        .append(".sock\"\nmax-ports = 8\nports = [\"nr=0,console,null\"");
-                for (int q = 1; q < 8; q++) {
+                        .append(".sock\"\nmax-ports = 8\nports = [");
+                if (idlePorts > 0) {
+                    toml.append("\"nr=0,console,null\"");
+                }
+                for (int q = 1; q < idlePorts; q++) {
                     toml.append(", \"nr=").append(q).append(",name=p").append(q).append(",socket=").append(idle)
                             .append('-').append(q).append(".sock\"");
                 }
