@@ -212,9 +212,14 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
 
     /** The loop ended (or could not take this data plane): it stops as after a failure. */
     void stoppedOnLoop() {
+        failedOnLoop();
+        detachedFromLoop();
+    }
+
+    /** The loop cannot go on watching this data plane: it stops as after a failure, and the loop detaches it. */
+    void failedOnLoop() {
         running = false;
         stopped();
-        detachedFromLoop();
     }
 
     /** The loop no longer touches this data plane: close may free what it used. */

@@ -55,8 +55,8 @@ public final class EventLoop implements AutoCloseable {
     private long nextToken = 1;
     private final java.util.concurrent.atomic.AtomicInteger attached = new java.util.concurrent.atomic.AtomicInteger();
     private volatile boolean closed;
-    /** Returns from epoll_wait so far (written by the loop thread alone). */
-    private volatile long wakeups;
+    /** Returns from epoll_wait so far (written by the loop thread alone, without a fence). */
+    private final java.util.concurrent.atomic.AtomicLong wakeups = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * Starts a loop. {@code tagger} is told the device tag of each data plane before its turn
@@ -90,7 +90,7 @@ public final class EventLoop implements AutoCloseable {
 
     /** How many times the loop has woken so far (each return from epoll_wait). */
     long wakeups() {
-        return wakeups;
+        return wakeups.get();
     }
 
     /** Hands {@code dp} to this loop; it gets its first turn at once. */
@@ -104,7 +104,7 @@ public final class EventLoop implements AutoCloseable {
         try {
             while (!closed) {
                 int n = Epoll.poll(epoll.fd(), events, MAX_EVENTS, timeoutMillis());
-                wakeups++;
+                wakeups.lazySet(wakeups.get() + 1);
                 if (n < 0 && n != -Errno.EINTR) {
                     LOG.log(Level.ERROR, "{0}: epoll_wait failed: {1}", name, Errno.describe(-n));
                     break;
@@ -226,7 +226,7 @@ public final class EventLoop implements AutoCloseable {
         if (r < 0) {
             LOG.log(Level.ERROR, "{0}: cannot watch a data plane after it froze or thawed: {1}; it stops", name,
                     Errno.describe(-r));
-            s.dataPlane.stoppedOnLoop();
+            s.dataPlane.failedOnLoop(); // turns() detaches it
             return false;
         }
         s.ready = true; // thawed: a turn at once for what waited in its set

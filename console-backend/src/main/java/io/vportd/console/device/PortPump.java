@@ -257,9 +257,9 @@ final class PortPump {
     }
 
     /**
-     * The host took less than a writev offered: its socket (pipe, terminal) was full then. Wait for
-     * EPOLLOUT, as after EAGAIN, instead of a writev that would only find it full: the edge comes
-     * when the host makes room, and room it made since the loop last waited is an edge waiting.
+     * The host's socket (pipe, terminal) is full: after EAGAIN, or after a writev it took only
+     * partly, since one more would only be refused. Wait for EPOLLOUT: the edge comes when the
+     * host makes room, and room it made since the loop last waited is an edge waiting.
      */
     private static void hostFull(PortRuntime p) {
         p.hostWritable = false;
@@ -282,8 +282,7 @@ final class PortPump {
     /** A writev to the host failed with {@code -errno}: wait for EPOLLOUT, or let the peer go (the chain stays held). */
     private void writeFailed(PortRuntime p, Endpoint e, long n) {
         if (n == -Errno.EAGAIN) {
-            p.hostWritable = false;
-            p.counters.add(PortCounters.HELD_WAITS, 1);
+            hostFull(p);
         } else {
             p.counters.add(PortCounters.HOST_WRITE_ERRORS, 1);
             hostLog.log(Level.WARNING, "{0}: writing to {1} failed: {2}; guest data is held for the next host peer",
