@@ -88,6 +88,20 @@ public final class DevLimit {
     List<String> vportdArgs = new ArrayList<>();
     /** Extra JVM options for vportd (--vportd-jvm-arg, repeatable), e.g. a flight recording. */
     List<String> vportdJvmArgs = new ArrayList<>();
+    /**
+     * CPUs vportd may run on (--vportd-cpus 1: taskset's list form), empty: any. With the bench's
+     * own CPUs (DEVLIMIT_BENCH_CPUS for bench/devlimit) it fixes where each side runs, so rounds
+     * do not differ by where the scheduler happened to put the threads.
+     */
+    String vportdCpus = "";
+    /**
+     * --versus "OPTIONS": a second vportd (B) run with these bench options over the others, beside
+     * the first (A); each row alternates between them in slices of --slice-mib, so both see the
+     * same moments of a shared machine (see {@link #versus}).
+     */
+    String versus;
+    DevLimit other;
+    int sliceMiB = 32;
     /** After the rounds: vportd's CPU over this many idle seconds (nothing moves; --poll-us must cost nothing then). */
     int idleSeconds;
     /**
@@ -99,6 +113,29 @@ public final class DevLimit {
 
     public static void main(String[] args) throws Exception {
         DevLimit b = new DevLimit();
+        b.parse(args);
+        if (b.versus != null) { // B: the same options, then those of --versus over them
+            b.other = new DevLimit();
+            b.other.parse(args);
+            b.other.versus = null;
+            b.other.parse(b.versus.isBlank() ? new String[0] : b.versus.trim().split("\\s+"));
+        }
+        if (b.smoke) {
+            b.rounds = 1;
+            b.rtCount = 200;
+        }
+        int status;
+        try {
+            status = b.run();
+        } catch (Mismatch m) {
+            System.err.println("devlimit: DATA MISMATCH: " + m.getMessage());
+            status = 1;
+        }
+        System.exit(status);
+    }
+
+    void parse(String[] args) {
+        DevLimit b = this;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--rounds" -> b.rounds = Integer.parseInt(args[++i]);
@@ -115,23 +152,14 @@ public final class DevLimit {
                         .map(x -> Integer.parseInt(x.trim()) - 1).collect(java.util.stream.Collectors.toSet());
                 case "--vportd-arg" -> b.vportdArgs.add(args[++i]);
                 case "--vportd-jvm-arg" -> b.vportdJvmArgs.add(args[++i]);
+                case "--vportd-cpus" -> b.vportdCpus = args[++i];
                 case "--idle-seconds" -> b.idleSeconds = Integer.parseInt(args[++i]);
                 case "--trickle-us" -> b.trickleMicros = Integer.parseInt(args[++i]);
+                case "--versus" -> b.versus = args[++i];
+                case "--slice-mib" -> b.sliceMiB = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
-        if (b.smoke) {
-            b.rounds = 1;
-            b.rtCount = 200;
-        }
-        int status;
-        try {
-            status = b.run();
-        } catch (Mismatch m) {
-            System.err.println("devlimit: DATA MISMATCH: " + m.getMessage());
-            status = 1;
-        }
-        System.exit(status);
     }
 
     static final class Mismatch extends RuntimeException {
@@ -198,6 +226,33 @@ public final class DevLimit {
         long rowBytes = smoke ? 4L << 20 : Math.max(1L << 20, (long) (gibPerRow * (1L << 30)) & -(1L << 20));
         out = out != null ? out : Path.of("/tmp/vportd-devlimit." + System.currentTimeMillis());
         Files.createDirectories(out);
+        if (other != null) {
+            return versus(rowBytes);
+        }
+        Launched v = launch(out);
+        try {
+            System.err.printf(Locale.ROOT, "devlimit: vportd pid %d; %s per row, %d round(s), %d idle device(s) beside, "
+                    + "output %s%n", v.p.pid(), human(rowBytes), rounds, idleDevices, out);
+            return measure(v.p, v.vhost, v.port, rowBytes, v.log);
+        } finally {
+            v.stop();
+        }
+    }
+
+    /** A vportd process started by {@link #launch}: its vhost-user socket and the measured port's. */
+    record Launched(Process p, Path vhost, Path port, Path log) {
+        void stop() throws InterruptedException {
+            p.destroy();
+            if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+            }
+        }
+    }
+
+    /** Starts vportd as this run's options say, its sockets in {@code dir}, and waits for them. */
+    Launched launch(Path dir) throws IOException, InterruptedException {
+        Files.createDirectories(dir);
+        Path out = dir;
         Path vhost = out.resolve("vportd.sock");
         Path port = out.resolve("port-1.sock");
         Files.deleteIfExists(vhost);
@@ -235,21 +290,21 @@ public final class DevLimit {
             cmd.addAll(List.of("-jar", jar.toString(), "--config", config.toString(), "--log-level", "warning"));
         }
         cmd.addAll(vportdArgs);
+        if (!vportdCpus.isEmpty()) {
+            cmd.addAll(0, List.of("taskset", "-c", vportdCpus));
+        }
         Path log = out.resolve("vportd.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        Launched l = new Launched(p, vhost, port, log);
         try {
             awaitFile(vhost, p);
             awaitFile(port, p);
-            System.err.printf(Locale.ROOT, "devlimit: vportd pid %d; %s per row, %d round(s), %d idle device(s) beside, "
-                    + "output %s%n", p.pid(), human(rowBytes), rounds, idleDevices, out);
-            return measure(p, vhost, port, rowBytes, log);
-        } finally {
-            p.destroy();
-            if (!p.waitFor(5, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-            }
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            l.stop();
+            throw e;
         }
+        return l;
     }
 
     static void awaitFile(Path f, Process p) throws IOException, InterruptedException {
@@ -349,6 +404,164 @@ public final class DevLimit {
             System.err.println(smoke ? "devlimit: smoke OK (every byte verified)" : "devlimit: done (page stamps verified)");
             return 0;
         }
+    }
+
+    /**
+     * --versus: vportd A (this run's options) and vportd B (the same with --versus's options over
+     * them) serve at once, each its own frontend, driver and host socket, and each row alternates
+     * between them in slices of --slice-mib (A B, then B A, ...), --gib-per-row each per round.
+     * Rounds in separate processes (bench/devlimit-compare) pair a variant with the other's
+     * run seconds or minutes later; here a pair is some tens of milliseconds apart, so a
+     * neighbour's burst on a shared machine falls on both alike. Reported per row: each one's
+     * MB/s and CPU per GiB over all its slices, B/A of those, and the median of the slice pairs'
+     * ratios. No plain socket copy here: that is bench/devlimit without --versus.
+     */
+    int versus(long rowBytes) throws Exception {
+        long slice = smoke ? rowBytes : Math.min(rowBytes, (long) sliceMiB << 20);
+        long perRound = Math.max(1, rowBytes / slice);
+        Launched la = launch(out.resolve("a"));
+        Launched lb;
+        try {
+            lb = other.launch(out.resolve("b"));
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            la.stop();
+            throw e;
+        }
+        TestFrontend.Options o = new TestFrontend.Options(QUEUES, 12, MEM, TestFrontend.DEFAULT_USER_BASE,
+                true, -1L, false);
+        try (TestFrontend fa = TestFrontend.connect(la.vhost, o); TestFrontend fb = TestFrontend.connect(lb.vhost, o)) {
+            System.err.printf(Locale.ROOT, "devlimit: versus: A pid %d (%d idle device(s) beside), B pid %d (%d), "
+                    + "%s per row each per round in %s slices, %d round(s), output %s%n", la.p.pid(), idleDevices,
+                    lb.p.pid(), other.idleDevices, human(perRound * slice), human(slice), rounds, out);
+            Driver[] d = {new Driver(fa), other.new Driver(fb)};
+            SocketChannel[] host = {d[0].handshake(la.port), d[1].handshake(lb.port)};
+            long[] pid = {la.p.pid(), lb.p.pid()};
+            if (!smoke) { // unmeasured: both JITs past their first compilations
+                for (Row row : ROWS) {
+                    for (int v = 0; v < 2 && runs(row); v++) {
+                        slice(d[v], row, host[v], 256L << 20, pid[v]);
+                    }
+                }
+                for (int v = 0; v < 2; v++) {
+                    d[v].roundTrips(host[v], 2000, false);
+                }
+                System.err.println("devlimit: versus: warm-up done (256 MiB per row each, not measured)");
+            }
+            long[][] sum = new long[ROWS.size()][6]; // A bytes, nanos, ticks, then B's
+            List<List<Double>> pairs = new ArrayList<>();
+            for (int r = 0; r < ROWS.size(); r++) {
+                pairs.add(new ArrayList<>());
+            }
+            double[][][] rtt = new double[2][rounds][];
+            StringBuilder tsv = new StringBuilder();
+            for (int round = 0; round < rounds; round++) {
+                for (int r = 0; r < ROWS.size(); r++) {
+                    Row row = ROWS.get(r);
+                    if (!runs(row)) {
+                        continue;
+                    }
+                    for (long i = 0; i < perRound; i++) {
+                        Sample[] got = new Sample[2];
+                        int first = (int) ((i + round) & 1);
+                        for (int k = 0; k < 2; k++) {
+                            int v = first ^ k;
+                            got[v] = slice(d[v], row, host[v], slice, pid[v]);
+                            sum[r][3 * v] += got[v].bytes;
+                            sum[r][3 * v + 1] += got[v].nanos;
+                            sum[r][3 * v + 2] += got[v].cpuTicks;
+                        }
+                        double q = got[1].mbps() / got[0].mbps();
+                        pairs.get(r).add(q);
+                        tsv.append(String.format(Locale.ROOT, "pair\t%d\t%s\t%.1f\t%.1f\t%.4f%n", round + 1, row.name,
+                                got[0].mbps(), got[1].mbps(), q));
+                    }
+                    List<Double> l = pairs.get(r);
+                    System.err.printf(Locale.ROOT, "devlimit: versus: round %d %-34s A %6.0f MB/s  B %6.0f MB/s so far; "
+                            + "pairs' median B/A %.3f%n", round + 1, row.name, mbps(sum[r][0], sum[r][1]),
+                            mbps(sum[r][3], sum[r][4]), median(l.stream().mapToDouble(Double::doubleValue).toArray()));
+                }
+                List<long[]> ns = new ArrayList<>(List.of(new long[0], new long[0]));
+                for (int i = 0; i < 4; i++) {
+                    for (int k = 0; k < 2; k++) {
+                        int v = (i & 1) ^ k;
+                        long[] more = d[v].roundTrips(host[v], Math.max(10, rtCount / 4), smoke);
+                        long[] all = Arrays.copyOf(ns.get(v), ns.get(v).length + more.length);
+                        System.arraycopy(more, 0, all, ns.get(v).length, more.length);
+                        ns.set(v, all);
+                    }
+                }
+                for (int v = 0; v < 2; v++) {
+                    rtt[v][round] = new double[] {pct(ns.get(v), 50), pct(ns.get(v), 99)};
+                }
+                tsv.append(String.format(Locale.ROOT, "rt\t%d\t%.2f\t%.2f\t%.2f\t%.2f%n", round + 1,
+                        rtt[0][round][0], rtt[0][round][1], rtt[1][round][0], rtt[1][round][1]));
+            }
+            Files.writeString(out.resolve("samples-versus.tsv"), tsv.toString());
+            StringBuilder b = new StringBuilder();
+            double[] load = loadAvg();
+            b.append(String.format(Locale.ROOT, "A: %s%nB: A with %s%n%d round(s) of %s per row each, in %s slices "
+                    + "alternating A B / B A; ring %d, EVENT_IDX; load average at the end %.2f %.2f %.2f%n%n",
+                    describe(), versus, rounds, human(perRound * slice), human(slice), RING, load[0], load[1], load[2]));
+            b.append("| row | A MB/s | B MB/s | B/A | pairs' median B/A | pairs | A CPU ms/GiB | B CPU ms/GiB |\n"
+                    + "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+            double logSum = 0;
+            int rows = 0;
+            for (int r = 0; r < ROWS.size(); r++) {
+                List<Double> l = pairs.get(r);
+                if (l.isEmpty()) {
+                    continue;
+                }
+                long[] x = sum[r];
+                double q = mbps(x[3], x[4]) / mbps(x[0], x[1]);
+                logSum += Math.log(q);
+                rows++;
+                b.append(String.format(Locale.ROOT, "| %s | %.0f | %.0f | %.3f | %.3f | %d | %.0f | %.0f |%n", ROWS.get(r).name,
+                        mbps(x[0], x[1]), mbps(x[3], x[4]), q, median(l.stream().mapToDouble(Double::doubleValue).toArray()),
+                        l.size(), ticksMsPerGiB(x[2], x[0]), ticksMsPerGiB(x[5], x[3])));
+            }
+            b.append(String.format(Locale.ROOT, "%nGeometric mean of B/A over the %d row(s): %.3f%n", rows, Math.exp(logSum / rows)));
+            double[][] c = new double[4][rounds];
+            for (int i = 0; i < rounds; i++) {
+                c[0][i] = rtt[0][i][0];
+                c[1][i] = rtt[0][i][1];
+                c[2][i] = rtt[1][i][0];
+                c[3][i] = rtt[1][i][1];
+            }
+            b.append(String.format(Locale.ROOT, "%n| 64-byte round trip (median over rounds) | p50 µs | p99 µs |%n|---|---:|---:|%n"
+                    + "| A | %.1f | %.1f |%n| B | %.1f | %.1f |%n", median(c[0]), median(c[1]), median(c[2]), median(c[3])));
+            Files.writeString(out.resolve("devlimit-versus.md"), b.toString());
+            System.out.print(b);
+            for (Launched l : List.of(la, lb)) {
+                if (!l.p.isAlive()) {
+                    throw new IOException("vportd exited: " + Files.readString(l.log));
+                }
+            }
+            System.err.println(smoke ? "devlimit: versus smoke OK (every byte verified)" : "devlimit: versus done (page stamps verified)");
+            return 0;
+        } finally {
+            la.stop();
+            lb.stop();
+        }
+    }
+
+    /** One slice of {@code row}'s stream through {@code d}'s vportd. */
+    Sample slice(Driver d, Row row, SocketChannel host, long bytes, long pid) throws Exception {
+        return row.toHost ? d.guestToHost(row, host, bytes, pid, smoke) : d.hostToGuest(row, host, bytes, pid, smoke);
+    }
+
+    /** What this run's vportd is, for the versus table's heading. */
+    String describe() {
+        return String.format(Locale.ROOT, "%s, %d idle device(s) beside%s%s%s", jar.getFileName(), idleDevices,
+                viaConfig ? ", via --config" : "", vportdArgs.isEmpty() ? "" : ", vportd " + String.join(" ", vportdArgs),
+                vportdCpus.isEmpty() ? "" : ", on CPUs " + vportdCpus);
+    }
+
+    static double mbps(long bytes, long nanos) {
+        return bytes / 1e6 / (nanos / 1e9);
+    }
+
+    static double ticksMsPerGiB(long ticks, long bytes) {
+        return ticks * 1000.0 / TICKS_PER_SECOND / (bytes / (double) (1L << 30));
     }
 
     static double cpuMsPerGiB(Sample s) {
