@@ -102,6 +102,13 @@ class EventLoopTest {
                 Await.until("device b to go on ticking", WAIT, () -> b.ticks.get() >= bTicks + 3);
                 assertEquals(2, db.dataPlane().ports().size() + 1, "device b answers commands");
                 assertEquals(1, bStopped.getCount(), "device b did not stop");
+
+                // A device attached after the failure (it may take the failed one's token) gets its turns.
+                Ticker c = new Ticker();
+                try (ConsoleDevice dc = device(c, loop, "c")) {
+                    Await.until("a device attached after the failure to tick", WAIT, () -> c.ticks.get() > 2);
+                    assertEquals(1, dc.dataPlane().ports().size());
+                }
             }
             assertEquals(0, loop.attached(), "closed devices leave the loop");
         }
@@ -136,6 +143,48 @@ class EventLoopTest {
             d.dataPlane().thaw();
             Await.until("the hang-up that came during the freeze to be served after it", WAIT,
                     () -> !d.dataPlane().ports().getFirst().hostConnected());
+        }
+    }
+
+    /**
+     * One busy device beside 63 idle ones on a loop: a wake-up for the busy one costs the loop
+     * that device, not a walk of all 64 (the idle ones' timers are a second apart). Each command
+     * to a device wakes its loop through the device's own eventfd.
+     */
+    @Test
+    void aWakeUpForOneDeviceDoesNotWalkTheIdleOnes() throws Exception {
+        PortConfig idlePort = new PortConfig(1, "org.test.idle", false, 0, 0, null, new EndpointSpec.Null());
+        List<ConsoleDevice> devices = new java.util.ArrayList<>();
+        try (EventLoop loop = new EventLoop("vportd-loop-test", null)) {
+            try {
+                Ticker busy = new Ticker();
+                ConsoleDevice busyDevice = device(busy, loop, "busy");
+                devices.add(busyDevice);
+                for (int i = 0; i < 63; i++) {
+                    devices.add(new ConsoleDevice(2, List.of(idlePort), ConsoleDevice::endpointFor,
+                            new PortLogContext("idle" + i, PortLogContext.DEFAULT.journalSocket()), loop));
+                }
+                Await.until("all 64 devices on the loop", WAIT, () -> loop.attached() == 64);
+                Thread.sleep(100); // past their first turns
+                long wakeups0 = loop.wakeups();
+                long visits0 = loop.visits();
+                int ticks0 = busy.ticks.get();
+                for (int i = 0; i < 300; i++) {
+                    assertEquals(1, busyDevice.dataPlane().ports().size()); // a command: one wake-up, one turn
+                }
+                long wakeups = loop.wakeups() - wakeups0;
+                long visits = loop.visits() - visits0;
+                assertTrue(wakeups >= 150, "the commands woke the loop (some may share a wake-up): " + wakeups);
+                // Every tick of the busy device (its timer) may bring a walk of all 64; nothing else should.
+                long walksAllowed = 4 + busy.ticks.get() - ticks0;
+                assertTrue(visits <= wakeups + 64 * walksAllowed,
+                        visits + " data planes looked at over " + wakeups + " wake-ups for one device beside 63 idle ones");
+                assertTrue(busy.ticks.get() > 0, "the busy device's timer still fires");
+            } finally {
+                for (ConsoleDevice d : devices) {
+                    d.close();
+                }
+            }
         }
     }
 
