@@ -25,8 +25,8 @@ import java.util.function.Consumer;
  * <p>A wake-up costs the loop what is ready, not what is attached: the ready data planes are
  * queued as their events come, looked up by token in a table, and the loop walks all its data
  * planes only when the earliest timer it knows of is due (idle devices' timers are about a second
- * apart). Beside 63 idle devices a walk of all of them at each wake-up cost the busy one about a
- * tenth more CPU per byte on its most wake-up-heavy row (docs/multi-device.md).
+ * apart). The walk at every wake-up it replaces grew with the devices on the loop; beside 63 idle
+ * devices its cost was below what the device-limit bench can see (docs/multi-device.md).
  */
 public final class EventLoop implements AutoCloseable {
 
