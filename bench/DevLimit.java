@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * both stamps of every page (loss, duplication and reordering show at page granularity);
  * {@code --smoke} checks every byte. Any mismatch ends the run with exit status 1.
  *
- * <p>One file of about 900 lines on purpose: it is launched as a single-file source program
+ * <p>One file on purpose: it is launched as a single-file source program
  * (like GuestBench.java), so it needs no module or build step of its own.
  */
 public final class DevLimit {
