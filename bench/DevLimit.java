@@ -252,9 +252,8 @@ public final class DevLimit {
     /** Starts vportd as this run's options say, its sockets in {@code dir}, and waits for them. */
     Launched launch(Path dir) throws IOException, InterruptedException {
         Files.createDirectories(dir);
-        Path out = dir;
-        Path vhost = out.resolve("vportd.sock");
-        Path port = out.resolve("port-1.sock");
+        Path vhost = dir.resolve("vportd.sock");
+        Path port = dir.resolve("port-1.sock");
         Files.deleteIfExists(vhost);
         Files.deleteIfExists(port);
         List<String> cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED"));
@@ -271,7 +270,7 @@ public final class DevLimit {
             toml.append("[[device]]\nid = \"measured\"\nsocket = \"").append(vhost).append("\"\nmax-ports = ")
                     .append(MAX_PORTS).append("\nports = [\"nr=1,name=devlimit,socket=").append(port).append("\"]\n");
             for (int i = 0; i < idleDevices; i++) {
-                Path idle = out.resolve("idle-" + i);
+                Path idle = dir.resolve("idle-" + i);
                 toml.append("\n[[device]]\nid = \"idle").append(i).append("\"\nsocket = \"").append(idle)
                         .append(".sock\"\nmax-ports = 8\nports = [");
                 if (idlePorts > 0) {
@@ -283,7 +282,7 @@ public final class DevLimit {
                 }
                 toml.append("]\n");
             }
-            Path config = out.resolve("vportd.toml");
+            Path config = dir.resolve("vportd.toml");
             Files.writeString(config, toml);
             cmd = new ArrayList<>(List.of(javaCmd, "--enable-native-access=ALL-UNNAMED"));
             cmd.addAll(vportdJvmArgs);
@@ -293,7 +292,7 @@ public final class DevLimit {
         if (!vportdCpus.isEmpty()) {
             cmd.addAll(0, List.of("taskset", "-c", vportdCpus));
         }
-        Path log = out.resolve("vportd.log");
+        Path log = dir.resolve("vportd.log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
         Launched l = new Launched(p, vhost, port, log);

@@ -217,13 +217,12 @@ public final class EventLoop implements AutoCloseable {
         long looked = n;
         for (int i = 0; i < n; i++) {
             Slot s = ready[i];
-            ready[i] = null;
             s.ready = false;
             if (!turn(s)) {
                 slots.remove(s);
             }
         }
-        System.arraycopy(ready, n, ready, 0, readyCount - n);
+        System.arraycopy(ready, n, ready, 0, readyCount - n); // those queued during this pass go first
         java.util.Arrays.fill(ready, readyCount - n, readyCount, null);
         readyCount -= n;
         long now = System.nanoTime();
