@@ -57,6 +57,11 @@ public final class GuestBench {
         String vportdJavaOpts = "";
         /** Extra vportd options (--vportd-args "--poll-us 50"), appended to every vportd command line. */
         String vportdArgs = "";
+        /**
+         * Extra properties of the built-in device (--builtin-args "vectors=0": no MSI-X, the legacy
+         * interrupt vportd's QEMU device has), appended to its {@code -device virtio-serial-pci,...}.
+         */
+        String builtinArgs = "";
         String javaCmd;
         int guestMemoryMiB = 512;
         String note = "";
@@ -107,6 +112,7 @@ public final class GuestBench {
                 case "--phase" -> { c.phase = v; i++; }
                 case "--vportd-java-opts" -> { c.vportdJavaOpts = v; i++; }
                 case "--vportd-args" -> { c.vportdArgs = v; i++; }
+                case "--builtin-args" -> { c.builtinArgs = v; i++; }
                 case "--java" -> { c.javaCmd = v; i++; }
                 case "--note" -> { c.note = v; i++; }
                 default -> throw new IllegalArgumentException("unknown argument " + a);
@@ -242,6 +248,19 @@ public final class GuestBench {
 
     // ---- one main boot: streams, latency, aggregate, memory ---------------------------
 
+    /** {@code ,PROPS} for the built-in device's {@code -device} option, or nothing. */
+    String builtinExtra() {
+        String a = c.builtinArgs.trim();
+        if (a.isEmpty()) {
+            return "";
+        }
+        if (a.contains(" ") || a.startsWith(",")) {
+            throw new IllegalArgumentException("--builtin-args takes comma-separated properties without spaces, e.g. vectors=0; got '"
+                    + a + "'");
+        }
+        return "," + a;
+    }
+
     void mainBoot(String dev, int round) throws Exception {
         Path dir = Files.createTempDirectory("vportd-bench-");
         List<String> portNames = new ArrayList<>();
@@ -252,7 +271,8 @@ public final class GuestBench {
         Daemon daemon = null;
         try {
             if (dev.equals(BUILTIN)) {
-                qemu.addAll(List.of("-device", "virtio-serial-pci,id=vser0,max_ports=" + (c.idlePorts + 1)));
+                qemu.addAll(List.of("-device", "virtio-serial-pci,id=vser0,max_ports=" + (c.idlePorts + 1)
+                        + builtinExtra()));
                 for (int nr = 1; nr <= c.idlePorts; nr++) {
                     qemu.addAll(List.of("-chardev", "socket,id=c" + nr + ",path=" + dir.resolve("port-" + nr + ".sock")
                             + ",server=on,wait=off",
@@ -602,7 +622,7 @@ public final class GuestBench {
         Path api = dir.resolve("api.sock");
         try {
             if (dev.equals(BUILTIN)) {
-                qemu.addAll(List.of("-device", "virtio-serial-pci,id=vser0,max_ports=" + maxPorts,
+                qemu.addAll(List.of("-device", "virtio-serial-pci,id=vser0,max_ports=" + maxPorts + builtinExtra(),
                         "-chardev", "socket,id=c1,path=" + dir.resolve("port-1.sock") + ",server=on,wait=off",
                         "-device", "virtserialport,bus=vser0.0,chardev=c1,nr=1,name=b1",
                         "-qmp", "unix:" + qmp + ",server=on,wait=off"));
@@ -706,6 +726,9 @@ public final class GuestBench {
         machine.put("JDK (vportd and harness)", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version")
                 + (c.vportdJavaOpts.isBlank() ? "" : ", vportd extra JVM options: " + c.vportdJavaOpts)
                 + (c.vportdArgs.isBlank() ? "" : ", vportd extra options: " + c.vportdArgs));
+        if (!c.builtinArgs.isBlank()) {
+            machine.put("built-in device's extra properties", c.builtinArgs);
+        }
         machine.put("guest memory", c.guestMemoryMiB + " MiB, 1 vCPU");
     }
 
