@@ -497,8 +497,9 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     }
 
     /**
-     * The adaptive poll window (--poll-us): after work, look at the rings and endpoints for up to
-     * {@code micros} µs before sleeping in epoll; 0 disables it.
+     * The adaptive poll window (--poll-us): after a cycle that moved a reply's worth of bytes
+     * (less than a page), look at the rings and endpoints for up to {@code micros} µs before
+     * sleeping in epoll; after bulk, sleep at once; 0 disables it.
      *
      * @throws IllegalArgumentException outside 0..{@value PollWindow#MAX_MICROS}
      */
@@ -510,6 +511,11 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             pollWindow.setMicros(micros);
             return null;
         });
+    }
+
+    /** Whether the poll window is open now (for tests: a command's own wake-up leaves it as it is). */
+    boolean pollWindowOpen() {
+        return call(pollWindow::isOpen);
     }
 
     public void setFeatures(long acked) {
@@ -763,9 +769,6 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             running = false;
             return;
         }
-        if (n > 0) {
-            pollWindow.worked(System.nanoTime());
-        }
         for (int i = 0; i < n; i++) {
             dispatch(Epoll.eventData(events, i), Epoll.eventMask(events, i));
         }
@@ -773,6 +776,10 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
             runCommands();
             management.tickEndpoints();
             service();
+            long moved = pump.takeMoved();
+            if (block && moved > 0) {
+                pollWindow.moved(moved, System.nanoTime());
+            }
             management.followTerminalSizes();
             checkpointIfDue();
             consecutiveFailures = 0;

@@ -1,14 +1,19 @@
 package io.vportd.console.device;
 
 /**
- * The data plane's adaptive poll (issue 14, {@code --poll-us}): after a cycle that did work, the
- * loop keeps looking at its rings and endpoints without sleeping (epoll with timeout 0) for up
- * to the window, so a guest kick or host bytes that follow closely are served without a
- * sleep/wake-up; once a window passes with nothing to do it sleeps in epoll as before, so an
- * idle device costs no CPU. The decision only, with the clock handed in: the loop is in
- * {@link DataPlane}. Confined to the data-plane thread.
+ * The data plane's adaptive poll (issue 14, {@code --poll-us}): after a cycle that moved a
+ * reply's worth of bytes (less than a page, either way), the loop keeps looking at its rings and
+ * endpoints without sleeping (epoll with timeout 0) for up to the window, so the answer that
+ * follows a small message is served without a sleep and a wake-up. A cycle that moved a page or
+ * more is bulk: the window closes and the loop sleeps in epoll, leaving the CPU to the writer and
+ * reader at either end, who are what bounds a stream. Once a window passes with nothing to do it
+ * sleeps in epoll as before, so an idle device costs no CPU. The decision only, with the clock
+ * handed in: the loop is in {@link DataPlane}. Confined to the data-plane thread.
  */
 final class PollWindow {
+
+    /** A cycle that moved fewer bytes than this (either way) opens the window; one that moved more closes it. */
+    static final long SMALL_BYTES = 4096;
 
     /** Longest window {@code --poll-us} accepts (microseconds). */
     static final int MAX_MICROS = 1_000_000;
@@ -25,6 +30,19 @@ final class PollWindow {
         windowNanos = micros * 1000L;
         if (windowNanos == 0) {
             open = false;
+        }
+    }
+
+    /**
+     * A cycle ended at {@code now} (System.nanoTime) having moved {@code bytes}: a few bytes open
+     * the window (again) from here, a page or more close it, none leave it as it was (a guest
+     * posting buffers or a timer moves nothing).
+     */
+    void moved(long bytes, long now) {
+        if (bytes >= SMALL_BYTES) {
+            open = false;
+        } else if (bytes > 0) {
+            worked(now);
         }
     }
 

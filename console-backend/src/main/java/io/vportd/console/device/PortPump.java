@@ -41,6 +41,8 @@ final class PortPump {
     private final byte[] copyBuffer = new byte[4096];
     /** Scratch for one gathered writev or scattered readv (data-plane thread only). */
     private final IovBatch batch = new IovBatch();
+    /** Bytes moved either way since {@link #takeMoved} last ran (data-plane thread only). */
+    private long moved;
 
     PortPump(QueueMap map, ControlMachine control, QueueTable queues, DirtySet work,
              Consumer<PortRuntime> hostDisconnected) {
@@ -190,7 +192,7 @@ final class PortPump {
             writeFailed(p, e, n);
             return -1;
         }
-        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        movedToHost(p, n);
         long left = n;
         long firstLeft = first.remaining();
         if (left < firstLeft) {
@@ -241,7 +243,7 @@ final class PortPump {
             writeFailed(p, e, n);
             return -1;
         }
-        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        movedToHost(p, n);
         if (p.tap != null) {
             p.tap.fromChain(c, c.transferred(), n); // what the host took, once
         }
@@ -254,6 +256,23 @@ final class PortPump {
         p.transmitHeld = false;
         completeTransmit(p, q, txq, c.head(), c.ringSlots());
         return 1;
+    }
+
+    /** Bytes moved either way (guest to host, host to guest) since the last call, which starts the count again. */
+    long takeMoved() {
+        long m = moved;
+        moved = 0;
+        return m;
+    }
+
+    private void movedToHost(PortRuntime p, long n) {
+        p.counters.add(PortCounters.BYTES_TO_HOST, n);
+        moved += n;
+    }
+
+    private void movedToGuest(PortRuntime p, long n) {
+        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        moved += n;
     }
 
     /**
@@ -332,7 +351,7 @@ final class PortPump {
                         hostDisconnected.accept(p);
                     }
                 }
-                p.counters.add(PortCounters.BYTES_TO_HOST, written);
+                movedToHost(p, written);
                 // What the host did not take now waits in the bounded backlog (or is counted as dropped).
                 for (long off = written; off < total; ) {
                     int n = (int) Math.min(copyBuffer.length, total - off);
@@ -365,7 +384,7 @@ final class PortPump {
                 return;
             }
             b.consumed((int) n);
-            p.counters.add(PortCounters.BYTES_TO_HOST, n);
+            movedToHost(p, n);
         }
     }
 
@@ -435,7 +454,7 @@ final class PortPump {
             readFailed(p, e, n);
             return -1;
         }
-        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        movedToGuest(p, n);
         int members = b.chains;
         long got = Math.min(n, c.totalLength());
         q.pushUsed(c.head(), (int) got);
@@ -473,7 +492,7 @@ final class PortPump {
             readFailed(p, e, n);
             return -1;
         }
-        p.counters.add(PortCounters.BYTES_TO_GUEST, n);
+        movedToGuest(p, n);
         q.pushUsed(c.head(), (int) n);
         p.receiveHeld = false;
         p.counters.add(PortCounters.CHAINS_TO_GUEST, 1);

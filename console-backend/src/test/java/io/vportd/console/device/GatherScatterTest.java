@@ -2,6 +2,7 @@ package io.vportd.console.device;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.vportd.console.control.ControlMessage;
@@ -224,6 +225,58 @@ class GatherScatterTest {
             assertEquals(24, rings[rx1].usedIdx(), "the held buffer is not completed");
             assertEquals(24, device.stopQueue(rx1), "it is handed back: the ring resumes at it");
         }
+    }
+
+    /**
+     * The poll window (--poll-us) opens after a reply-sized message and closes after bulk, both
+     * ways: a stream's writer and reader need the CPU a polling data-plane thread would take, a
+     * request's answer does not.
+     */
+    @Test
+    void aSmallMessageOpensThePollWindowAndBulkClosesIt() throws IOException {
+        Path socket = dir.resolve("one.sock");
+        boot(ConsoleDevice::endpointFor, new EndpointSpec.UnixSocket(socket));
+        try (SocketChannel host = connect(socket)) {
+            DataPlane dp = device.dataPlane();
+            dp.setPollMicros(PollWindow.MAX_MICROS); // a second: open through every step below
+            assertFalse(dp.pollWindowOpen(), "nothing moved yet");
+            byte[] ask = pattern(64, 1);
+            rings[tx1].addOutBuffer(ask);
+            EventFd.signal(kicks[tx1].fd());
+            assertArrayEquals(ask, readExactly(host, ask.length));
+            assertTrue(dp.pollWindowOpen(), "64 bytes to the host open the window");
+
+            for (int i = 0; i < 16; i++) {
+                rings[rx1].addInBuffer(4096);
+            }
+            EventFd.signal(kicks[rx1].fd());
+            host.write(ByteBuffer.wrap(pattern(16 * 4096, 2)));
+            await("the host's 64 KiB in 16 buffers", () -> rings[rx1].usedIdx() == 16);
+            assertFalse(dp.pollWindowOpen(), "64 KiB to the guest close it");
+
+            byte[] answer = pattern(100, 3);
+            rings[rx1].addInBuffer(4096);
+            EventFd.signal(kicks[rx1].fd());
+            host.write(ByteBuffer.wrap(answer));
+            await("the 100-byte answer", () -> rings[rx1].usedIdx() == 17);
+            assertTrue(dp.pollWindowOpen(), "a small answer opens it again");
+
+            rings[tx1].addOutBuffer(pattern(8192, 4));
+            EventFd.signal(kicks[tx1].fd());
+            readExactly(host, 8192);
+            await("the 8 KiB chain completed", () -> rings[tx1].usedIdx() == 2);
+            assertFalse(dp.pollWindowOpen(), "8 KiB to the host close it");
+        }
+    }
+
+    private static byte[] readExactly(SocketChannel c, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (c.read(b) < 0) {
+                throw new IOException("end of file after " + b.position() + " of " + n + " bytes");
+            }
+        }
+        return b.array();
     }
 
     /**

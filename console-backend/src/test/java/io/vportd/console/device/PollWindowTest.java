@@ -46,6 +46,28 @@ class PollWindowTest {
     }
 
     @Test
+    void aFewBytesOpenTheWindowAPageOrMoreCloseItNoneLeaveIt() {
+        PollWindow w = new PollWindow();
+        w.setMicros(100);
+        w.moved(0, 0);
+        assertFalse(w.isOpen(), "nothing moved: still closed");
+        w.moved(64, 1_000);
+        assertTrue(w.isOpen(), "a reply's worth opens it");
+        assertEquals(0, w.timeoutMillis(1000, 100_999));
+        w.moved(0, 50_000);
+        assertTrue(w.isOpen(), "a cycle that moved nothing leaves it open");
+        assertEquals(1000, w.timeoutMillis(1000, 101_000), "nor does it extend it");
+        w.moved(PollWindow.SMALL_BYTES - 1, 200_000);
+        assertEquals(0, w.timeoutMillis(1000, 250_000));
+        w.moved(PollWindow.SMALL_BYTES, 250_000);
+        assertFalse(w.isOpen(), "a page or more is bulk: sleep");
+        assertEquals(1000, w.timeoutMillis(1000, 250_001));
+        w.setMicros(0);
+        w.moved(64, 300_000);
+        assertFalse(w.isOpen(), "off stays off");
+    }
+
+    @Test
     void zeroDisablesIt() {
         PollWindow w = new PollWindow();
         w.setMicros(0);
