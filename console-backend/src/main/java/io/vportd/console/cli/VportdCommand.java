@@ -125,10 +125,10 @@ public final class VportdCommand {
     boolean fdStore;
 
     @Option(names = "--poll-us", paramLabel = "N", defaultValue = "" + DaemonConfig.DEFAULT_POLL_MICROS, order = 10,
-            description = "Adaptive poll: after moving data, the data-plane thread keeps looking at its rings and "
-                    + "endpoints for up to N microseconds before it sleeps, which cuts the latency of a reply that "
-                    + "follows closely at the cost of that much CPU after each burst; an idle device sleeps as "
-                    + "without it. Leave it off when vportd shares CPUs with the guests' vCPU threads. "
+            description = "Adaptive poll: after a cycle that moved a reply's worth of data (under 4 KiB), the "
+                    + "data-plane thread keeps looking at its rings and endpoints for up to N microseconds before it "
+                    + "sleeps, so the answer that follows is served without a wake-up; that costs up to N µs of CPU "
+                    + "per small message. Bulk transfers and idle devices sleep as without it. "
                     + "0..1000000, 0 disables (default: ${DEFAULT-VALUE}).")
     int pollMicros = DaemonConfig.DEFAULT_POLL_MICROS;
 

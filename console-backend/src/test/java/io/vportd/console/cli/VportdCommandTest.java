@@ -33,7 +33,7 @@ class VportdCommandTest {
     void pollWindowDefaultsAndBounds() throws UsageException {
         assertEquals(DaemonConfig.DEFAULT_POLL_MICROS, DaemonConfig.parse("--socket-path", "/run/v.sock").pollMicros());
         assertEquals(0, DaemonConfig.parse("--socket-path", "/run/v.sock", "--poll-us", "0").pollMicros());
-        assertEquals(200, DaemonConfig.parse("--socket-path", "/run/v.sock", "--poll-us", "200").pollMicros());
+        assertEquals(300, DaemonConfig.parse("--socket-path", "/run/v.sock", "--poll-us", "300").pollMicros());
         fails("--poll-us must be 0..1000000", "--socket-path", "/run/v.sock", "--poll-us", "-1");
         fails("--poll-us must be 0..1000000", "--socket-path", "/run/v.sock", "--poll-us", "1000001");
         assertTrue(DaemonConfig.usage().contains("--poll-us"), "documented in --help");
