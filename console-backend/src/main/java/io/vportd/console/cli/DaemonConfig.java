@@ -64,7 +64,7 @@ public record DaemonConfig(Path socketPath, int maxPorts, List<PortConfig> ports
     /**
      * --poll-us default: 200 µs. The window opens only after a reply-sized exchange (bulk closes
      * it), so streams lose nothing to it; it halved the device-limit round trip and took a TCG
-     * guest's from about 0.86x the built-in device's to 0.62x, and an idle device still sleeps
+     * guest's from about 0.86x the built-in device's to 0.64x, and an idle device still sleeps
      * (issue 14, docs/benchmarks-devlimit.md, "The poll window after small messages only").
      */
     public static final int DEFAULT_POLL_MICROS = 200;

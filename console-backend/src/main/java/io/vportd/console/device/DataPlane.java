@@ -102,7 +102,7 @@ public final class DataPlane implements EndpointHost, AutoCloseable {
     private boolean frozen;
     /** The epoll set the loop waits on while frozen: the wake-up eventfd alone. */
     private final Fd frozenEpoll;
-    /** Adaptive poll after work (--poll-us); set through {@link #setPollMicros}, data-plane thread only. */
+    /** Adaptive poll after small messages (--poll-us); set through {@link #setPollMicros}, data-plane thread only. */
     private final PollWindow pollWindow = new PollWindow();
 
     public DataPlane(QueueMap map, List<PortConfig> configs, Function<PortConfig, Endpoint> endpoints)

@@ -12,7 +12,7 @@ package io.vportd.console.device;
  */
 final class PollWindow {
 
-    /** A cycle that moved fewer bytes than this (either way) opens the window; one that moved more closes it. */
+    /** A cycle that moved fewer bytes than this (both ways together) opens the window; this many or more close it. */
     static final long SMALL_BYTES = 4096;
 
     /** Longest window {@code --poll-us} accepts (microseconds). */

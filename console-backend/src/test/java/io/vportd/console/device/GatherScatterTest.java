@@ -45,7 +45,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Several chains per system call (issue 14): transmit chains gathered into one writev, host bytes
  * scattered into several receive buffers with one readv, and a gathered writev the host took only
  * partly (exact bytes, completion order, the rest held). The system calls are counted on the
- * data-plane thread (read-type and write-type calls of its /proc task entry).
+ * data-plane thread (read-type and write-type calls of its /proc task entry). Also the poll
+ * window's rule: open after small messages, closed by bulk.
  */
 @Timeout(60)
 class GatherScatterTest {
